@@ -1,0 +1,154 @@
+"""Model-cache rules: which files a model may hold, where it lives in the bucket, how it is split for
+ranged downloads. Pure: the object-store I/O is in `pyctl/clouds/<cloud>/models.py`.
+
+Bucket layout (PREFIX is optional):
+
+    [PREFIX/]models/NAME/VERSION/<files…>
+    [PREFIX/]models/NAME/VERSION/manifest.json     written last: its presence means "complete"
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyctl.core.manifest import Manifest
+from pyctl.errors import PyctlError
+
+# torch.load / pickle.load run arbitrary code from the file: a model cache must not hand those to nodes.
+PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+MANIFEST_NAME = "manifest.json"
+MIB = 1024 * 1024
+
+# Fetch tuning, measured with benchmarks/model_fetch.py (see benchmarks/RESULTS.md).
+DEFAULT_PART_SIZE = 32 * MIB
+DEFAULT_CONCURRENCY = 16
+# S3 multipart rules: parts of at least 5 MiB (except the last), at most 10,000 parts.
+S3_MIN_PART_SIZE = 5 * MIB
+S3_MAX_PARTS = 10_000
+
+_NAME_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_NAME = re.compile(rf"^{_NAME_SEGMENT}(/{_NAME_SEGMENT})?$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one or two segments (`llama-3-8b` or `meta-llama/Llama-3-8B`) of [A-Za-z0-9._-]."""
+    if not _NAME.match(name) or ".." in name:
+        raise PyctlError(
+            f"model name {name!r} is invalid: use letters, digits, '.', '_', '-' "
+            "(optionally ORG/NAME), starting with a letter or digit"
+        )
+    return name
+
+
+def check_version(version: str) -> str:
+    if not _VERSION.match(version) or ".." in version:
+        raise PyctlError(
+            f"model version {version!r} is invalid: up to 64 letters, digits, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return version
+
+
+def default_version(now: datetime) -> str:
+    """A version named after the push time in UTC, e.g. `20261122T071400Z` (sorts by time)."""
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def pickle_files(paths: Iterable[str]) -> list[str]:
+    """The paths whose suffix is a pickle format, sorted."""
+    return sorted(p for p in paths if p.lower().endswith(PICKLE_SUFFIXES))
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def model_prefix(prefix: str, name: str) -> str:
+    """`[PREFIX/]models/NAME/` (with the trailing slash)."""
+    return _join(prefix, "models", check_model_name(name)) + "/"
+
+
+def version_prefix(prefix: str, name: str, version: str) -> str:
+    """`[PREFIX/]models/NAME/VERSION/` (with the trailing slash)."""
+    return model_prefix(prefix, name) + check_version(version) + "/"
+
+
+def manifest_key(prefix: str, name: str, version: str) -> str:
+    return version_prefix(prefix, name, version) + MANIFEST_NAME
+
+
+def object_key(prefix: str, name: str, version: str, path: str) -> str:
+    return version_prefix(prefix, name, version) + path
+
+
+def version_of_manifest_key(key: str, prefix: str, name: str) -> str | None:
+    """`VERSION` if `key` is exactly `[PREFIX/]models/NAME/VERSION/manifest.json`, else None."""
+    head = model_prefix(prefix, name)
+    if not key.startswith(head) or not key.endswith("/" + MANIFEST_NAME):
+        return None
+    version = key[len(head) : -len(MANIFEST_NAME) - 1]
+    return version if _VERSION.match(version) else None
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A complete version in the bucket: its name and when its manifest was written."""
+
+    version: str
+    written: datetime
+
+
+def latest_version(versions: Sequence[StoredVersion]) -> str | None:
+    """The version whose manifest was written last (ties: the greater name); None if there is none."""
+    if not versions:
+        return None
+    return max(versions, key=lambda v: (v.written, v.version)).version
+
+
+def model_manifest(manifest: Manifest, name: str, version: str) -> Manifest:
+    """Check that a downloaded manifest belongs to NAME/VERSION; the bucket path alone is not trusted."""
+    found = (manifest.attributes.get("name"), manifest.attributes.get("version"))
+    if found != (name, version):
+        raise PyctlError(
+            f"manifest of model {name} version {version} names {found[0]!r} version {found[1]!r}: "
+            "the bucket holds a mismatched manifest"
+        )
+    return manifest
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range of one object, as an HTTP `Range` header expresses it."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    def header(self) -> str:
+        return f"bytes={self.start}-{self.end}"
+
+
+def plan_ranges(size: int, part_size: int) -> list[ByteRange]:
+    """Split an object of `size` bytes into ranges of `part_size` (the last may be shorter).
+
+    An empty object has no ranges (it is created locally without a request).
+    """
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    return [ByteRange(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
+
+
+def upload_part_size(size: int, preferred: int = DEFAULT_PART_SIZE) -> int:
+    """The multipart chunk size for an upload of `size` bytes: `preferred`, grown (in MiB) to stay within
+    S3's 10,000-part limit, and never under S3's 5 MiB minimum."""
+    needed = math.ceil(size / S3_MAX_PARTS) if size else 0
+    chunk = max(preferred, needed, S3_MIN_PART_SIZE)
+    return math.ceil(chunk / MIB) * MIB

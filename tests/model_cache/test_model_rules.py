@@ -1,0 +1,129 @@
+"""Model-cache rules: names, versions, key layout, pickle detection, range and part-size planning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from pyctl.core.manifest import Manifest
+from pyctl.core.models import (
+    MIB,
+    ByteRange,
+    StoredVersion,
+    check_model_name,
+    check_version,
+    default_version,
+    latest_version,
+    manifest_key,
+    model_manifest,
+    object_key,
+    pickle_files,
+    plan_ranges,
+    upload_part_size,
+    version_of_manifest_key,
+)
+from pyctl.errors import PyctlError
+
+
+@pytest.mark.parametrize("name", ["llama-3-8b", "meta-llama/Llama-3-8B", "m.v2_x"])
+def test_valid_names(name: str) -> None:
+    assert check_model_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "/abs", "a/b/c", "../x", "a/..", "-x", "a b", "a..b", ".hidden"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(PyctlError, match="model name"):
+        check_model_name(name)
+
+
+@pytest.mark.parametrize("version", ["", "a/b", "..", "-1", "x" * 65])
+def test_invalid_versions(version: str) -> None:
+    with pytest.raises(PyctlError, match="model version"):
+        check_version(version)
+
+
+def test_default_version_is_utc_timestamp() -> None:
+    local = datetime(2026, 11, 22, 9, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert default_version(local) == "20261122T071400Z"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [("", "models/m/v1/manifest.json"), ("team/", "team/models/m/v1/manifest.json")],
+)
+def test_key_layout(prefix: str, expected: str) -> None:
+    assert manifest_key(prefix, "m", "v1") == expected
+    assert object_key(prefix, "m", "v1", "a/w.safetensors") == expected.replace(
+        "manifest.json", "a/w.safetensors"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("models/m/v1/manifest.json", "v1"),
+        ("models/m/v1/sub/manifest.json", None),  # a file inside a version, not its manifest
+        ("models/mm/v1/manifest.json", None),
+        ("models/m/manifest.json", None),
+        ("models/m/v1/config.json", None),
+    ],
+)
+def test_version_of_manifest_key(key: str, expected: str | None) -> None:
+    assert version_of_manifest_key(key, "", "m") == expected
+
+
+def test_latest_version_is_the_last_written() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    versions = [
+        StoredVersion("v10", t),
+        StoredVersion("v9", t + timedelta(seconds=5)),
+        StoredVersion("v2", t),
+    ]
+    assert latest_version(versions) == "v9"
+    assert latest_version([StoredVersion("a", t), StoredVersion("b", t)]) == "b"
+    assert latest_version([]) is None
+
+
+def test_pickle_files() -> None:
+    paths = ["model.safetensors", "pytorch_model.bin", "x/opt.PT", "a.pth", "b.pkl", "c.ckpt", "tok.json"]
+    assert pickle_files(paths) == ["a.pth", "b.pkl", "c.ckpt", "pytorch_model.bin", "x/opt.PT"]
+
+
+def test_model_manifest_must_name_the_requested_model() -> None:
+    manifest = Manifest(files=(), attributes={"name": "m", "version": "v1"})
+    assert model_manifest(manifest, "m", "v1") is manifest
+    with pytest.raises(PyctlError, match="mismatched manifest"):
+        model_manifest(manifest, "other", "v1")
+
+
+@pytest.mark.parametrize(
+    ("size", "part", "expected"),
+    [
+        (0, 4, []),
+        (3, 4, [ByteRange(0, 2)]),
+        (8, 4, [ByteRange(0, 3), ByteRange(4, 7)]),
+        (9, 4, [ByteRange(0, 3), ByteRange(4, 7), ByteRange(8, 8)]),
+    ],
+)
+def test_plan_ranges(size: int, part: int, expected: list[ByteRange]) -> None:
+    ranges = plan_ranges(size, part)
+    assert ranges == expected
+    assert sum(r.length for r in ranges) == size
+
+
+def test_range_header() -> None:
+    assert ByteRange(4, 7).header() == "bytes=4-7"
+
+
+@pytest.mark.parametrize(
+    ("size", "preferred", "expected"),
+    [
+        (10 * MIB, 32 * MIB, 32 * MIB),
+        (10 * MIB, 1 * MIB, 5 * MIB),  # S3 minimum
+        (1_000_000 * MIB, 32 * MIB, 100 * MIB),  # 10,000-part limit
+        (0, 32 * MIB, 32 * MIB),
+    ],
+)
+def test_upload_part_size(size: int, preferred: int, expected: int) -> None:
+    assert upload_part_size(size, preferred) == expected
