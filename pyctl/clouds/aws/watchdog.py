@@ -1,0 +1,468 @@
+"""The idle-GPU watchdog's AWS I/O: find candidates, read GPU metrics in batches, act, notify.
+
+Verdicts and action choice are pure (`pyctl.core.idle`); this module only talks to AWS. Each call site
+declares the IAM actions it needs next to its code; `iam_permissions()` collects them and a test compares
+them with the policy in `infra/modules/aws-gpu-watchdog`.
+
+Transient errors (throttling, 5xx, connection resets) are retried with backoff and jitter by botocore's
+"standard" retry mode, configured in the one client factory (`pyctl.clouds.aws.client`).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pyctl.clouds.aws import client as make_client
+from pyctl.core import idle
+from pyctl.core.idle import Decision, GpuSeries, Instance, Settings, Window
+
+ClientFactory = Callable[[str, str], Any]
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+DESCRIBE_PERMISSIONS = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeSpotInstanceRequests",
+    "autoscaling:DescribeAutoScalingGroups",
+)
+
+
+def describe_running(ec2: Any, opt_in_only: bool) -> list[dict[str, Any]]:
+    """Running instances (with the opt-in tag key when `opt_in_only`), all pages."""
+    filters = [{"Name": "instance-state-name", "Values": ["running"]}]
+    if opt_in_only:
+        # The tag key, not its value: instances tagged AutoShutdown=false show up as `excluded`.
+        filters.append({"Name": "tag-key", "Values": [idle.OPT_IN_TAG]})
+    found = []
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page["Reservations"]:
+            found.extend(reservation["Instances"])
+    return found
+
+
+def gpu_counts(ec2: Any, instance_types: Iterable[str]) -> dict[str, int]:
+    """GPUs per instance type (0 for types without GPUs)."""
+    counts: dict[str, int] = {}
+    for chunk in idle.batches(sorted(set(instance_types)), 100):
+        for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(chunk)):
+            for t in page["InstanceTypes"]:
+                gpus = t.get("GpuInfo", {}).get("Gpus", [])
+                counts[t["InstanceType"]] = sum(int(g.get("Count", 0)) for g in gpus)
+    return counts
+
+
+def spot_request_types(ec2: Any, raw: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """instance id -> spot request type ("one-time" | "persistent") for spot instances.
+
+    AWS reports `SpotInstanceRequestId` on the instance; moto omits it, and the `instance-id` filter finds
+    the request on both.
+    """
+    ids = [i["InstanceId"] for i in raw if i.get("InstanceLifecycle") == "spot"]
+    types: dict[str, str] = {}
+    for chunk in idle.batches(ids, 100):
+        pages = ec2.get_paginator("describe_spot_instance_requests").paginate(
+            Filters=[{"Name": "instance-id", "Values": list(chunk)}]
+        )
+        for page in pages:
+            for request in page["SpotInstanceRequests"]:
+                if request.get("InstanceId"):
+                    types[request["InstanceId"]] = request["Type"]
+    return types
+
+
+def auto_scaling_groups(autoscaling: Any, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for chunk in idle.batches(sorted(set(names)), 50):
+        pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+            AutoScalingGroupNames=list(chunk)
+        )
+        for page in pages:
+            for group in page["AutoScalingGroups"]:
+                groups[group["AutoScalingGroupName"]] = group
+    return groups
+
+
+def to_instance(
+    raw: Mapping[str, Any],
+    region: str,
+    *,
+    spot_types: Mapping[str, str],
+    groups: Mapping[str, Mapping[str, Any]],
+    gpus: Mapping[str, int],
+    prices: Mapping[str, float],
+) -> Instance:
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+    instance_id = raw["InstanceId"]
+    asg = None
+    group = groups.get(tags.get("aws:autoscaling:groupName", ""))
+    if group is not None:
+        member: Mapping[str, Any] = next(
+            (m for m in group.get("Instances", []) if m["InstanceId"] == instance_id), {}
+        )
+        asg = idle.AutoScalingGroup(
+            name=group["AutoScalingGroupName"],
+            min_size=int(group["MinSize"]),
+            desired_capacity=int(group["DesiredCapacity"]),
+            lifecycle_state=member.get("LifecycleState", "InService"),
+        )
+    instance_type = raw.get("InstanceType", "")
+    return Instance(
+        instance_id=instance_id,
+        launch_time=raw["LaunchTime"],
+        tags=tags,
+        region=region,
+        instance_type=instance_type,
+        lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
+        spot_request_type=spot_types.get(instance_id),
+        asg=asg,
+        capacity_reservation_id=raw.get("CapacityReservationId"),
+        hourly_cost=prices.get(instance_type),
+        expected_gpus=gpus.get(instance_type) or None,
+    )
+
+
+def describe_instances(
+    clients: RegionClients, opt_in_only: bool, prices: Mapping[str, float]
+) -> tuple[list[Instance], dict[str, int]]:
+    """The region's running instances as `Instance` facts, and each group's scale-in room (desired - min)."""
+    raw = describe_running(clients.ec2, opt_in_only)
+    if not raw:
+        return [], {}
+    spot_types = spot_request_types(clients.ec2, raw)
+    group_names = [
+        t["Value"] for i in raw for t in i.get("Tags", []) if t["Key"] == "aws:autoscaling:groupName"
+    ]
+    groups = auto_scaling_groups(clients.autoscaling, group_names) if group_names else {}
+    gpus = gpu_counts(clients.ec2, (i["InstanceType"] for i in raw))
+    instances = [
+        to_instance(i, clients.region, spot_types=spot_types, groups=groups, gpus=gpus, prices=prices)
+        for i in raw
+    ]
+    room = {name: int(g["DesiredCapacity"]) - int(g["MinSize"]) for name, g in groups.items()}
+    return instances, room
+
+
+METRIC_PERMISSIONS = ("cloudwatch:ListMetrics", "cloudwatch:GetMetricData")
+
+
+def discover_series(cloudwatch: Any, settings: Settings, instance_ids: Iterable[str]) -> dict[str, list[Any]]:
+    """instance id -> the GPU metrics (full dimension sets) ListMetrics knows for it, one call for the region."""
+    wanted = set(instance_ids)
+    found: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, str]]]] = {}
+    pages = cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=settings.namespace, MetricName=settings.metric_name, RecentlyActive="PT3H"
+    )
+    for page in pages:
+        for metric in page["Metrics"]:
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            instance_id = dims.get("InstanceId")
+            if instance_id in wanted and "index" in dims:
+                key = tuple(sorted(dims.items()))
+                found.setdefault(instance_id, {})[key] = metric["Dimensions"]
+    return {iid: list(series.values()) for iid, series in found.items()}
+
+
+@dataclass
+class MetricRequests:
+    """What reading cost: GetMetricData requests and the number of queries in each."""
+
+    queries_per_request: list[int]
+
+
+def read_gpu_series(
+    cloudwatch: Any, settings: Settings, window: Window, instance_ids: Sequence[str]
+) -> tuple[dict[str, list[GpuSeries] | None], MetricRequests]:
+    """instance id -> its GPU series in the window (None when a query for it failed).
+
+    One ListMetrics scan for the region, then GetMetricData with at most 500 queries and 100,800 datapoints
+    per request: never one call per instance.
+    """
+    dimensions = discover_series(cloudwatch, settings, instance_ids)
+    queries: list[tuple[str, str, list[dict[str, str]]]] = []  # (query id, instance id, dimensions)
+    for instance_id in instance_ids:
+        for dims in dimensions.get(instance_id, []):
+            queries.append((f"q{len(queries)}", instance_id, dims))
+    result: dict[str, list[GpuSeries] | None] = {iid: [] for iid in instance_ids}
+    index_of = {qid: ({d["Name"]: d["Value"] for d in dims}["index"], iid) for qid, iid, dims in queries}
+    cost = MetricRequests([])
+    for batch in idle.batches(queries, idle.queries_per_request(window.periods)):
+        request = [
+            {
+                "Id": qid,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": settings.namespace,
+                        "MetricName": settings.metric_name,
+                        "Dimensions": dims,
+                    },
+                    "Period": window.period_seconds,
+                    "Stat": "Maximum",
+                },
+                "ReturnData": True,
+            }
+            for qid, _, dims in batch
+        ]
+        points: dict[str, tuple[list[datetime], list[float]]] = {}
+        failed: set[str] = set()
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "MetricDataQueries": request,
+                "StartTime": window.start,
+                "EndTime": window.end,
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                kwargs["NextToken"] = token
+            cost.queries_per_request.append(len(request))
+            page = cloudwatch.get_metric_data(**kwargs)
+            for res in page["MetricDataResults"]:
+                ts, vs = points.setdefault(res["Id"], ([], []))
+                ts.extend(res.get("Timestamps", []))
+                vs.extend(float(v) for v in res.get("Values", []))
+                if res.get("StatusCode") in ("InternalError", "Forbidden"):
+                    failed.add(res["Id"])
+            token = page.get("NextToken")
+            if not token:
+                break
+        for qid, (ts, vs) in points.items():
+            index, instance_id = index_of[qid]
+            series = result[instance_id]
+            if qid in failed:
+                result[instance_id] = None
+            elif series is not None:
+                series.append(GpuSeries(index=index, timestamps=ts, values=vs))
+    return result, cost
+
+
+# --- acting --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionClients:
+    region: str
+    ec2: Any
+    autoscaling: Any
+    cloudwatch: Any
+
+    @classmethod
+    def build(cls, region: str, factory: ClientFactory) -> RegionClients:
+        return cls(
+            region, factory("ec2", region), factory("autoscaling", region), factory("cloudwatch", region)
+        )
+
+
+@dataclass(frozen=True)
+class InstanceAction:
+    """One verb the watchdog performs on an instance, with the IAM actions it needs.
+
+    Every such IAM action is granted only on resources tagged AutoShutdown=true (see the module's policy).
+    """
+
+    name: str
+    permissions: tuple[str, ...]
+    call: Callable[[RegionClients, Decision], None]
+
+
+def _stop(clients: RegionClients, d: Decision) -> None:
+    clients.ec2.stop_instances(InstanceIds=[d.instance_id])
+
+
+def _terminate(clients: RegionClients, d: Decision) -> None:
+    clients.ec2.terminate_instances(InstanceIds=[d.instance_id])
+
+
+def _scale_in(clients: RegionClients, d: Decision) -> None:
+    # Decrementing desired capacity keeps the group from launching a replacement; AWS refuses below min size.
+    clients.autoscaling.terminate_instance_in_auto_scaling_group(
+        InstanceId=d.instance_id, ShouldDecrementDesiredCapacity=True
+    )
+
+
+ACTIONS: dict[str, InstanceAction] = {
+    "stop": InstanceAction("stop", ("ec2:StopInstances",), _stop),
+    "terminate": InstanceAction("terminate", ("ec2:TerminateInstances",), _terminate),
+    "scale-in": InstanceAction("scale-in", ("autoscaling:TerminateInstanceInAutoScalingGroup",), _scale_in),
+}
+
+MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED_TAG key, only on AutoShutdown=true instances
+
+
+def mark_acted(clients: RegionClients, d: Decision, now: datetime) -> None:
+    """Record the action on the instance first: a second run in the same window then leaves it alone."""
+    clients.ec2.create_tags(
+        Resources=[d.instance_id], Tags=[{"Key": idle.ACTED_TAG, "Value": now.isoformat(timespec="seconds")}]
+    )
+
+
+def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -> Decision:
+    """Carry out one decision; an API error is recorded on the decision, never raised."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if d.action == "none":
+        return d
+    if dry_run:
+        return replace(d, outcome="dry-run")
+    try:
+        mark_acted(clients, d, now)
+        ACTIONS[d.action].call(clients, d)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        return replace(d, outcome="failed", alert=True, error=f"{err.get('Code')}: {err.get('Message')}")
+    except BotoCoreError as exc:
+        return replace(d, outcome="failed", alert=True, error=str(exc))
+    return replace(d, outcome="done")
+
+
+# --- notifying -----------------------------------------------------------------------------------------------
+
+PUBLISH_PERMISSIONS = ("sns:Publish",)
+PARAMETER_PERMISSIONS = ("ssm:GetParameter",)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where summaries go: an SNS topic, and a Slack webhook whose URL is kept in SSM (SecureString)."""
+
+    sns_topic_arn: str | None = None
+    slack_webhook_parameter: str | None = None
+    region: str = "us-east-1"  # of the SSM parameter; the topic's region comes from its ARN
+
+
+def notify(target: Notify, summary: idle.Summary, factory: ClientFactory = make_client) -> list[str]:
+    """Send the summary; returns errors (a failed notification never fails the run)."""
+    errors = []
+    text = summary.text()
+    if target.sns_topic_arn:
+        try:
+            sns = factory("sns", target.sns_topic_arn.split(":")[3])
+            sns.publish(TopicArn=target.sns_topic_arn, Subject="pyctl GPU watchdog", Message=text)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            errors.append(f"sns: {exc}")
+    if target.slack_webhook_parameter:
+        try:
+            ssm = factory("ssm", target.region)
+            url = ssm.get_parameter(Name=target.slack_webhook_parameter, WithDecryption=True)["Parameter"][
+                "Value"
+            ]
+            post_slack(url, text)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            errors.append(f"slack: {exc}")
+    return errors
+
+
+def post_slack(url: str, text: str) -> None:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("webhook URL must be http(s)")
+    body = json.dumps({"text": text}).encode()
+    headers = {"Content-Type": "application/json"}
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - scheme checked above
+        resp.read()
+
+
+def iam_permissions() -> dict[str, tuple[str, ...]]:
+    """Every IAM action the code calls, grouped as the module's policy grants them."""
+    tagged = tuple(p for a in ACTIONS.values() for p in a.permissions)
+    return {
+        "read": DESCRIBE_PERMISSIONS + METRIC_PERMISSIONS,
+        "tagged": tagged + MARK_PERMISSIONS,
+        "publish": PUBLISH_PERMISSIONS,
+        "parameter": PARAMETER_PERMISSIONS,
+    }
+
+
+# --- one run -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    decisions: list[Decision]
+    summary: idle.Summary
+    metric_requests: list[int]  # queries per GetMetricData request, all regions
+    errors: list[str]  # region-level failures (the run went on)
+
+
+def run(
+    regions: Sequence[str],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    prices: Mapping[str, float] | None = None,
+    factory: ClientFactory = make_client,
+    opt_in_only: bool = True,
+) -> RunResult:
+    """One watchdog pass over `regions`: describe, read metrics, decide, limit, act."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    now = now or datetime.now(UTC)
+    window = idle.metric_window(now, settings)
+    decided: list[tuple[RegionClients, Decision]] = []
+    room: dict[str, int] = {}
+    requests: list[int] = []
+    errors: list[str] = []
+    for region in regions:
+        clients = RegionClients.build(region, factory)
+        try:
+            instances, region_room = describe_instances(clients, opt_in_only, prices or {})
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"{region}: describe failed: {exc}")
+            continue
+        room.update({f"{region}/{k}": v for k, v in region_room.items()})
+        ids = [i.instance_id for i in instances]
+        series: Mapping[str, list[GpuSeries] | None]
+        try:
+            series, cost = read_gpu_series(clients.cloudwatch, settings, window, ids) if ids else ({}, None)
+            requests.extend(cost.queries_per_request if cost else [])
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"{region}: metrics could not be read: {exc}")
+            series = dict.fromkeys(ids)
+        for instance in instances:
+            decision = idle.decide(instance, series.get(instance.instance_id), window, settings, now)
+            if decision.asg_name:
+                decision = replace(decision, asg_name=f"{region}/{decision.asg_name}")
+            decided.append((clients, decision))
+    limited = idle.limit_actions((d for _, d in decided), settings, room)
+    decisions = []
+    for (clients, _), d in zip(decided, limited, strict=True):
+        d = replace(d, asg_name=d.asg_name.split("/", 1)[1] if d.asg_name else None)
+        decisions.append(execute(clients, d, now, settings.dry_run))
+    return RunResult(decisions, idle.summarize(decisions, settings.dry_run, errors), requests, errors)
+
+
+def run_and_notify(
+    regions: Sequence[str],
+    settings: Settings,
+    target: Notify,
+    *,
+    prices: Mapping[str, float] | None = None,
+    log: Callable[[str], None] = print,
+    now: datetime | None = None,
+    factory: ClientFactory = make_client,
+) -> dict[str, Any]:
+    """One run as the scheduled function does it: a JSON log line per decision, a summary sent when
+    something was done or is wrong. Returns the summary as JSON."""
+    result = run(regions, settings, now=now, prices=prices, factory=factory)
+    for d in result.decisions:
+        log(json.dumps({"message": "gpu-watchdog decision", **d.to_json()}, sort_keys=True))
+    errors = list(result.errors)
+    if result.summary.notify:
+        errors += notify(target, result.summary, factory)
+    for e in errors:
+        log(json.dumps({"message": "gpu-watchdog error", "error": e}))
+    return {
+        "dry_run": settings.dry_run,
+        "counts": dict(result.summary.counts),
+        "acted": [d.instance_id for d in result.summary.acted],
+        "failed": [d.instance_id for d in result.summary.failed],
+        "alerts": [d.instance_id for d in result.summary.alerts],
+        "notified": result.summary.notify,
+        "errors": errors,
+        "metric_requests": len(result.metric_requests),
+    }

@@ -1,0 +1,523 @@
+"""Idle-GPU verdicts and the action to take: pure, table-tested, no cloud SDK.
+
+An instance is `idle` only if EVERY GPU's maximum utilization stayed below the threshold over the whole
+window, with datapoints covering that window. Missing or partial data is `no-data` (never idle) unless the
+user opts into `missing_data="idle"` for instances running longer than a grace period. Instances younger than
+the minimum uptime are `young`: models take minutes to load.
+
+The action depends on how the instance runs (standalone, spot request type, Auto Scaling group, capacity
+reservation); `limit_actions` then applies the per-run cap and the per-group min-size budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+Verdict = Literal["idle", "busy", "no-data", "young", "excluded"]
+Action = Literal["stop", "terminate", "scale-in", "none"]
+MissingData = Literal["no-data", "idle"]
+
+VERDICTS: tuple[Verdict, ...] = ("idle", "busy", "no-data", "young", "excluded")
+ACTIONS: tuple[Action, ...] = ("stop", "terminate", "scale-in", "none")
+
+# Tags the watchdog reads (and one it writes).
+OPT_IN_TAG = "AutoShutdown"  # "true" opts the instance in; absent or anything else excludes it
+KEEP_UNTIL_TAG = "pyctl:keep-until"  # ISO-8601 time; the instance is left alone until then
+# The pool module sets this on instances launched into a capacity reservation. AWS also reports the
+# reservation in DescribeInstances (`CapacityReservationId`), which the AWS layer reads too; moto does not.
+CAPACITY_TAG = "pyctl:capacity"  # value "reserved"
+SPOT_TERMINATE_TAG = "pyctl:spot-terminate"  # "true": the pool allows terminating idle one-time spot
+ACTED_TAG = "pyctl:watchdog-acted"  # written before acting: ISO time, makes a run idempotent per window
+
+# GetMetricData limits per request (AWS CloudWatch API reference).
+MAX_QUERIES_PER_REQUEST = 500
+MAX_DATAPOINTS_PER_REQUEST = 100_800
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the watchdog considers idle and what it may do about it."""
+
+    idle_minutes: int = 30
+    threshold: float = 5.0
+    min_uptime_minutes: int = 20
+    period_seconds: int = 60
+    min_coverage: float = 0.9  # share of the window's periods each GPU series must have a datapoint in
+    missing_data: MissingData = "no-data"
+    missing_data_grace_minutes: int = 60
+    max_actions: int = 10
+    dry_run: bool = False
+    protected_env: bool = False
+    act_on_protected: bool = False
+    terminate_one_time_spot: bool = False  # default for pools that do not set SPOT_TERMINATE_TAG
+    namespace: str = "CWAgent"
+    metric_name: str = "nvidia_smi_utilization_gpu"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.idle_minutes < 1:
+            problems.append(f"idle_minutes must be >= 1, got {self.idle_minutes}")
+        if not 0 < self.threshold <= 100:
+            problems.append(f"threshold must be in (0, 100] percent, got {self.threshold}")
+        if self.min_uptime_minutes < 0:
+            problems.append(f"min_uptime_minutes must be >= 0, got {self.min_uptime_minutes}")
+        if self.period_seconds < 60 or self.period_seconds % 60:
+            problems.append(f"period_seconds must be a multiple of 60, got {self.period_seconds}")
+        elif self.idle_minutes * 60 < self.period_seconds:
+            problems.append("idle_minutes must cover at least one period")
+        if not 0 < self.min_coverage <= 1:
+            problems.append(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        if self.missing_data not in ("no-data", "idle"):
+            problems.append(f"missing_data must be 'no-data' or 'idle', got {self.missing_data!r}")
+        if self.missing_data_grace_minutes < 0:
+            problems.append(f"missing_data_grace_minutes must be >= 0, got {self.missing_data_grace_minutes}")
+        if self.max_actions < 0:
+            problems.append(f"max_actions must be >= 0, got {self.max_actions}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from `WATCHDOG_*` variables (the Lambda's environment); unset ones keep defaults."""
+        values: dict[str, Any] = {}
+        for name, (var, kind) in ENVIRONMENT.items():
+            raw = environ.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = _parse(raw, kind)
+            except ValueError as exc:
+                raise ValueError(f"{var}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    def to_environ(self) -> dict[str, str]:
+        """The inverse of `from_environ` (every field written)."""
+        out = {}
+        for name, (var, kind) in ENVIRONMENT.items():
+            value = getattr(self, name)
+            out[var] = ("true" if value else "false") if kind == "bool" else str(value)
+        return out
+
+
+# Settings field -> (environment variable, kind). Terraform writes the same names into the Lambda.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "idle_minutes": ("WATCHDOG_IDLE_MINUTES", "int"),
+    "threshold": ("WATCHDOG_THRESHOLD", "float"),
+    "min_uptime_minutes": ("WATCHDOG_MIN_UPTIME_MINUTES", "int"),
+    "period_seconds": ("WATCHDOG_PERIOD_SECONDS", "int"),
+    "min_coverage": ("WATCHDOG_MIN_COVERAGE", "float"),
+    "missing_data": ("WATCHDOG_MISSING_DATA", "str"),
+    "missing_data_grace_minutes": ("WATCHDOG_MISSING_DATA_GRACE_MINUTES", "int"),
+    "max_actions": ("WATCHDOG_MAX_ACTIONS", "int"),
+    "dry_run": ("WATCHDOG_DRY_RUN", "bool"),
+    "protected_env": ("WATCHDOG_PROTECTED_ENV", "bool"),
+    "act_on_protected": ("WATCHDOG_ACT_ON_PROTECTED", "bool"),
+    "terminate_one_time_spot": ("WATCHDOG_TERMINATE_ONE_TIME_SPOT", "bool"),
+    "namespace": ("WATCHDOG_METRIC_NAMESPACE", "str"),
+    "metric_name": ("WATCHDOG_METRIC_NAME", "str"),
+}
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _parse(raw: str, kind: str) -> Any:
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ValueError("expected true or false")
+    return raw
+
+
+@dataclass(frozen=True)
+class AutoScalingGroup:
+    name: str
+    min_size: int
+    desired_capacity: int
+    lifecycle_state: str = "InService"  # of this instance in the group
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What the cloud says about one running instance (filled by the cloud layer)."""
+
+    instance_id: str
+    launch_time: datetime
+    tags: Mapping[str, str] = field(default_factory=dict)
+    region: str = ""
+    instance_type: str = ""
+    lifecycle: Literal["on-demand", "spot"] = "on-demand"
+    spot_request_type: str | None = None  # "one-time" | "persistent" | None when not found
+    asg: AutoScalingGroup | None = None
+    capacity_reservation_id: str | None = None
+    hourly_cost: float | None = None
+    expected_gpus: int | None = None  # from the catalog; a missing series then counts as missing data
+
+    @property
+    def reserved(self) -> bool:
+        return bool(self.capacity_reservation_id) or self.tags.get(CAPACITY_TAG, "").lower() == "reserved"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The metric window [start, end), aligned to the period."""
+
+    start: datetime
+    end: datetime
+    period_seconds: int
+
+    @property
+    def periods(self) -> int:
+        return int((self.end - self.start).total_seconds()) // self.period_seconds
+
+
+def metric_window(now: datetime, settings: Settings) -> Window:
+    """The last `idle_minutes` ending at the most recent period boundary at or before `now`."""
+    period = settings.period_seconds
+    epoch = int(now.timestamp())
+    end = datetime.fromtimestamp(epoch - epoch % period, tz=UTC)
+    return Window(end - timedelta(minutes=settings.idle_minutes), end, period)
+
+
+@dataclass(frozen=True)
+class GpuSeries:
+    """One GPU's datapoints (period maxima) as read from the metric store."""
+
+    index: str
+    timestamps: Sequence[datetime]
+    values: Sequence[float]
+
+
+@dataclass(frozen=True)
+class GpuEvidence:
+    index: str
+    maximum: float | None
+    datapoints: int
+    coverage: float  # share of the window's periods with a datapoint
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "max": self.maximum,
+            "datapoints": self.datapoints,
+            "coverage": round(self.coverage, 3),
+        }
+
+
+def gpu_evidence(series: GpuSeries, window: Window) -> GpuEvidence:
+    """Maximum and coverage of one series, counting only datapoints inside the window."""
+    inside = [
+        (ts, v)
+        for ts, v in zip(series.timestamps, series.values, strict=True)
+        if window.start <= ts < window.end
+    ]
+    buckets = {int((ts - window.start).total_seconds()) // window.period_seconds for ts, _ in inside}
+    maximum = max((v for _, v in inside), default=None)
+    return GpuEvidence(series.index, maximum, len(inside), len(buckets) / max(window.periods, 1))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one instance, the chosen action and the evidence; `outcome` is set after acting."""
+
+    instance_id: str
+    verdict: Verdict
+    action: Action
+    reason: str
+    region: str = ""
+    instance_type: str = ""
+    window: Window | None = None
+    gpus: tuple[GpuEvidence, ...] = ()
+    hourly_cost: float | None = None
+    alert: bool = False  # something a human should look at (capped, idle reserved, data missing, failure)
+    asg_name: str | None = None
+    outcome: str = ""  # "", "dry-run", "done", "failed"
+    error: str = ""
+
+    @property
+    def hourly_cost_saved(self) -> float | None:
+        """What acting saves per hour: the instance's cost when stopped/terminated/scaled in."""
+        return self.hourly_cost if self.action != "none" else 0.0 if self.hourly_cost is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "verdict": self.verdict,
+            "action": self.action,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "error": self.error,
+            "alert": self.alert,
+            "evidence": {
+                "window_start": self.window.start.isoformat() if self.window else None,
+                "window_end": self.window.end.isoformat() if self.window else None,
+                "period_seconds": self.window.period_seconds if self.window else None,
+                "gpus": [g.to_json() for g in self.gpus],
+            },
+            "hourly_cost": self.hourly_cost,
+            "hourly_cost_saved": self.hourly_cost_saved,
+        }
+
+
+def parse_time(text: str) -> datetime:
+    """ISO-8601 (a trailing Z allowed); naive times are taken as UTC."""
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | None:
+    """Why the watchdog must leave this instance alone, or None."""
+    if instance.tags.get(OPT_IN_TAG, "").strip().lower() != "true":
+        return f"{OPT_IN_TAG} tag absent or not 'true'"
+    keep = instance.tags.get(KEEP_UNTIL_TAG)
+    if keep is not None:
+        try:
+            until = parse_time(keep)
+        except ValueError:
+            return f"{KEEP_UNTIL_TAG}={keep!r} is not an ISO-8601 time (kept to be safe)"
+        if until > now:
+            return f"keep-alive until {until.isoformat()}"
+    if settings.protected_env and not settings.act_on_protected:
+        return "protected env (act_on_protected not set)"
+    if instance.asg and instance.asg.lifecycle_state != "InService":
+        return f"Auto Scaling lifecycle state {instance.asg.lifecycle_state}"
+    return None
+
+
+def uptime(instance: Instance, now: datetime) -> timedelta:
+    return now - instance.launch_time
+
+
+def data_verdict(
+    instance: Instance,
+    series: Sequence[GpuSeries] | None,
+    window: Window,
+    settings: Settings,
+    now: datetime,
+) -> tuple[Verdict, str, tuple[GpuEvidence, ...]]:
+    """busy / idle / no-data from the GPU series; `series=None` means the read failed (never idle)."""
+    if series is None:
+        return "no-data", "metrics could not be read", ()
+    evidence = tuple(sorted((gpu_evidence(s, window) for s in series), key=lambda e: _index_key(e.index)))
+    busy = [e for e in evidence if e.maximum is not None and e.maximum >= settings.threshold]
+    if busy:
+        top = max(busy, key=lambda e: e.maximum or 0.0)
+        return "busy", f"GPU {top.index} max {top.maximum:g}% >= {settings.threshold:g}%", evidence
+    gap = _coverage_gap(instance, evidence, settings)
+    if gap:
+        if settings.missing_data == "idle":
+            grace = timedelta(minutes=settings.missing_data_grace_minutes)
+            if uptime(instance, now) >= grace:
+                return "idle", f"{gap}; treated as idle (missing_data=idle, up longer than {grace})", evidence
+        return "no-data", gap, evidence
+    peak = max((e.maximum or 0.0) for e in evidence)
+    return (
+        "idle",
+        f"all {len(evidence)} GPUs below {settings.threshold:g}% for {settings.idle_minutes} min (max {peak:g}%)",
+        evidence,
+    )
+
+
+def _index_key(index: str) -> tuple[int, int, str]:
+    return (0, int(index), "") if index.isdigit() else (1, 0, index)
+
+
+def _coverage_gap(instance: Instance, evidence: Sequence[GpuEvidence], settings: Settings) -> str:
+    """A description of missing or partial data, or "" when every GPU covers the window."""
+    if not evidence:
+        return "no GPU metrics in the window"
+    if instance.expected_gpus is not None and len(evidence) < instance.expected_gpus:
+        return f"metrics for {len(evidence)} of {instance.expected_gpus} GPUs"
+    thin = [e for e in evidence if e.coverage < settings.min_coverage]
+    if thin:
+        worst = min(thin, key=lambda e: e.coverage)
+        return f"GPU {worst.index} datapoints cover {worst.coverage:.0%} of the window (< {settings.min_coverage:.0%})"
+    return ""
+
+
+def choose_action(instance: Instance, settings: Settings, now: datetime) -> tuple[Action, str, bool]:
+    """(action, reason, alert) for an idle instance, by how it runs."""
+    cost = f" (${instance.hourly_cost:.2f}/h)" if instance.hourly_cost is not None else ""
+    acted = instance.tags.get(ACTED_TAG)
+    if acted:
+        try:
+            when = parse_time(acted)
+        except ValueError:
+            when = None
+        if when is not None and now - when < timedelta(minutes=settings.idle_minutes):
+            return "none", f"already acted at {when.isoformat()} in this window", False
+    if instance.reserved:
+        which = instance.capacity_reservation_id or "tagged reserved"
+        return "none", f"idle reserved capacity ({which}): billed anyway, stopping saves nothing{cost}", True
+    if instance.asg is not None:
+        group = instance.asg
+        if group.desired_capacity - 1 < group.min_size:
+            return (
+                "none",
+                f"Auto Scaling group {group.name} at min size ({group.min_size}); not scaled in{cost}",
+                True,
+            )
+        return (
+            "scale-in",
+            f"scale in Auto Scaling group {group.name} (desired {group.desired_capacity})",
+            False,
+        )
+    if instance.lifecycle == "spot":
+        if instance.spot_request_type == "persistent":
+            return "stop", "idle persistent spot", False
+        if instance.spot_request_type == "one-time":
+            allowed = (
+                settings.terminate_one_time_spot
+                or instance.tags.get(SPOT_TERMINATE_TAG, "").lower() == "true"
+            )
+            if allowed:
+                return "terminate", "idle one-time spot (cannot be stopped; pool allows terminate)", False
+            return (
+                "none",
+                f"idle one-time spot: cannot be stopped and the pool does not allow terminate{cost}",
+                True,
+            )
+        return "none", f"idle spot instance whose request was not found{cost}", True
+    return "stop", "idle on-demand", False
+
+
+def decide(
+    instance: Instance,
+    series: Sequence[GpuSeries] | None,
+    window: Window,
+    settings: Settings,
+    now: datetime,
+) -> Decision:
+    """The full decision for one instance before the per-run limits."""
+    base = Decision(
+        instance_id=instance.instance_id,
+        verdict="excluded",
+        action="none",
+        reason="",
+        region=instance.region,
+        instance_type=instance.instance_type,
+        window=window,
+        hourly_cost=instance.hourly_cost,
+        asg_name=instance.asg.name if instance.asg else None,
+    )
+    excluded = exclusion(instance, settings, now)
+    if excluded:
+        return replace(base, reason=excluded)
+    minimum = timedelta(minutes=settings.min_uptime_minutes)
+    if uptime(instance, now) < minimum:
+        up = int(uptime(instance, now).total_seconds() // 60)
+        return replace(
+            base, verdict="young", reason=f"up {up} min < minimum uptime {settings.min_uptime_minutes} min"
+        )
+    verdict, reason, evidence = data_verdict(instance, series, window, settings, now)
+    if verdict != "idle":
+        # Data missing on an instance past the grace period means the agent is not reporting: tell someone.
+        grace = timedelta(minutes=settings.missing_data_grace_minutes)
+        late = verdict == "no-data" and (series is None or uptime(instance, now) >= grace)
+        return replace(base, verdict=verdict, reason=reason, gpus=evidence, alert=late)
+    action, why, alert = choose_action(instance, settings, now)
+    return replace(base, verdict="idle", action=action, reason=f"{reason}; {why}", gpus=evidence, alert=alert)
+
+
+def limit_actions(
+    decisions: Iterable[Decision], settings: Settings, asg_room: Mapping[str, int]
+) -> list[Decision]:
+    """Apply the per-group scale-in budget (never below min size) and the per-run action cap.
+
+    Costlier instances act first; the rest are reported with `alert` set. `asg_room` maps a group name to
+    how many instances it may lose (desired - min). The input order is kept in the output.
+    """
+    decisions = list(decisions)
+    order = sorted(
+        (i for i, d in enumerate(decisions) if d.action != "none"),
+        key=lambda i: (-(decisions[i].hourly_cost or 0.0), decisions[i].instance_id),
+    )
+    room = dict(asg_room)
+    taken = 0
+    for i in order:
+        d = decisions[i]
+        if d.action == "scale-in" and d.asg_name is not None:
+            if room.get(d.asg_name, 0) <= 0:
+                decisions[i] = replace(
+                    d,
+                    action="none",
+                    alert=True,
+                    reason=f"{d.reason}; group {d.asg_name} would go below min size",
+                )
+                continue
+            room[d.asg_name] = room.get(d.asg_name, 0) - 1
+        if taken >= settings.max_actions:
+            decisions[i] = replace(
+                d,
+                action="none",
+                alert=True,
+                reason=f"{d.reason}; max actions per run ({settings.max_actions}) reached, would {d.action}",
+            )
+            continue
+        taken += 1
+    return decisions
+
+
+def queries_per_request(points_per_query: int) -> int:
+    """How many metric queries fit one GetMetricData request (500 queries and 100,800 datapoints max)."""
+    return max(1, min(MAX_QUERIES_PER_REQUEST, MAX_DATAPOINTS_PER_REQUEST // max(points_per_query, 1)))
+
+
+def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts per verdict and outcome, and the lines worth sending to a human."""
+
+    counts: Mapping[str, int]
+    acted: tuple[Decision, ...]
+    failed: tuple[Decision, ...]
+    alerts: tuple[Decision, ...]
+    dry_run: bool
+    errors: tuple[str, ...] = ()  # failures not tied to one instance (a region that could not be read)
+
+    @property
+    def notify(self) -> bool:
+        """Send a notification only when something was done or is wrong."""
+        return bool(self.acted or self.failed or self.alerts or self.errors)
+
+    @property
+    def hourly_saved(self) -> float:
+        return sum(d.hourly_cost or 0.0 for d in self.acted if d.outcome == "done")
+
+    def text(self, title: str = "pyctl GPU watchdog") -> str:
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)
+        lines = [f"{title}{' (dry run)' if self.dry_run else ''}: {counts or 'no candidates'}"]
+        for label, group in (("acted", self.acted), ("FAILED", self.failed), ("attention", self.alerts)):
+            for d in group:
+                cost = f" ${d.hourly_cost:.2f}/h" if d.hourly_cost is not None else ""
+                extra = f" error: {d.error}" if d.error else ""
+                lines.append(
+                    f"- {label}: {d.instance_id} {d.region} {d.instance_type}{cost} {d.verdict} "
+                    f"-> {d.action} [{d.outcome or 'not acted'}]: {d.reason}{extra}"
+                )
+        lines.extend(f"- error: {e}" for e in self.errors)
+        if self.hourly_saved:
+            lines.append(f"saved about ${self.hourly_saved:.2f} per hour")
+        return "\n".join(lines)
+
+
+def summarize(decisions: Sequence[Decision], dry_run: bool, errors: Sequence[str] = ()) -> Summary:
+    counts: dict[str, int] = {v: sum(d.verdict == v for d in decisions) for v in VERDICTS}
+    acted = tuple(d for d in decisions if d.action != "none" and d.outcome in ("done", "dry-run"))
+    failed = tuple(d for d in decisions if d.outcome == "failed")
+    alerts = tuple(d for d in decisions if d.alert and d.outcome != "failed")
+    return Summary(counts, acted, failed, alerts, dry_run, tuple(errors))
