@@ -44,7 +44,9 @@ def render_env(loaded: LoadedEnv, catalog: Catalog | None = None) -> Rendered:
     tfvars = terraform_variables(spec, catalog or load_catalog())
     files = {
         TFVARS_FILE: (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode(),
-        BACKEND_FILE: _render_template("backend.hcl.j2", backend=spec.backend.model_dump(), env=spec.env.name).encode(),
+        BACKEND_FILE: _render_template(
+            "backend.hcl.j2", backend=spec.backend.model_dump(), env=spec.env.name
+        ).encode(),
     }
     return Rendered(env_dir=loaded.dir, files=files)
 
@@ -71,7 +73,9 @@ def check_rendered(rendered: Rendered) -> None:
         if not path.exists():
             stale.append(f"{display_path(path)}: missing; run `pyctl render`")
         elif path.read_bytes() != data:
-            stale.append(f"{display_path(path)}: differs from env.yaml; run `pyctl render` and commit the result")
+            stale.append(
+                f"{display_path(path)}: differs from env.yaml; run `pyctl render` and commit the result"
+            )
     if stale:
         raise PyctlError("\n".join(stale), exit_code=1)
 

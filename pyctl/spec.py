@@ -44,7 +44,9 @@ class AwsCloud(Strict):
     account_id: Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
     region: AwsRegion
     vpc_id: Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
-    subnet_ids: list[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(min_length=1)
+    subnet_ids: list[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        min_length=1
+    )
 
 
 class GcpCloud(Strict):
@@ -121,7 +123,9 @@ class Ingress(Strict):
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
             if net.prefixlen == 0:
-                raise ValueError(f"{cidr!r} opens the pool to the whole internet; name the networks that need it")
+                raise ValueError(
+                    f"{cidr!r} opens the pool to the whole internet; name the networks that need it"
+                )
         return value
 
 
@@ -189,14 +193,16 @@ class WatchdogMetric(Strict):
 class WatchdogNotify(Strict):
     email: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
     # The webhook URL is a secret: only the SSM parameter's name is written down.
-    slack_webhook_ssm_parameter: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] | None = None
+    slack_webhook_ssm_parameter: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] | None = (
+        None
+    )
 
 
 class Watchdog(Strict):
     enabled: bool = True
-    schedule: Annotated[str, StringConstraints(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$")] = (
-        "rate(15 minutes)"
-    )
+    schedule: Annotated[
+        str, StringConstraints(pattern=r"^(rate\(\d+ (minute|minutes|hour|hours)\)|cron\(.+\))$")
+    ] = "rate(15 minutes)"
     idle_minutes: int = Field(default=30, ge=5, le=1440)
     threshold_percent: float = Field(default=5.0, gt=0, le=100)
     min_uptime_minutes: int = Field(default=20, ge=0, le=1440)
@@ -277,7 +283,9 @@ def find_repo_root(start: Path | None = None) -> Path:
     for candidate in (here, *here.parents):
         if (candidate / "infra" / "envs").is_dir():
             return candidate
-    raise PyctlError(f"{here}: no infra/envs here or above; run pyctl inside the repository or pass --env DIR")
+    raise PyctlError(
+        f"{here}: no infra/envs here or above; run pyctl inside the repository or pass --env DIR"
+    )
 
 
 def env_file(env: str) -> Path:
@@ -289,7 +297,11 @@ def env_file(env: str) -> Path:
         return as_path / ENV_FILE
     if "/" in env or os.sep in env:
         raise PyctlError(f"{env}: no such env directory")
-    envs_dir = Path(os.environ["PYCTL_ENVS_DIR"]) if "PYCTL_ENVS_DIR" in os.environ else find_repo_root() / "infra" / "envs"
+    envs_dir = (
+        Path(os.environ["PYCTL_ENVS_DIR"])
+        if "PYCTL_ENVS_DIR" in os.environ
+        else find_repo_root() / "infra" / "envs"
+    )
     candidate = envs_dir / env / ENV_FILE
     if not candidate.is_file():
         known = sorted(p.parent.name for p in envs_dir.glob(f"*/{ENV_FILE}"))
@@ -326,7 +338,9 @@ def validate_spec(data: Any, shown: str, catalog: Catalog | None = None) -> EnvS
     try:
         spec = EnvSpec.model_validate(data)
     except ValidationError as exc:
-        raise PyctlError("\n".join(f"{shown}: {_loc(e['loc'])}: {_pydantic_message(e)}" for e in exc.errors())) from None
+        raise PyctlError(
+            "\n".join(f"{shown}: {_loc(e['loc'])}: {_pydantic_message(e)}" for e in exc.errors())
+        ) from None
     problems = list(_semantic_problems(spec, catalog or load_catalog()))
     if problems:
         raise PyctlError("\n".join(f"{shown}: {p.path}: {p.message}" for p in problems))
@@ -337,7 +351,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
@@ -409,7 +425,9 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
     seen: dict[str, int] = {}
     for i, pool in enumerate(spec.pools):
         if pool.name in seen:
-            yield Problem(f"pools[{i}].name", f"duplicate pool name {pool.name!r} (also pools[{seen[pool.name]}])")
+            yield Problem(
+                f"pools[{i}].name", f"duplicate pool name {pool.name!r} (also pools[{seen[pool.name]}])"
+            )
         seen.setdefault(pool.name, i)
         yield from _pool_problems(spec, i, pool, catalog, model_names)
     clouds_used = {p.cloud for p in spec.pools}
@@ -422,7 +440,9 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
             yield Problem(f"pricing.overrides.{name}", f"unknown instance or machine type {name!r}")
 
 
-def _pool_problems(spec: EnvSpec, i: int, pool: Pool, catalog: Catalog, model_names: list[str]) -> Iterator[Problem]:
+def _pool_problems(
+    spec: EnvSpec, i: int, pool: Pool, catalog: Catalog, model_names: list[str]
+) -> Iterator[Problem]:
     at = f"pools[{i}]"
     cloud = spec.clouds.aws if pool.cloud == "aws" else spec.clouds.gcp
     label = "AWS" if pool.cloud == "aws" else "GCP"
@@ -447,12 +467,17 @@ def _pool_problems(spec: EnvSpec, i: int, pool: Pool, catalog: Catalog, model_na
     if pool.min > pool.max:
         yield Problem(f"{at}.min", f"min ({pool.min}) is greater than max ({pool.max})")
     elif pool.desired is not None and not pool.min <= pool.desired <= pool.max:
-        yield Problem(f"{at}.desired", f"desired ({pool.desired}) is outside min..max ({pool.min}..{pool.max})")
+        yield Problem(
+            f"{at}.desired", f"desired ({pool.desired}) is outside min..max ({pool.min}..{pool.max})"
+        )
 
     if pool.capacity != "spot" and pool.spot is not None:
         yield Problem(f"{at}.spot", f"only spot pools take spot settings (this pool is {pool.capacity})")
     if pool.capacity != "reserved" and pool.reservation is not None:
-        yield Problem(f"{at}.reservation", f"only reserved pools take reservation settings (this pool is {pool.capacity})")
+        yield Problem(
+            f"{at}.reservation",
+            f"only reserved pools take reservation settings (this pool is {pool.capacity})",
+        )
     if pool.capacity == "reserved":
         res = pool.reservation or ReservationSettings()
         count = res.instance_count if res.instance_count is not None else pool.max
@@ -503,16 +528,23 @@ def _instance_type_problems(
         yield Problem(f"{at}.gpu", f"{pool.gpu!r} does not match {itype.name}, which carries {itype.gpu}")
     if itype.attaches_accelerators:
         if pool.gpus_per_instance is None:
-            yield Problem(f"{at}.gpus_per_instance", f"required for {itype.name} (GPUs are attached per pool)")
+            yield Problem(
+                f"{at}.gpus_per_instance", f"required for {itype.name} (GPUs are attached per pool)"
+            )
         elif pool.gpus_per_instance not in itype.attachable_gpu_counts:
             counts = ", ".join(map(str, itype.attachable_gpu_counts))
             yield Problem(f"{at}.gpus_per_instance", f"{itype.name} takes {counts} x {itype.gpu}")
     elif pool.gpus_per_instance is not None and pool.gpus_per_instance != itype.gpu_count:
-        yield Problem(f"{at}.gpus_per_instance", f"{itype.name} carries {itype.gpu_count} GPUs, not {pool.gpus_per_instance}")
+        yield Problem(
+            f"{at}.gpus_per_instance",
+            f"{itype.name} carries {itype.gpu_count} GPUs, not {pool.gpus_per_instance}",
+        )
     return itype
 
 
-def _spot_problems(at: str, pool: Pool, spot: SpotSettings, itype: InstanceType | None, catalog: Catalog) -> Iterator[Problem]:
+def _spot_problems(
+    at: str, pool: Pool, spot: SpotSettings, itype: InstanceType | None, catalog: Catalog
+) -> Iterator[Problem]:
     if pool.cloud == "gcp":
         for field in ("instance_types", "on_demand_base", "max_price"):
             if field in spot.model_fields_set:
@@ -520,7 +552,9 @@ def _spot_problems(at: str, pool: Pool, spot: SpotSettings, itype: InstanceType 
     elif spot.termination_action is not None:
         yield Problem(f"{at}.spot.termination_action", "applies to GCP Spot VMs only")
     if spot.on_demand_base > pool.max:
-        yield Problem(f"{at}.spot.on_demand_base", f"({spot.on_demand_base}) is greater than max ({pool.max})")
+        yield Problem(
+            f"{at}.spot.on_demand_base", f"({spot.on_demand_base}) is greater than max ({pool.max})"
+        )
     if itype is None:
         return
     for j, name in enumerate(spot.instance_types):

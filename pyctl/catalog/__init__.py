@@ -62,7 +62,9 @@ class Catalog(BaseModel):
     def types_with_gpu(self, cloud: Cloud, gpu_id: str) -> list[InstanceType]:
         """Types of `cloud` carrying `gpu_id`, smallest first (GPU count, then vCPUs)."""
         found = [t for t in self.instance_types[cloud].values() if t.gpu == gpu_id]
-        return sorted(found, key=lambda t: (t.gpu_count or min(t.attachable_gpu_counts or (1,)), t.vcpus, t.name))
+        return sorted(
+            found, key=lambda t: (t.gpu_count or min(t.attachable_gpu_counts or (1,)), t.vcpus, t.name)
+        )
 
     def default_type_for(self, cloud: Cloud, gpu_id: str, gpus_per_instance: int) -> InstanceType | None:
         """The smallest type of `cloud` with exactly `gpus_per_instance` of `gpu_id`."""

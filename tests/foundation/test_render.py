@@ -1,0 +1,121 @@
+"""Rendering: the right variables, byte-identical on re-run, drift detected by --check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pyctl.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def prod_copy(tmp_path: Path) -> Path:
+    env_dir = tmp_path / "prod"
+    env_dir.mkdir()
+    shutil.copy(REPO / "infra" / "envs" / "prod" / "env.yaml", env_dir / "env.yaml")
+    return env_dir
+
+
+def test_render_writes_tfvars_and_backend(prod_copy: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "--env", str(prod_copy)])
+    assert result.exit_code == 0, result.output
+    tfvars = json.loads((prod_copy / "terraform.tfvars.json").read_text())
+    baseline = tfvars["aws_pools"]["h100-baseline"]
+    assert baseline["capacity"] == "reserved"
+    assert baseline["gpus_per_instance"] == 8
+    assert baseline["reservation"] == {
+        "capacity_block_offering_id": None,
+        "end_date": None,
+        "instance_count": 2,
+        "match": "capacity-reservations-only",
+    }
+    assert tfvars["gcp_pools"]["a3-overflow"]["termination_action"] == "STOP"
+    assert tfvars["gcp_pools"]["a3-overflow"]["accelerator_type"] is None  # a3 carries its GPUs
+    assert tfvars["tags"] == {
+        "CostCenter": "ml-inference",
+        "Env": "prod",
+        "ManagedBy": "pyctl",
+        "Team": "inference",
+    }
+    backend = (prod_copy / "backend.hcl").read_text()
+    assert 'bucket       = "acme-tfstate-prod"' in backend
+    assert "use_lockfile = true" in backend
+
+
+def test_render_is_byte_identical_on_rerun(prod_copy: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["render", "--env", str(prod_copy)])
+    first = {p.name: p.read_bytes() for p in prod_copy.iterdir()}
+    result = runner.invoke(cli, ["render", "--env", str(prod_copy)])
+    assert "unchanged" in result.output and "wrote" not in result.output
+    assert {p.name: p.read_bytes() for p in prod_copy.iterdir()} == first
+
+
+def test_render_is_identical_across_processes(prod_copy: Path) -> None:
+    # Hash randomisation differs per process: set/dict ordering must not leak into the output.
+    outputs = []
+    for seed in ("1", "2"):
+        code = (
+            "from pyctl.spec import load_env; from pyctl.render import render_env; import sys; "
+            f"sys.stdout.buffer.write(render_env(load_env({str(prod_copy)!r})).files['terraform.tfvars.json'])"
+        )
+        outputs.append(
+            subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                check=True,
+                env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            ).stdout
+        )
+    assert outputs[0] == outputs[1]
+
+
+def test_check_detects_drift_and_names_the_file(prod_copy: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["render", "--env", str(prod_copy)])
+    assert runner.invoke(cli, ["render", "--env", str(prod_copy), "--check"]).exit_code == 0
+
+    env_yaml = prod_copy / "env.yaml"
+    env_yaml.write_text(env_yaml.read_text().replace("max: 6", "max: 8"))
+    before = (prod_copy / "terraform.tfvars.json").read_bytes()
+    result = runner.invoke(cli, ["render", "--env", str(prod_copy), "--check"])
+    assert result.exit_code == 1
+    assert f"{prod_copy / 'terraform.tfvars.json'}: differs from env.yaml" in result.stderr
+    assert "backend.hcl" not in result.stderr
+    assert (prod_copy / "terraform.tfvars.json").read_bytes() == before  # --check writes nothing
+
+
+def test_check_reports_missing_files(prod_copy: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "--env", str(prod_copy), "--check"])
+    assert result.exit_code == 1
+    assert "backend.hcl: missing" in result.stderr
+    assert "terraform.tfvars.json: missing" in result.stderr
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_committed_rendered_files_are_current(env: str) -> None:
+    result = CliRunner().invoke(cli, ["render", "--env", str(REPO / "infra" / "envs" / env), "--check"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_gcs_backend_renders_bucket_and_prefix(tmp_path: Path) -> None:
+    import yaml
+
+    doc = yaml.safe_load((REPO / "infra" / "envs" / "staging" / "env.yaml").read_text())
+    doc["backend"] = {"gcs": {"bucket": "acme-tfstate-gcs", "prefix": "gpu-platform/staging"}}
+    env_dir = tmp_path / "staging"
+    env_dir.mkdir()
+    (env_dir / "env.yaml").write_text(yaml.safe_dump(doc))
+    assert CliRunner().invoke(cli, ["render", "--env", str(env_dir)]).exit_code == 0
+    backend = (env_dir / "backend.hcl").read_text()
+    assert 'bucket = "acme-tfstate-gcs"' in backend
+    assert 'prefix = "gpu-platform/staging"' in backend
+    assert "use_lockfile" not in backend
