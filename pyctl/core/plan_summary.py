@@ -1,8 +1,9 @@
 """What a reviewer must see in a plan: counts by action, GPU capacity change per pool, replacements, and
 the destroys that lose reserved capacity, model/checkpoint data, or anything in a protected env.
 
-GPU capacity is read from the root module output `gpu_pools` (before and after), a map of pool name to
-`{cloud, capacity_kind, instance_type, gpu, gpus_per_instance, instances}`; see docs/terraform-workflow.md.
+GPU capacity is read from the root module output `gpu_pools` (before and after): a map of pool name to
+`{cloud, capacity, instance_type, gpu, gpus_per_instance, desired_size}`, the names of the rendered pool
+variables; see docs/terraform-workflow.md.
 Reserved capacity, capacity blocks and buckets are also recognised by resource type.
 """
 
@@ -132,11 +133,11 @@ def _pool_state(value: Any) -> PoolState | None:
     try:
         return PoolState(
             cloud=str(value.get("cloud", "")),
-            capacity_kind=str(value["capacity_kind"]),
+            capacity_kind=str(value["capacity"]),
             instance_type=str(value["instance_type"]),
             gpu=str(value["gpu"]),
             gpus_per_instance=int(value["gpus_per_instance"]),
-            instances=int(value["instances"]),
+            instances=int(value["desired_size"]),
         )
     except (KeyError, TypeError, ValueError):
         return None

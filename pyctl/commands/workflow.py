@@ -1,0 +1,225 @@
+"""`pyctl init | plan | apply | up | destroy | output | force-unlock --env NAME`.
+
+Each command parses its options, renders the env (so terraform always sees what env.yaml says), and calls
+one function of `pyctl.workflow`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pyctl.workflow import EnvTarget, GateFlags
+
+ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
+
+
+def prepare_target(env: str) -> EnvTarget:
+    """Load and validate env.yaml, write its rendered files, and describe the env for terraform."""
+    from pyctl.render import BACKEND_FILE, render_env, write_rendered
+    from pyctl.spec import load_env
+
+    loaded = load_env(env)
+    rendered = render_env(loaded)
+    write_rendered(rendered)
+    return EnvTarget(
+        name=loaded.name,
+        root=loaded.dir.resolve(),
+        protected=loaded.spec.env.protected,
+        inputs=tuple(p.resolve() for p in rendered.paths()),
+        # terraform.tfvars.json is loaded by terraform itself; only the backend file is passed explicitly.
+        backend_config=(loaded.dir / BACKEND_FILE).resolve() if BACKEND_FILE in rendered.files else None,
+    )
+
+
+def _terraform(executable: str | None) -> Any:
+    from pyctl.terraform import Terraform, resolve_executable
+
+    return Terraform(resolve_executable(executable))
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable (default: see docs)."
+    )(fn)
+    fn = click.option(
+        "--lock-timeout",
+        metavar="DURATION",
+        default=None,
+        help="How long to wait for the state lock, e.g. 5m (default: fail at once).",
+    )(fn)
+    return click.option("--env", "env", required=True, help=ENV_HELP)(fn)
+
+
+def _gates(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--confirm-purchase", is_flag=True, help="Allow a plan that buys an EC2 capacity block (not refundable)."
+    )(fn)
+    return click.option(
+        "--allow-destroy",
+        is_flag=True,
+        help="In a protected env, allow destroying or replacing reserved capacity or cache buckets.",
+    )(fn)
+
+
+_SUMMARY_MD = click.option(
+    "--summary-md",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as Markdown (a pull-request comment) to FILE.",
+)
+
+
+@click.command("init")
+@_common
+def init_cmd(env: str, terraform_path: str | None, lock_timeout: str | None) -> None:
+    """Render the env and run terraform init with its backend configuration."""
+    from pyctl import workflow
+
+    workflow.init(_terraform(terraform_path), prepare_target(env), lock_timeout=lock_timeout)
+
+
+@click.command("plan")
+@_common
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan to FILE and its manifest to FILE.manifest.json, for `pyctl apply --plan FILE`.",
+)
+@_SUMMARY_MD
+@click.option("--destroy", is_flag=True, help="Plan destroying everything in the env.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes, 0 when none (drift checks)."
+)
+def plan_cmd(
+    env: str,
+    terraform_path: str | None,
+    lock_timeout: str | None,
+    out: Path | None,
+    summary_md: Path | None,
+    destroy: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Render, init and plan; print the summary (GPU capacity, replacements, dangerous destroys)."""
+    from pyctl import workflow
+    from pyctl.core.plan_summary import render_text
+
+    result = workflow.plan(
+        _terraform(terraform_path),
+        prepare_target(env),
+        out=out,
+        destroy=destroy,
+        lock_timeout=lock_timeout,
+        detailed_exitcode=detailed_exitcode,
+    )
+    click.echo(render_text(result.summary), nl=False)
+    if summary_md is not None:
+        workflow.write_summary_md(result.summary, summary_md)
+    if out is not None:
+        click.echo(f"Saved plan: {out}\nManifest:   {workflow.manifest_path(out)}")
+    if detailed_exitcode and result.plan.has_changes:
+        raise SystemExit(2)
+
+
+@click.command("apply")
+@_common
+@click.option(
+    "--plan",
+    "plan_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A plan saved by `pyctl plan --out FILE` (its manifest must sit beside it).",
+)
+@_gates
+def apply_cmd(
+    env: str,
+    terraform_path: str | None,
+    lock_timeout: str | None,
+    plan_file: Path,
+    allow_destroy: bool,
+    confirm_purchase: bool,
+) -> None:
+    """Apply a reviewed plan, refusing it if the plan file, env, inputs, lock file or terraform changed."""
+    from pyctl import workflow
+
+    workflow.apply_reviewed(
+        _terraform(terraform_path),
+        prepare_target(env),
+        plan_file,
+        gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+        lock_timeout=lock_timeout,
+        echo=lambda text: click.echo(text, nl=False),
+    )
+
+
+def _up(env: str, terraform_path: str | None, lock_timeout: str | None, destroy: bool, **kw: Any) -> None:
+    from pyctl import workflow
+
+    workflow.up(
+        _terraform(terraform_path),
+        prepare_target(env),
+        auto_approve=kw["auto_approve"],
+        confirm=lambda question: click.confirm(question, default=False),
+        gates=GateFlags(allow_destroy=kw["allow_destroy"], confirm_purchase=kw["confirm_purchase"]),
+        destroy=destroy,
+        lock_timeout=lock_timeout,
+        summary_md=kw.get("summary_md"),
+        echo=lambda text: click.echo(text, nl=not text.endswith("\n")),
+    )
+
+
+_AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+
+
+@click.command("up")
+@_common
+@_AUTO_APPROVE
+@_gates
+@_SUMMARY_MD
+def up_cmd(env: str, terraform_path: str | None, lock_timeout: str | None, **kw: Any) -> None:
+    """Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan."""
+    _up(env, terraform_path, lock_timeout, destroy=False, **kw)
+
+
+@click.command("destroy")
+@_common
+@_AUTO_APPROVE
+@_gates
+@_SUMMARY_MD
+def destroy_cmd(env: str, terraform_path: str | None, lock_timeout: str | None, **kw: Any) -> None:
+    """Plan destroying the env, show the summary, confirm, then apply that saved destroy plan."""
+    _up(env, terraform_path, lock_timeout, destroy=True, **kw)
+
+
+@click.command("output")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable.")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for maps and lists).")
+def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: bool) -> None:
+    """Print the env's Terraform outputs (all, or NAME)."""
+    from pyctl import workflow
+
+    value = workflow.outputs(_terraform(terraform_path), prepare_target(env), name)
+    if name is not None and not as_json and isinstance(value, str | int | float | bool):
+        click.echo(value)
+    else:
+        click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@click.command("force-unlock")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable.")
+@click.argument("lock_id")
+def force_unlock_cmd(env: str, terraform_path: str | None, lock_id: str) -> None:
+    """Release a state lock left behind by a run that died (LOCK_ID from the lock error)."""
+    from pyctl import workflow
+
+    workflow.force_unlock(_terraform(terraform_path), prepare_target(env), lock_id)
+    click.echo(f"Released lock {lock_id} on env {env}.")
+
+
+COMMANDS = (init_cmd, plan_cmd, apply_cmd, up_cmd, destroy_cmd, output_cmd, force_unlock_cmd)
