@@ -1,0 +1,24 @@
+"""EventBridge -> spot recovery: a thin adapter over pyctl.clouds.aws.recovery.
+
+Events: `EC2 Spot Instance Interruption Warning`, `EC2 Instance Rebalance Recommendation`,
+`EC2 Instance State-change Notification`. Settings come from the environment the Terraform module writes:
+PYCTL_RECOVERY_TABLE and PYCTL_RECOVERY_CONFIG (JSON: policy, jobs, checkpoint bucket and prefix).
+One JSON log line per decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pyctl.clouds.aws import client
+from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    config = RecoveryConfig.from_environ(os.environ)
+    recovery = Recovery(config=config, ec2=client("ec2"), dynamodb=client("dynamodb"), s3=client("s3"))
+    decision = recovery.handle(event)
+    print(json.dumps({"detail_type": event.get("detail-type"), **decision}, default=str, sort_keys=True))
+    return decision

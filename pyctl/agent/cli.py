@@ -1,0 +1,157 @@
+"""`pyctl-agent`: the node agent's commands. Each command parses options and calls one function."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from pyctl.errors import PyctlError
+
+
+def _signal_option(value: str) -> signal.Signals:
+    name = value.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return signal.Signals[name]
+    except KeyError:
+        raise click.BadParameter(f"unknown signal {value!r}") from None
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, envvar="PYCTL_AGENT_LOG_LEVEL")
+def main(log_level: str) -> None:
+    """pyctl node agent: spot watch and checkpoint sync, resume, model fetch."""
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@main.command()
+@click.option("--job", required=True, help="Job name (the checkpoint key segment).")
+@click.option(
+    "--checkpoint-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the trainer writes step-<N>/ directories (COMPLETE last).",
+)
+@click.option("--bucket", required=True, help="S3 bucket for checkpoints.")
+@click.option("--prefix", default="", help="Key prefix inside the bucket.")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="The trainer's pid file.")
+@click.option("--process-name", help="The trainer's process name (instead of --pid-file).")
+@click.option(
+    "--signal", "checkpoint_signal", default="SIGUSR1", show_default=True, help="Checkpoint-now signal."
+)
+@click.option(
+    "--drain-signal",
+    default="SIGTERM",
+    show_default=True,
+    help="Sent to the trainer after the final checkpoint is uploaded on an interruption notice ('none': never).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.01, 2.0),
+    default=2.0,
+    show_default=True,
+    envvar="PYCTL_AGENT_POLL_INTERVAL",
+    help="Seconds between IMDS polls.",
+)
+@click.option(
+    "--upload-margin",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    envvar="PYCTL_AGENT_UPLOAD_MARGIN",
+    help="Seconds before the interruption time kept for the final upload.",
+)
+@click.option(
+    "--keep", type=click.IntRange(1), default=3, show_default=True, help="Complete checkpoints kept in S3."
+)
+@click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
+def watch(
+    job: str,
+    checkpoint_dir: Path,
+    bucket: str,
+    prefix: str,
+    pid_file: Path | None,
+    process_name: str | None,
+    checkpoint_signal: str,
+    drain_signal: str,
+    poll_interval: float,
+    upload_margin: float,
+    keep: int,
+    region: str | None,
+) -> None:
+    """Watch for spot interruption / rebalance notices and keep checkpoints uploaded."""
+    from pyctl.agent.imds import Imds
+    from pyctl.agent.watch import Trainer, WatchConfig, Watcher
+    from pyctl.clouds.aws.checkpoints import s3_client
+    from pyctl.core.checkpoint import check_job_name
+
+    if pid_file is not None and process_name is not None:
+        raise click.UsageError("give --pid-file or --process-name, not both")
+    check_job_name(job)
+    config = WatchConfig(
+        job=job,
+        checkpoint_dir=checkpoint_dir,
+        bucket=bucket,
+        prefix=prefix,
+        trainer=Trainer(pid_file=pid_file, process_name=process_name),
+        checkpoint_signal=_signal_option(checkpoint_signal),
+        drain_signal=None if drain_signal.lower() == "none" else _signal_option(drain_signal),
+        poll_interval=poll_interval,
+        upload_margin=timedelta(seconds=upload_margin),
+        keep_last=keep,
+    )
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    Watcher(config, Imds(), s3_client(region)).run(stop)
+
+
+@main.command()
+@click.option("--job", required=True, help="Job name.")
+@click.option("--bucket", required=True, help="S3 bucket for checkpoints.")
+@click.option("--prefix", default="", help="Key prefix inside the bucket.")
+@click.option(
+    "--to",
+    "to_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local checkpoint dir.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write RESUME_FROM=<path> here (empty when there is nothing to resume).",
+)
+@click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
+def resume(
+    job: str, bucket: str, prefix: str, to_dir: Path, env_file: Path | None, region: str | None
+) -> None:
+    """Download and verify the newest complete checkpoint; print its local path (nothing if none)."""
+    from pyctl.agent.resume import resume as fetch_newest
+    from pyctl.agent.resume import write_env_file
+    from pyctl.clouds.aws.checkpoints import s3_client
+    from pyctl.core.checkpoint import check_job_name
+
+    try:
+        check_job_name(job)
+        path = fetch_newest(s3_client(region), job=job, bucket=bucket, prefix=prefix, to_dir=to_dir)
+    except PyctlError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    if env_file is not None:
+        write_env_file(env_file, path)
+    if path is not None:
+        click.echo(str(path))

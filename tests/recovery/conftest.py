@@ -1,0 +1,165 @@
+"""Fixtures for the spot-recovery tests: a local IMDSv2 server, the AWS resources in moto, event loading."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pyctl.clouds.aws.recovery import RecoveryConfig
+from pyctl.core.interruptions import JobTemplate, RecoveryPolicy
+
+EVENTS = Path(__file__).parent / "events"
+TRAINER = Path(__file__).parent / "trainer.py"
+
+
+class ImdsState:
+    """What the fake IMDS answers; tests set `instance_action` / `rebalance` to issue notices."""
+
+    def __init__(self) -> None:
+        self.instance_action: dict[str, str] | None = None
+        self.rebalance: dict[str, str] | None = None
+        self.tokens: set[str] = set()
+        self.unauthorised = 0
+
+
+class _ImdsHandler(BaseHTTPRequestHandler):
+    state: ImdsState
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes = b"") -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:
+        if self.path != "/latest/api/token" or "X-aws-ec2-metadata-token-ttl-seconds" not in self.headers:
+            return self._send(400)
+        token = secrets.token_hex(8)
+        self.state.tokens.add(token)
+        self._send(200, token.encode())
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") not in self.state.tokens:
+            self.state.unauthorised += 1
+            return self._send(401)
+        document = {
+            "/latest/meta-data/spot/instance-action": self.state.instance_action,
+            "/latest/meta-data/events/recommendations/rebalance": self.state.rebalance,
+        }.get(self.path)
+        if document is None:
+            return self._send(404, b"Not Found")
+        self._send(200, json.dumps(document).encode())
+
+
+@pytest.fixture
+def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, ImdsState]]:
+    state = ImdsState()
+    handler = type("Handler", (_ImdsHandler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url)
+    try:
+        yield url, state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class AwsWorld:
+    bucket: str
+    table: str
+    launch_template_id: str
+    subnets: dict[str, str]  # subnet id -> AZ
+    s3: Any
+    ec2: Any
+    dynamodb: Any
+
+    def config(self, **policy: Any) -> RecoveryConfig:
+        return RecoveryConfig(
+            table=self.table,
+            policy=RecoveryPolicy(**policy),
+            jobs={
+                "llm-train": JobTemplate(
+                    launch_template_id=self.launch_template_id,
+                    instance_types=("g6.xlarge", "g6.2xlarge"),
+                    subnet_ids=tuple(self.subnets),
+                )
+            },
+            checkpoint_bucket=self.bucket,
+            checkpoint_prefix="team-a",
+        )
+
+    def launch_job_instance(
+        self, job: str = "llm-train", subnet: str | None = None, spot: bool = True
+    ) -> str:
+        args: dict[str, Any] = {
+            "LaunchTemplate": {"LaunchTemplateId": self.launch_template_id, "Version": "$Latest"},
+            "MinCount": 1,
+            "MaxCount": 1,
+            "SubnetId": subnet or next(iter(self.subnets)),
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "pyctl:job", "Value": job}]}],
+        }
+        if spot:
+            args["InstanceMarketOptions"] = {
+                "MarketType": "spot",
+                "SpotOptions": {"SpotInstanceType": "one-time"},
+            }
+        return self.ec2.run_instances(**args)["Instances"][0]["InstanceId"]
+
+    def job_instances(self, job: str = "llm-train") -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "tag:pyctl:job", "Values": [job]}]
+        )
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+@pytest.fixture
+def aws(moto_server: Any) -> AwsWorld:
+    s3, ec2, ddb = boto3.client("s3"), boto3.client("ec2"), boto3.client("dynamodb")
+    s3.create_bucket(Bucket="ckpt")
+    ddb.create_table(
+        TableName="pyctl-dev-spot-recovery",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = {}
+    for i, az in enumerate(("us-east-1a", "us-east-1b")):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"][
+            "SubnetId"
+        ]
+        subnets[subnet] = az
+    lt = ec2.create_launch_template(
+        LaunchTemplateName="llm-train",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "g6.xlarge"},
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    return AwsWorld("ckpt", "pyctl-dev-spot-recovery", lt, subnets, s3, ec2, ddb)
+
+
+def load_event(name: str, instance_id: str, **overrides: Any) -> dict[str, Any]:
+    """A stored EventBridge event for `instance_id` (id/time overridable to simulate new deliveries)."""
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    old = event["detail"]["instance-id"]
+    event["detail"]["instance-id"] = instance_id
+    event["resources"] = [r.replace(old, instance_id) for r in event["resources"]]
+    event.update(overrides)
+    return event
