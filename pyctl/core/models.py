@@ -30,17 +30,17 @@ DEFAULT_CONCURRENCY = 16
 S3_MIN_PART_SIZE = 5 * MIB
 S3_MAX_PARTS = 10_000
 
-_NAME_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-_NAME = re.compile(rf"^{_NAME_SEGMENT}(/{_NAME_SEGMENT})?$")
+# The same rules as env.yaml's model_cache.models[].name / .version (pyctl/spec.py).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def check_model_name(name: str) -> str:
-    """A model name is one or two segments (`llama-3-8b` or `meta-llama/Llama-3-8B`) of [A-Za-z0-9._-]."""
+    """A model name is up to 128 of [A-Za-z0-9._-], starting with a letter or digit (`llama-3-8b`)."""
     if not _NAME.match(name) or ".." in name:
         raise PyctlError(
-            f"model name {name!r} is invalid: use letters, digits, '.', '_', '-' "
-            "(optionally ORG/NAME), starting with a letter or digit"
+            f"model name {name!r} is invalid: up to 128 letters, digits, '.', '_', '-', "
+            "starting with a letter or digit"
         )
     return name
 
@@ -152,3 +152,54 @@ def upload_part_size(size: int, preferred: int = DEFAULT_PART_SIZE) -> int:
     needed = math.ceil(size / S3_MAX_PARTS) if size else 0
     chunk = max(preferred, needed, S3_MIN_PART_SIZE)
     return math.ceil(chunk / MIB) * MIB
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """Where a model cache lives: cloud ("aws" or "gcp"), bucket name, key prefix."""
+
+    cloud: str
+    bucket: str
+    prefix: str
+
+    def url(self) -> str:
+        scheme = "s3" if self.cloud == "aws" else "gs"
+        return f"{scheme}://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def parse_bucket(bucket: str, prefix: str = "", cloud: str | None = None) -> BucketRef:
+    """`name`, `s3://name[/prefix]` or `gs://name[/prefix]` (+ --prefix, --cloud) -> BucketRef.
+
+    A bare name is S3 unless `cloud` says gcp; a URL scheme and a contradicting `cloud` is an error.
+    """
+    scheme_cloud = {"s3://": "aws", "gs://": "gcp"}
+    found = next((c for s, c in scheme_cloud.items() if bucket.startswith(s)), None)
+    if found is not None:
+        if cloud is not None and cloud != found:
+            raise PyctlError(f"--bucket {bucket} is a {found} URL but --cloud is {cloud}")
+        name, _, url_prefix = bucket[5:].partition("/")
+    else:
+        name, url_prefix = bucket, ""
+    if not name or "/" in name:
+        raise PyctlError(f"--bucket {bucket!r} is not a bucket name or s3:// / gs:// URL")
+    joined = "/".join(p.strip("/") for p in (url_prefix, prefix) if p.strip("/"))
+    return BucketRef(cloud=found or cloud or "aws", bucket=name, prefix=joined)
+
+
+def check_model_files(paths: Sequence[str], *, allow_pickle: bool) -> list[str]:
+    """Refuse what a model push must not upload; return the warnings for what it may.
+
+    Pickle formats are refused unless allowed (then warned about); a root `manifest.json` would collide
+    with the cache's own manifest key.
+    """
+    if not paths:
+        raise PyctlError("model directory holds no files to push")
+    if MANIFEST_NAME in paths:
+        raise PyctlError(f"{MANIFEST_NAME} at the model root is reserved for the cache manifest: rename it")
+    pickled = pickle_files(paths)
+    if pickled and not allow_pickle:
+        raise PyctlError(
+            f"refusing pickle-format file(s) {', '.join(pickled)}: loading them runs arbitrary code; "
+            "convert to safetensors or pass --allow-pickle"
+        )
+    return [f"{p} is a pickle format: loading it runs arbitrary code" for p in pickled]

@@ -9,8 +9,10 @@ import pytest
 from pyctl.core.manifest import Manifest
 from pyctl.core.models import (
     MIB,
+    BucketRef,
     ByteRange,
     StoredVersion,
+    check_model_files,
     check_model_name,
     check_version,
     default_version,
@@ -18,6 +20,7 @@ from pyctl.core.models import (
     manifest_key,
     model_manifest,
     object_key,
+    parse_bucket,
     pickle_files,
     plan_ranges,
     upload_part_size,
@@ -26,12 +29,12 @@ from pyctl.core.models import (
 from pyctl.errors import PyctlError
 
 
-@pytest.mark.parametrize("name", ["llama-3-8b", "meta-llama/Llama-3-8B", "m.v2_x"])
+@pytest.mark.parametrize("name", ["llama-3-8b", "Llama-3-8B", "m.v2_x"])
 def test_valid_names(name: str) -> None:
     assert check_model_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "/abs", "a/b/c", "../x", "a/..", "-x", "a b", "a..b", ".hidden"])
+@pytest.mark.parametrize("name", ["", "/abs", "a/b", "../x", "a/..", "-x", "a b", "a..b", ".hidden"])
 def test_invalid_names(name: str) -> None:
     with pytest.raises(PyctlError, match="model name"):
         check_model_name(name)
@@ -127,3 +130,43 @@ def test_range_header() -> None:
 )
 def test_upload_part_size(size: int, preferred: int, expected: int) -> None:
     assert upload_part_size(size, preferred) == expected
+
+
+def test_check_model_files() -> None:
+    assert check_model_files(["a.safetensors", "config.json"], allow_pickle=False) == []
+    with pytest.raises(
+        PyctlError, match=r"refusing pickle-format file\(s\) pytorch_model.bin: .*--allow-pickle"
+    ):
+        check_model_files(["pytorch_model.bin", "config.json"], allow_pickle=False)
+    assert check_model_files(["pytorch_model.bin"], allow_pickle=True) == [
+        "pytorch_model.bin is a pickle format: loading it runs arbitrary code"
+    ]
+    with pytest.raises(PyctlError, match="reserved"):
+        check_model_files(["manifest.json"], allow_pickle=False)
+    with pytest.raises(PyctlError, match="no files"):
+        check_model_files([], allow_pickle=False)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "prefix", "cloud", "expected"),
+    [
+        ("cache", "", None, BucketRef("aws", "cache", "")),
+        ("cache", "p", "gcp", BucketRef("gcp", "cache", "p")),
+        ("s3://cache/team/", "", None, BucketRef("aws", "cache", "team")),
+        ("gs://cache/team", "/sub/", None, BucketRef("gcp", "cache", "team/sub")),
+        ("gs://cache", "", "gcp", BucketRef("gcp", "cache", "")),
+    ],
+)
+def test_parse_bucket(bucket: str, prefix: str, cloud: str | None, expected: BucketRef) -> None:
+    assert parse_bucket(bucket, prefix, cloud) == expected
+
+
+@pytest.mark.parametrize(("bucket", "cloud"), [("gs://c", "aws"), ("", None), ("s3://", None), ("a/b", None)])
+def test_parse_bucket_refuses(bucket: str, cloud: str | None) -> None:
+    with pytest.raises(PyctlError, match="--bucket"):
+        parse_bucket(bucket, "", cloud)
+
+
+def test_bucket_url() -> None:
+    assert BucketRef("gcp", "c", "p").url() == "gs://c/p"
+    assert BucketRef("aws", "c", "").url() == "s3://c"

@@ -1,0 +1,236 @@
+"""The model cache on S3: parallel multipart upload (s3transfer) and parallel ranged GETs for fetch.
+
+Fetch splits every file into `part_size` ranges and runs them all through ONE pool of `concurrency`
+threads (one HTTP connection each), so small and large files keep every connection busy. Each thread
+streams its range in `read_size` pieces straight into the temporary file at its offset (os.pwrite): memory
+stays near concurrency x read_size whatever the model size. The endpoint comes from AWS_ENDPOINT_URL when
+set (boto3 reads it itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pyctl.clouds.aws import client
+from pyctl.core.models import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    MIB,
+    ByteRange,
+    StoredVersion,
+    manifest_key,
+    model_prefix,
+    plan_ranges,
+    upload_part_size,
+    version_of_manifest_key,
+)
+from pyctl.errors import PyctlError
+from pyctl.model_cache import Transfer, TransferDone
+
+READ_SIZE = 1 * MIB
+# Attempts per ranged GET for errors while streaming the body (botocore retries the request itself).
+PART_ATTEMPTS = 3
+
+
+class ObjectSizeMismatch(Exception):
+    """The stored object's size differs from the manifest: fetching the range again cannot help."""
+
+
+class S3ModelStore:
+    """`pyctl.model_cache.ModelStore` over one S3 bucket (and an optional key prefix)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        part_size: int = DEFAULT_PART_SIZE,
+        read_size: int = READ_SIZE,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.concurrency = concurrency
+        self.part_size = part_size
+        self.read_size = read_size
+        self._s3 = client("s3", region, max_pool_connections=concurrency)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def versions(self, name: str) -> list[StoredVersion]:
+        found = []
+        with self._bucket_errors():
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=model_prefix(self.prefix, name)
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    version = version_of_manifest_key(obj["Key"], self.prefix, name)
+                    if version is not None:
+                        found.append(StoredVersion(version, obj["LastModified"]))
+        return found
+
+    def read_manifest(self, name: str, version: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        with self._bucket_errors():
+            try:
+                response = self._s3.get_object(
+                    Bucket=self.bucket, Key=manifest_key(self.prefix, name, version)
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                    return None
+                raise
+            body: bytes = response["Body"].read()
+            return body
+
+    def write_manifest(self, name: str, version: str, text: str) -> None:
+        with self._bucket_errors():
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=manifest_key(self.prefix, name, version),
+                Body=text.encode("utf-8"),
+                ContentType="application/json",
+            )
+
+    def upload(self, transfers: Sequence[Transfer], done: TransferDone) -> None:
+        """Multipart, parallel uploads of every file through one s3transfer manager."""
+        from boto3.s3.transfer import TransferConfig, create_transfer_manager
+        from s3transfer.subscribers import BaseSubscriber
+
+        largest = max((t.entry.size for t in transfers), default=0)
+        chunk = upload_part_size(largest, self.part_size)
+        config = TransferConfig(
+            multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=self.concurrency
+        )
+
+        class Report(BaseSubscriber):  # type: ignore[misc]
+            def __init__(self, transfer: Transfer) -> None:
+                self.transfer = transfer
+
+            def on_done(self, future: Any, **kwargs: Any) -> None:
+                try:
+                    future.result()
+                except Exception as exc:
+                    done(self.transfer, exc)
+                else:
+                    done(self.transfer, None)
+
+        with self._bucket_errors(), create_transfer_manager(self._s3, config) as manager:
+            for transfer in transfers:
+                manager.upload(str(transfer.local), self.bucket, transfer.key, subscribers=[Report(transfer)])
+
+    def download(
+        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
+    ) -> None:
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
+            for transfer in transfers:
+                target = _PartialFile(transfer, plan_ranges(transfer.entry.size, self.part_size), done)
+                if not target.ranges:
+                    target.close()
+                for byte_range in target.ranges:
+                    pool.submit(self._fetch_range, target, byte_range, advance)
+
+    def _fetch_range(
+        self, target: _PartialFile, byte_range: ByteRange, advance: Callable[[int], None]
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        error: BaseException | None = None
+        if target.failed:
+            target.part_finished(None)
+            return
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            try:
+                self._stream_range(target, byte_range, advance)
+                error = None
+                break
+            except (ClientError, ObjectSizeMismatch) as exc:  # botocore retried transient errors already
+                error = exc
+                break
+            except Exception as exc:  # a connection cut mid-body: fetch the range again
+                error = exc
+                if attempt == PART_ATTEMPTS:
+                    break
+        target.part_finished(error)
+
+    def _stream_range(
+        self, target: _PartialFile, byte_range: ByteRange, advance: Callable[[int], None]
+    ) -> None:
+        response = self._s3.get_object(Bucket=self.bucket, Key=target.transfer.key, Range=byte_range.header())
+        body = response["Body"]
+        total = response.get("ContentRange", "").rpartition("/")[2]
+        if total.isdigit() and int(total) != target.transfer.entry.size:
+            body.close()
+            raise ObjectSizeMismatch(
+                f"object is {total} bytes, the manifest says {target.transfer.entry.size}"
+            )
+        offset = byte_range.start
+        try:
+            while offset <= byte_range.end:
+                chunk = body.read(min(self.read_size, byte_range.end + 1 - offset))
+                if not chunk:
+                    break
+                os.pwrite(target.fd, chunk, offset)
+                offset += len(chunk)
+                advance(len(chunk))
+        finally:
+            body.close()
+        if offset != byte_range.end + 1:
+            raise OSError(
+                f"{target.transfer.key}: range {byte_range.header()} ended after {offset - byte_range.start} bytes"
+            )
+
+    @contextlib.contextmanager
+    def _bucket_errors(self) -> Iterator[None]:
+        """Turn the errors a user can fix (wrong bucket, no access) into one clear line."""
+        from botocore.exceptions import ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "NoSuchBucket":
+                raise PyctlError(f"bucket s3://{self.bucket} does not exist") from None
+            if code in ("AccessDenied", "403"):
+                raise PyctlError(f"access denied to s3://{self.bucket}: {exc}") from None
+            raise
+
+
+class _PartialFile:
+    """The temporary file of one download: opened once, written by many ranges, reported when all end."""
+
+    def __init__(self, transfer: Transfer, ranges: list[ByteRange], done: TransferDone) -> None:
+        self.transfer = transfer
+        self.ranges = ranges
+        self._done = done
+        self._remaining = len(ranges)
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.fd = os.open(transfer.local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.ftruncate(self.fd, transfer.entry.size)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def part_finished(self, error: BaseException | None) -> None:
+        with self._lock:
+            if error is not None and self.error is None:
+                self.error = error
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self._done(self.transfer, self.error)

@@ -1,0 +1,312 @@
+"""The model-cache protocol, the same on every cloud: push (files, then the manifest last) and fetch
+(resolve the version, skip what is already verified, download into temporary files, verify sha256,
+rename, refetch a corrupted file once, then report).
+
+The object-store I/O is a `ModelStore` from `pyctl/clouds/aws/models.py` or `pyctl/clouds/gcp/models.py`;
+the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from pyctl.core.manifest import (
+    FileEntry,
+    FileState,
+    Manifest,
+    ManifestError,
+    build_manifest,
+    list_files,
+    sha256_file,
+    verify_file,
+)
+from pyctl.core.models import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    BucketRef,
+    StoredVersion,
+    check_model_files,
+    check_model_name,
+    check_version,
+    default_version,
+    latest_version,
+    manifest_key,
+    model_manifest,
+    model_prefix,
+    object_key,
+)
+from pyctl.errors import PyctlError
+
+# Written into the target directory after a complete, verified fetch (a copy of the bucket's manifest).
+LOCAL_MANIFEST_NAME = ".pyctl-model.json"
+PART_SUFFIX = ".pyctl-part"
+# Exit code of a fetch that reached the bucket but could not produce verified files.
+EXIT_INTEGRITY = 1
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One file to move: its manifest entry, object key, and local path (the temporary file on fetch)."""
+
+    entry: FileEntry
+    key: str
+    local: Path
+
+
+# Called by a store when one transfer is finished: the error if it failed, else None.
+TransferDone = Callable[[Transfer, BaseException | None], None]
+
+
+class ModelStore(Protocol):
+    """The object-store operations the model cache needs; one implementation per cloud."""
+
+    prefix: str  # key prefix inside the bucket ("" for none)
+
+    def url(self, key: str) -> str:
+        """The URL of `key` for messages, e.g. `s3://bucket/models/m/`."""
+        ...
+
+    def versions(self, name: str) -> list[StoredVersion]:
+        """Every complete version of `name` (those with a manifest)."""
+        ...
+
+    def read_manifest(self, name: str, version: str) -> bytes | None:
+        """The manifest document, or None if that version has none."""
+        ...
+
+    def write_manifest(self, name: str, version: str, text: str) -> None: ...
+
+    def upload(self, transfers: Sequence[Transfer], done: TransferDone) -> None:
+        """Upload every transfer (local -> key), in parallel; call `done` for each."""
+        ...
+
+    def download(
+        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
+    ) -> None:
+        """Download every transfer (key -> local, exactly entry.size bytes), in parallel.
+
+        `advance(n)` reports bytes as they arrive; `done` is called once per transfer, from any thread.
+        """
+        ...
+
+
+class FetchProgress(Protocol):
+    """What a fetch reports; implementations must be thread-safe (stores call from worker threads)."""
+
+    def begin(
+        self, name: str, version: str, todo: Sequence[FileEntry], skipped: Sequence[FileEntry]
+    ) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, entry: FileEntry, outcome: str) -> None: ...
+
+    def end(self) -> None: ...
+
+
+@dataclass
+class FetchResult:
+    name: str
+    version: str
+    fetched: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    refetched: list[str] = field(default_factory=list)
+    bytes_fetched: int = 0
+    seconds: float = 0.0
+
+
+def open_store(
+    ref: BucketRef,
+    *,
+    region: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    part_size: int = DEFAULT_PART_SIZE,
+) -> ModelStore:
+    """The ModelStore for a bucket (the cloud SDK is imported here, lazily)."""
+    if ref.cloud == "gcp":
+        from pyctl.clouds.gcp.models import GcsModelStore
+
+        return GcsModelStore(ref.bucket, ref.prefix, concurrency=concurrency, part_size=part_size)
+    from pyctl.clouds.aws.models import S3ModelStore
+
+    return S3ModelStore(ref.bucket, ref.prefix, region=region, concurrency=concurrency, part_size=part_size)
+
+
+def resolve_version(store: ModelStore, name: str, version: str | None) -> str:
+    """`version` if given, else the latest complete one; a missing model is a one-line error."""
+    check_model_name(name)
+    if version is not None:
+        return check_version(version)
+    latest = latest_version(store.versions(name))
+    if latest is None:
+        raise PyctlError(
+            f"model {name!r} not found: no complete version under {store.url(model_prefix(store.prefix, name))}"
+        )
+    return latest
+
+
+def load_manifest(store: ModelStore, name: str, version: str) -> Manifest:
+    raw = store.read_manifest(name, version)
+    if raw is None:
+        raise PyctlError(
+            f"model {name!r} version {version!r} not found: no manifest at {store.url(manifest_key(store.prefix, name, version))}"
+        )
+    try:
+        return model_manifest(Manifest.from_json(raw), name, version)
+    except ManifestError as exc:
+        raise PyctlError(f"model {name!r} version {version!r}: {exc}") from None
+
+
+def part_path(target: Path) -> Path:
+    """The temporary file a download writes before its rename (same directory: the rename is atomic)."""
+    return target.with_name(f".{target.name}{PART_SUFFIX}")
+
+
+def fetch_model(
+    store: ModelStore, name: str, version: str | None, dest: Path, progress: FetchProgress
+) -> FetchResult:
+    """Fetch NAME (VERSION or the latest) into `dest`; resumable: verified files are kept."""
+    started = time.monotonic()
+    version = resolve_version(store, name, version)
+    manifest = load_manifest(store, name, version)
+    dest.mkdir(parents=True, exist_ok=True)
+    result = FetchResult(name=name, version=version)
+    todo: list[FileEntry] = []
+    skipped: list[FileEntry] = []
+    for entry in manifest.files:
+        (skipped if verify_file(dest, entry) is FileState.VERIFIED else todo).append(entry)
+    result.skipped = [e.path for e in skipped]
+    progress.begin(name, version, todo, skipped)
+
+    failures: dict[str, str] = {}
+    lock = threading.Lock()
+    last_attempt = False
+
+    def finish(transfer: Transfer, error: BaseException | None) -> None:
+        entry = transfer.entry
+        try:
+            problem = _install(transfer, dest) if error is None else f"download failed: {error}"
+        except OSError as exc:
+            problem = f"cannot install the downloaded file: {exc}"
+        with lock:
+            if problem is None:
+                result.fetched.append(entry.path)
+                result.bytes_fetched += entry.size
+                failures.pop(entry.path, None)
+            else:
+                failures[entry.path] = problem
+        if problem is None:
+            progress.file_done(entry, "verified")
+        else:
+            progress.file_done(entry, f"{problem}; {'giving up' if last_attempt else 'refetching'}")
+
+    try:
+        pending = todo
+        for attempt in (1, 2):
+            last_attempt = attempt == 2
+            if attempt == 2:
+                pending = [e for e in todo if e.path in failures]
+                result.refetched = [e.path for e in pending]
+            if not pending:
+                break
+            transfers = [_fetch_transfer(store, name, version, dest, e) for e in pending]
+            for transfer in transfers:
+                transfer.local.parent.mkdir(parents=True, exist_ok=True)
+            store.download(transfers, progress.advance, finish)
+            reported = set(result.fetched) | set(failures)
+            for entry in pending:
+                if entry.path not in reported:  # a store bug must not pass for a complete fetch
+                    failures[entry.path] = "download never reported"
+    finally:
+        progress.end()
+    result.seconds = time.monotonic() - started
+    if failures:
+        details = "; ".join(f"{path}: {why}" for path, why in sorted(failures.items()))
+        raise PyctlError(
+            f"model {name!r} version {version!r}: {len(failures)} file(s) failed verification: {details}",
+            exit_code=EXIT_INTEGRITY,
+        )
+    (dest / LOCAL_MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    return result
+
+
+def _fetch_transfer(store: ModelStore, name: str, version: str, dest: Path, entry: FileEntry) -> Transfer:
+    key = object_key(store.prefix, name, version, entry.path)
+    return Transfer(entry=entry, key=key, local=part_path(entry.local_path(dest)))
+
+
+def _install(transfer: Transfer, dest: Path) -> str | None:
+    """Verify a downloaded temporary file and rename it into place; the problem if it is not right."""
+    entry, temp = transfer.entry, transfer.local
+    size = temp.stat().st_size if temp.exists() else -1
+    if size != entry.size:
+        temp.unlink(missing_ok=True)
+        return f"size mismatch (manifest {entry.size}, downloaded {size})"
+    digest = sha256_file(temp)
+    if digest != entry.sha256:
+        temp.unlink(missing_ok=True)
+        return f"sha256 mismatch (manifest {entry.sha256[:12]}…, downloaded {digest[:12]}…)"
+    os.replace(temp, entry.local_path(dest))
+    return None
+
+
+def model_files(source: Path) -> list[str]:
+    """The files a push uploads: every regular file under `source` except hidden ones (`.git/`, `.cache/`)."""
+    return list_files(source, skip=lambda rel: any(part.startswith(".") for part in rel.split("/")))
+
+
+def push_model(
+    store: ModelStore,
+    source: Path,
+    name: str,
+    version: str | None,
+    *,
+    allow_pickle: bool,
+    log: Callable[[str], None],
+    now: datetime | None = None,
+) -> Manifest:
+    """Upload the model in `source` as NAME/VERSION: files in parallel, then the manifest last."""
+    check_model_name(name)
+    version = check_version(version) if version else default_version(now or datetime.now(UTC))
+    paths = model_files(source)
+    for warning in check_model_files(paths, allow_pickle=allow_pickle):
+        log(f"warning: {warning}")
+    if store.read_manifest(name, version) is not None:
+        raise PyctlError(
+            f"model {name!r} version {version!r} already exists at {store.url(manifest_key(store.prefix, name, version))}; "
+            "versions are immutable: choose another --version"
+        )
+    log(f"hashing {len(paths)} file(s) in {source}")
+    manifest = build_manifest(
+        source,
+        paths=paths,
+        attributes={"name": name, "version": version, "created": (now or datetime.now(UTC)).isoformat()},
+    )
+    transfers = [
+        Transfer(entry=e, key=object_key(store.prefix, name, version, e.path), local=e.local_path(source))
+        for e in manifest.files
+    ]
+    errors: dict[str, str] = {}
+
+    def uploaded(transfer: Transfer, error: BaseException | None) -> None:
+        if error is None:
+            log(f"uploaded {transfer.entry.path} ({transfer.entry.size} bytes)")
+        else:
+            errors[transfer.entry.path] = str(error)
+
+    store.upload(transfers, uploaded)
+    if errors:
+        details = "; ".join(f"{path}: {why}" for path, why in sorted(errors.items()))
+        raise PyctlError(
+            f"push of model {name!r} version {version!r} failed, no manifest written: {details}", 1
+        )
+    store.write_manifest(name, version, manifest.to_json())
+    log(f"pushed {name} version {version}: {len(manifest.files)} file(s), {manifest.total_size} bytes")
+    return manifest
