@@ -6,8 +6,10 @@ bytes and `--check` can tell CI that what is committed is stale.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +28,76 @@ from pyctl.spec import (
 
 TFVARS_FILE = "terraform.tfvars.json"
 BACKEND_FILE = "backend.hcl"
+# Function zips and their hashes are build artifacts (git-ignored): Terraform loads *.auto.tfvars.json itself.
+FUNCTIONS_FILE = "functions.auto.tfvars.json"
+BUILD_DIR = ".pyctl-build"
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """What `pyctl render` writes: file name (relative to the env dir) -> bytes."""
+    """What `pyctl render` writes, as file name (relative to the env dir) -> bytes.
+
+    `files` are committed and compared by `--check`; `generated` (function zips and the variables that
+    name them) are rebuilt on every render. All of them are inputs of a plan.
+    """
 
     env_dir: Path
     files: dict[str, bytes]
+    generated: dict[str, bytes] = field(default_factory=dict)
 
     def paths(self) -> list[Path]:
-        return [self.env_dir / name for name in sorted(self.files)]
+        return [self.env_dir / name for name in sorted({**self.files, **self.generated})]
 
 
 def render_env(loaded: LoadedEnv, catalog: Catalog | None = None) -> Rendered:
     spec = loaded.spec
     tfvars = terraform_variables(spec, catalog or load_catalog())
     files = {
-        TFVARS_FILE: (json.dumps(tfvars, indent=2, sort_keys=True) + "\n").encode(),
+        TFVARS_FILE: _json_bytes(tfvars),
         BACKEND_FILE: _render_template(
             "backend.hcl.j2", backend=spec.backend.model_dump(), env=spec.env.name
         ).encode(),
     }
-    return Rendered(env_dir=loaded.dir, files=files)
+    return Rendered(env_dir=loaded.dir, files=files, generated=_function_packages(spec))
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+
+
+def functions_for(spec: EnvSpec) -> list[str]:
+    """The function packages an env deploys, by the features it enables."""
+    names = []
+    if spec.clouds.aws is not None and spec.watchdog.enabled:
+        names.append("gpu_watchdog")
+    return names
+
+
+def _function_packages(spec: EnvSpec) -> dict[str, bytes]:
+    from pyctl.package import FUNCTIONS, package_entries, zip_bytes
+
+    generated: dict[str, bytes] = {}
+    variables: dict[str, dict[str, str]] = {}
+    for name in functions_for(spec):
+        data = zip_bytes(package_entries(FUNCTIONS[name]))
+        rel = f"{BUILD_DIR}/{name}.zip"
+        generated[rel] = data
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        variables[name] = {"path": rel, "base64sha256": digest}
+    if variables:
+        generated[FUNCTIONS_FILE] = _json_bytes({"function_packages": variables})
+    return generated
 
 
 def write_rendered(rendered: Rendered) -> list[Path]:
     """Write the files that differ; return the paths written."""
     written = []
-    for name, data in sorted(rendered.files.items()):
+    for name, data in sorted({**rendered.files, **rendered.generated}.items()):
         path = rendered.env_dir / name
         if path.exists() and path.read_bytes() == data:
             continue
-        tmp = path.with_name(f".{name}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
         written.append(path)

@@ -53,10 +53,44 @@ def test_render_writes_tfvars_and_backend(prod_copy: Path) -> None:
 def test_render_is_byte_identical_on_rerun(prod_copy: Path) -> None:
     runner = CliRunner()
     runner.invoke(cli, ["render", "--env", str(prod_copy)])
-    first = {p.name: p.read_bytes() for p in prod_copy.iterdir()}
+    first = _tree(prod_copy)
     result = runner.invoke(cli, ["render", "--env", str(prod_copy)])
     assert "unchanged" in result.output and "wrote" not in result.output
-    assert {p.name: p.read_bytes() for p in prod_copy.iterdir()} == first
+    assert _tree(prod_copy) == first
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_function_packages_are_built_and_named_with_their_hash(prod_copy: Path) -> None:
+    import base64
+    import hashlib
+    import zipfile
+
+    assert CliRunner().invoke(cli, ["render", "--env", str(prod_copy)]).exit_code == 0
+    packages = json.loads((prod_copy / "functions.auto.tfvars.json").read_text())["function_packages"]
+    watchdog = packages["gpu_watchdog"]
+    zip_path = prod_copy / watchdog["path"]
+    assert watchdog["path"] == ".pyctl-build/gpu_watchdog.zip"  # relative: the render is machine-independent
+    assert (
+        watchdog["base64sha256"] == base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
+    )
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "handler.py" in names and "pyctl/core/idle.py" in names
+    assert not any(n.startswith(("pyctl/cli", "click/", "pyctl/render")) for n in names)
+
+
+def test_check_ignores_function_artifacts_but_plans_hash_them(prod_copy: Path) -> None:
+    from pyctl.render import render_env
+    from pyctl.spec import load_env
+
+    runner = CliRunner()
+    runner.invoke(cli, ["render", "--env", str(prod_copy)])
+    (prod_copy / "functions.auto.tfvars.json").unlink()
+    assert runner.invoke(cli, ["render", "--env", str(prod_copy), "--check"]).exit_code == 0
+    paths = render_env(load_env(str(prod_copy))).paths()
+    assert prod_copy / "functions.auto.tfvars.json" in paths  # a plan's inputs include the packages
 
 
 def test_render_is_identical_across_processes(prod_copy: Path) -> None:
