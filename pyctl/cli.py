@@ -124,6 +124,26 @@ def catalog_cmd(cloud: str | None, gpu: str | None) -> None:
     Console().print(table)
 
 
+def _register() -> None:
+    """Commands that live in their own modules (pyctl/commands/*), each a thin layer over one function."""
+    from pyctl.commands import model, workflow
+
+    for command in (
+        workflow.init_cmd,
+        workflow.plan_cmd,
+        workflow.apply_cmd,
+        workflow.up_cmd,
+        workflow.destroy_cmd,
+        workflow.output_cmd,
+        workflow.force_unlock_cmd,
+        model.model,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
 def main() -> None:
     cli(prog_name="pyctl")
 
