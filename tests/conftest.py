@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# moto's server logs every request; a failing test's report should show the test's own output.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 # Tests never reach a real cloud: drop anything credential-like from the caller's environment.
 for _name in list(os.environ):
