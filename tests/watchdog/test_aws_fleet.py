@@ -1,0 +1,208 @@
+"""The watchdog against moto over HTTP: a fleet covering every case, with the exact action for each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pyctl.clouds.aws import watchdog
+from pyctl.core import idle
+from pyctl.core.idle import Settings
+
+from .conftest import REGION, CallRecorder, Fleet
+
+PRICES = {"p4d.24xlarge": 21.96, "g5.xlarge": 1.006}
+IDLE = [[0.0, 1.0, 2.0, 4.9]]  # one GPU that never reaches 5%
+IDLE8 = IDLE * 8
+
+# name -> (verdict, action) expected with the default settings.
+EXPECTED = {
+    "eight-gpu-one-busy": ("busy", "none"),
+    "loading-no-metrics": ("no-data", "none"),
+    "partial-7-of-8": ("no-data", "none"),
+    "keep-alive-live": ("excluded", "none"),
+    "keep-alive-expired": ("idle", "stop"),
+    "asg-min-0": ("idle", "none"),
+    "asg-above-0": ("idle", "scale-in"),
+    "spot-one-time": ("idle", "none"),
+    "spot-one-time-allowed": ("idle", "terminate"),
+    "spot-persistent": ("idle", "stop"),
+    "reserved": ("idle", "none"),
+    "opted-out": ("excluded", "none"),
+    "busy": ("busy", "none"),
+    "idle-standalone": ("idle", "stop"),
+}
+ACTED = {"keep-alive-expired", "asg-above-0", "spot-one-time-allowed", "spot-persistent", "idle-standalone"}
+
+
+def build_fleet(fleet: Fleet) -> None:
+    p4d = "p4d.24xlarge"
+    # One busy GPU out of 8, busy 5 minutes of 32: its average over all GPUs is about 1%.
+    busy_gpu = [[60.0] * 5 + [0.0] * 27]
+    fleet.gpu_metrics(fleet.instance("eight-gpu-one-busy", p4d), IDLE * 3 + busy_gpu + IDLE * 4)
+    fleet.instance("loading-no-metrics", p4d)
+    fleet.gpu_metrics(fleet.instance("partial-7-of-8", p4d), IDLE * 7)
+    live = (fleet.now + timedelta(hours=2)).isoformat()
+    fleet.gpu_metrics(fleet.instance("keep-alive-live", tags={idle.KEEP_UNTIL_TAG: live}), IDLE)
+    expired = (fleet.now - timedelta(hours=1)).isoformat()
+    fleet.gpu_metrics(fleet.instance("keep-alive-expired", tags={idle.KEEP_UNTIL_TAG: expired}), IDLE)
+    for instance_id in fleet.group("asg-min", min_size=1, desired=1) + fleet.group("asg-above", min_size=0, desired=1):
+        fleet.gpu_metrics(instance_id, IDLE)
+    fleet.gpu_metrics(fleet.spot("spot-one-time", "one-time"), IDLE)
+    fleet.gpu_metrics(fleet.spot("spot-one-time-allowed", "one-time", {idle.SPOT_TERMINATE_TAG: "true"}), IDLE)
+    fleet.gpu_metrics(fleet.spot("spot-persistent", "persistent"), IDLE)
+    # moto has no capacity reservations: the pool module's tag stands for CapacityReservationId.
+    fleet.gpu_metrics(fleet.instance("reserved", tags={idle.CAPACITY_TAG: "reserved"}), IDLE)
+    fleet.gpu_metrics(fleet.instance("opted-out", tags={"AutoShutdown": "false"}), IDLE)
+    fleet.gpu_metrics(fleet.instance("busy"), [[50.0]])
+    fleet.gpu_metrics(fleet.instance("idle-standalone", p4d), IDLE8)
+    fleet.instance("untagged", tags={"AutoShutdown": ""})  # tag-key present, empty value
+    fleet.ec2.delete_tags(Resources=[fleet.ids["untagged"]], Tags=[{"Key": "AutoShutdown"}])
+
+
+def run(fleet: Fleet, settings: Settings, recorder: CallRecorder | None = None) -> watchdog.RunResult:
+    factory = recorder or CallRecorder()
+    return watchdog.run([REGION], settings, now=fleet.now, prices=PRICES, factory=factory)
+
+
+def by_name(fleet: Fleet, result: watchdog.RunResult) -> dict[str, idle.Decision]:
+    names = {v: k for k, v in fleet.ids.items()}
+    return {names[d.instance_id]: d for d in result.decisions}
+
+
+def test_fleet_gets_the_exact_action_for_every_case(fleet: Fleet, recorder: CallRecorder) -> None:
+    build_fleet(fleet)
+    result = run(fleet, Settings(), recorder)
+    got = {name: (d.verdict, d.action) for name, d in by_name(fleet, result).items()}
+    assert got == EXPECTED  # the untagged instance is not even a candidate
+    decisions = by_name(fleet, result)
+    assert {n for n, d in decisions.items() if d.outcome == "done"} == ACTED
+    for name in ACTED - {"asg-above-0", "spot-one-time-allowed"}:
+        assert fleet.state(name) in ("stopping", "stopped")
+    assert fleet.state("spot-one-time-allowed") in ("shutting-down", "terminated")
+    assert fleet.state("asg-above-0") in ("shutting-down", "terminated")
+    assert fleet.desired("asg-above") == 0 and fleet.desired("asg-min") == 1
+    for name in set(EXPECTED) - ACTED:
+        assert fleet.state(name) == "running", name
+    # Evidence: per-GPU maxima, and the reasons a user reads.
+    busy = decisions["eight-gpu-one-busy"]
+    assert [g.maximum for g in busy.gpus] == [4.9, 4.9, 4.9, 60.0, 4.9, 4.9, 4.9, 4.9]
+    assert "GPU 3 max 60%" in busy.reason
+    assert "7 of 8 GPUs" in decisions["partial-7-of-8"].reason
+    assert "at min size" in decisions["asg-min-0"].reason
+    assert decisions["reserved"].alert and "idle reserved capacity" in decisions["reserved"].reason
+    assert "$1.01/h" in decisions["reserved"].reason
+    assert decisions["idle-standalone"].hourly_cost_saved == 21.96
+    assert all(g.coverage == 1.0 and g.datapoints == 30 for g in decisions["idle-standalone"].gpus)
+    # Cheap: one ListMetrics scan and one GetMetricData request for the whole region, no per-instance loop.
+    # (moto returns each series once per datapoint, so ListMetrics needs a few pages; still one scan)
+    assert [("NextToken" in p) for p in recorder.ops("ListMetrics")][0] is False
+    assert all("NextToken" in p for p in recorder.ops("ListMetrics")[1:])
+    # Excluded instances (keep-alive, opted out) are not read: 8 + 7 + 8 GPUs, and 8 single-GPU nodes.
+    assert [len(p["MetricDataQueries"]) for p in recorder.ops("GetMetricData")] == [8 + 7 + 8 + 8]
+    assert not recorder.ops("GetMetricStatistics")
+    # Each acted-on instance was marked before the action (idempotency within the window).
+    marked = {p["Resources"][0] for p in recorder.ops("CreateTags")}
+    assert marked == {fleet.ids[n] for n in ACTED}
+    assert result.summary.notify and result.summary.hourly_saved == pytest.approx(21.96 + 4 * 1.006)
+
+
+def test_protected_env_is_left_alone_unless_opted_in(fleet: Fleet, recorder: CallRecorder) -> None:
+    build_fleet(fleet)
+    result = run(fleet, Settings(protected_env=True), recorder)
+    assert {d.verdict for d in result.decisions} == {"excluded"}
+    others = {fleet.ids["opted-out"], fleet.ids["keep-alive-live"]}
+    assert all("protected env" in d.reason for d in result.decisions if d.instance_id not in others)
+    assert not recorder.ops("StopInstances") and not recorder.ops("TerminateInstances")
+    opted_in = run(fleet, Settings(protected_env=True, act_on_protected=True))
+    assert {fleet.ids[n] for n in ACTED} == {d.instance_id for d in opted_in.decisions if d.outcome == "done"}
+
+
+def test_dry_run_reports_actions_and_changes_nothing(fleet: Fleet, recorder: CallRecorder) -> None:
+    build_fleet(fleet)
+    result = run(fleet, Settings(dry_run=True), recorder)
+    acted = {n for n, d in by_name(fleet, result).items() if d.outcome == "dry-run"}
+    assert acted == ACTED
+    mutating = {"StopInstances", "TerminateInstances", "TerminateInstanceInAutoScalingGroup", "CreateTags"}
+    assert not [op for _, op, _ in recorder.calls if op in mutating]
+    assert all(fleet.state(n) == "running" for n in EXPECTED)
+    assert "(dry run)" in result.summary.text()
+
+
+def test_max_actions_acts_on_the_costliest_and_reports_the_rest(fleet: Fleet) -> None:
+    build_fleet(fleet)
+    result = run(fleet, Settings(max_actions=2))
+    decisions = by_name(fleet, result)
+    done = [n for n, d in decisions.items() if d.outcome == "done"]
+    assert len(done) == 2 and "idle-standalone" in done  # the p4d ($21.96/h) goes first
+    capped = [n for n, d in decisions.items() if "max actions per run (2) reached" in d.reason]
+    assert sorted(capped + done) == sorted(ACTED)
+    assert all(decisions[n].alert and decisions[n].action == "none" for n in capped)
+    assert all(fleet.state(n) == "running" for n in capped)
+
+
+def test_a_failed_api_call_is_reported_and_the_run_goes_on(fleet: Fleet) -> None:
+    build_fleet(fleet)
+    stuck = fleet.instance("stop-protected", DisableApiStop=True)
+    fleet.gpu_metrics(stuck, IDLE)
+    result = run(fleet, Settings())
+    decisions = by_name(fleet, result)
+    failed = decisions["stop-protected"]
+    assert failed.outcome == "failed" and "OperationNotPermitted" in failed.error
+    assert {n for n, d in decisions.items() if d.outcome == "done"} == ACTED
+    assert [d.instance_id for d in result.summary.failed] == [stuck]
+    assert "FAILED" in result.summary.text() and "OperationNotPermitted" in result.summary.text()
+
+
+def test_a_second_run_in_the_same_window_does_not_act_again(fleet: Fleet, recorder: CallRecorder) -> None:
+    node = fleet.instance("idle-standalone")
+    fleet.gpu_metrics(node, IDLE)
+    first = run(fleet, Settings())
+    assert [d.outcome for d in first.decisions] == ["done"]
+    # Someone starts it again right away (or the stop is not visible yet): same window, no second stop.
+    fleet.ec2.start_instances(InstanceIds=[node])
+    second = run(fleet, Settings(), recorder)
+    assert [(d.verdict, d.action) for d in second.decisions] == [("idle", "none")]
+    assert "already acted" in second.decisions[0].reason
+    assert not recorder.ops("StopInstances")
+    # A window later the mark has expired and the watchdog acts again.
+    fleet.now += timedelta(minutes=31)
+    fleet.gpu_metrics(node, IDLE)
+    third = run(fleet, Settings())
+    assert [d.outcome for d in third.decisions] == ["done"]
+
+
+def test_instances_younger_than_min_uptime_are_young(fleet: Fleet) -> None:
+    fleet.now -= timedelta(minutes=45)  # the real launch time: every instance just started
+    fleet.gpu_metrics(fleet.instance("fresh"), IDLE)
+    result = run(fleet, Settings())
+    assert [(d.verdict, d.action) for d in result.decisions] == [("young", "none")]
+    assert "minimum uptime 20 min" in result.decisions[0].reason
+
+
+def test_unreadable_metrics_never_lead_to_an_action(fleet: Fleet) -> None:
+    """CloudWatch refuses the reads (AccessDenied): every instance is no-data with an alert, even with
+    missing_data=idle, and the run still finishes."""
+    fleet.gpu_metrics(fleet.instance("idle-standalone"), IDLE)
+    recorder = CallRecorder()
+
+    def factory(service: str, region: str):
+        c = recorder(service, region)
+        if service == "cloudwatch":
+            c.meta.events.register("before-call.cloudwatch.*", _access_denied)
+        return c
+
+    settings = Settings(missing_data="idle", missing_data_grace_minutes=0)
+    result = watchdog.run([REGION], settings, now=fleet.now, factory=factory)
+    assert [(d.verdict, d.action, d.alert) for d in result.decisions] == [("no-data", "none", True)]
+    assert result.errors and "metrics could not be read" in result.errors[0]
+    assert "AccessDenied" in result.summary.text()
+    assert fleet.state("idle-standalone") == "running"
+
+
+def _access_denied(model, **_):
+    from botocore.exceptions import ClientError
+
+    error = {"Error": {"Code": "AccessDenied", "Message": "not authorized"}}
+    raise ClientError(error, model.name)
