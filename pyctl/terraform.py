@@ -146,6 +146,10 @@ class RunResult:
 _UI_EVENT_COMMANDS = frozenset({"init", "plan", "apply"})
 
 
+# One version per executable path for the life of the process.
+_VERSIONS: dict[str, str] = {}
+
+
 def _verb(argv: Sequence[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "terraform")
 
@@ -203,7 +207,11 @@ class Terraform:
         return result
 
     def version(self) -> str:
-        return str(json.loads(self.run(version_argv(), stream=False).stdout)["terraform_version"])
+        if self.executable not in _VERSIONS:
+            _VERSIONS[self.executable] = str(
+                json.loads(self.run(version_argv(), stream=False).stdout)["terraform_version"]
+            )
+        return _VERSIONS[self.executable]
 
     def show_plan(self, workdir: Path, plan_file: Path) -> Plan:
         result = self.run(show_plan_argv(workdir, plan_file), stream=False)

@@ -59,7 +59,7 @@ class PlanResult:
     plan_file: Path
     plan: Plan
     summary: PlanSummary
-    manifest: PlanManifest
+    manifest: PlanManifest | None  # written only for `plan --out`
 
 
 Echo = Callable[[str], None]
@@ -85,7 +85,9 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def current_manifest(tf: Terraform, target: EnvTarget, plan_file: Path, *, destroy: bool = False) -> PlanManifest:
+def current_manifest(
+    tf: Terraform, target: EnvTarget, plan_file: Path, *, destroy: bool = False
+) -> PlanManifest:
     """What a manifest for `plan_file` says now: hashes of the plan, inputs and lock file, and versions."""
     inputs = {_relative(p, target.root): sha256_file(p) for p in target.inputs}
     lock = target.root / LOCK_FILE
@@ -115,9 +117,14 @@ def manifest_path(plan_file: Path) -> Path:
 # --- verbs ------------------------------------------------------------------------------------------
 
 
-def init(tf: Terraform, target: EnvTarget, *, lock_timeout: str | None = None, readonly_lock: bool = False) -> None:
+def init(
+    tf: Terraform, target: EnvTarget, *, lock_timeout: str | None = None, readonly_lock: bool = False
+) -> None:
     argv = init_argv(
-        target.root, backend_config=target.backend_config, lock_timeout=lock_timeout, readonly_lock=readonly_lock
+        target.root,
+        backend_config=target.backend_config,
+        lock_timeout=lock_timeout,
+        readonly_lock=readonly_lock,
     )
     _run(tf, target, argv)
 
@@ -131,7 +138,7 @@ def plan(
     lock_timeout: str | None = None,
     detailed_exitcode: bool = False,
 ) -> PlanResult:
-    """init, plan -out, show -json; writes the manifest beside the plan file."""
+    """init, plan -out, show -json; with `out`, writes the manifest beside the plan file."""
     init(tf, target, lock_timeout=lock_timeout)
     plan_file = (out or target.root / WORK_PLAN).resolve()
     plan_file.parent.mkdir(parents=True, exist_ok=True)
@@ -145,8 +152,10 @@ def plan(
     )
     _run(tf, target, argv, ok_codes=(0, 2) if detailed_exitcode else (0,))
     parsed = tf.show_plan(target.root, plan_file)
-    manifest = current_manifest(tf, target, plan_file, destroy=destroy)
-    manifest_path(plan_file).write_text(manifest.to_json())
+    manifest = None
+    if out is not None:  # a plan to be reviewed now and applied later
+        manifest = current_manifest(tf, target, plan_file, destroy=destroy)
+        manifest_path(plan_file).write_text(manifest.to_json())
     summary = summarize(parsed, env=target.name, protected=target.protected)
     return PlanResult(plan_file, parsed, summary, manifest)
 
@@ -218,7 +227,8 @@ def up(
 
 
 def outputs(tf: Terraform, target: EnvTarget, name: str | None = None) -> Any:
-    init(tf, target)
+    if not (target.root / ".terraform" / "terraform.tfstate").exists():  # backend not initialised yet
+        init(tf, target)
     try:
         return tf.outputs(target.root, name)
     except TerraformFailed as exc:
@@ -238,7 +248,9 @@ def write_summary_md(summary: PlanSummary, path: Path) -> None:
 
 
 def _check_gates(summary: PlanSummary, gates: GateFlags) -> None:
-    refusals = gate_refusals(summary, allow_destroy=gates.allow_destroy, confirm_purchase=gates.confirm_purchase)
+    refusals = gate_refusals(
+        summary, allow_destroy=gates.allow_destroy, confirm_purchase=gates.confirm_purchase
+    )
     if refusals:
         raise PyctlError("refusing to apply: " + "; ".join(refusals))
 

