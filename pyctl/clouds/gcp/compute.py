@@ -1,0 +1,403 @@
+"""Compute Engine I/O for the idle-GPU watchdog and the Spot recovery pass (google-cloud-compute, REST).
+
+Verdicts and action choice are pure (`pyctl.core.idle`); this module lists candidates, turns them into
+`idle.Instance` facts, and acts. Each action declares the IAM permissions it needs next to its code;
+`iam_permissions()` collects them and a test compares them with the custom role in
+`infra/modules/gcp-gpu-watchdog`.
+
+Endpoint: `PYCTL_GCP_COMPUTE_ENDPOINT` (e.g. `http://127.0.0.1:8089`) points every client at an emulator
+or a staging proxy; only then are anonymous credentials used. Otherwise Application Default Credentials.
+
+Managed instance groups, the rule: an idle member is removed with `deleteInstances` (which names the
+instance and lowers the target size by one; a plain `resize` would let the group pick which VM to delete,
+possibly a busy one). The group's minimum is the autoscaler's `minNumReplicas` when an autoscaler targets
+the group, else the pool's `pyctl-min-size` label, else the current target size (never scaled in). The
+group may lose `targetSize - minimum` members per run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pyctl.core import idle
+from pyctl.core.idle import Decision, Instance
+
+ENDPOINT_VARIABLE = "PYCTL_GCP_COMPUTE_ENDPOINT"
+
+# Label keys (GCP labels: lowercase [a-z0-9_-], values at most 63 characters, no ':' or '+').
+OPT_IN_LABEL = "auto-shutdown"
+KEEP_UNTIL_LABEL = "pyctl-keep-until"  # 20261122t1030z (UTC) or Unix seconds
+CAPACITY_LABEL = "pyctl-capacity"  # "reserved" | "on-demand" | "spot" (written by gcp-gpu-pool)
+MIN_SIZE_LABEL = "pyctl-min-size"  # the pool's minimum group size (written by gcp-gpu-pool)
+POOL_LABEL = "pyctl-pool"
+
+_KEEP_UNTIL_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})t(\d{2})(\d{2})z$")
+_SCOPED_GROUP = re.compile(r"(zones|regions)/([^/]+)/instanceGroupManagers/([^/]+)$")
+
+
+def keep_until_from_label(value: str) -> str:
+    """The core's ISO-8601 keep-until time from a label value; an unreadable value is passed on unchanged
+    (the core then keeps the instance, to be safe)."""
+    text = value.strip().lower()
+    match = _KEEP_UNTIL_COMPACT.match(text)
+    if match:
+        y, mo, d, h, mi = match.groups()
+        return f"{y}-{mo}-{d}T{h}:{mi}:00+00:00"
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), tz=UTC).isoformat()
+    return value
+
+
+def keep_until_label(moment: datetime) -> str:
+    """The label value that keeps an instance alive until `moment` (minute precision, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y%m%dt%H%Mz")
+
+
+def core_tags(labels: Mapping[str, str]) -> dict[str, str]:
+    """GCP labels translated into the tag names `pyctl.core.idle` reads (other labels kept as they are)."""
+    tags = dict(labels)
+    if OPT_IN_LABEL in labels:
+        tags[idle.OPT_IN_TAG] = labels[OPT_IN_LABEL]
+    if KEEP_UNTIL_LABEL in labels:
+        tags[idle.KEEP_UNTIL_TAG] = keep_until_from_label(labels[KEEP_UNTIL_LABEL])
+    if labels.get(CAPACITY_LABEL) == "reserved":
+        tags[idle.CAPACITY_TAG] = "reserved"
+    return tags
+
+
+def last_segment(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def parse_timestamp(text: str) -> datetime:
+    """RFC 3339 as Compute Engine writes it (`2026-11-22T01:02:03.456-08:00`)."""
+    return idle.parse_time(text)
+
+
+# --- clients -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComputeClients:
+    """Every Compute client the watchdog and the recovery pass use, built in `compute_clients()`."""
+
+    instances: Any
+    zone_operations: Any
+    region_operations: Any
+    instance_group_managers: Any
+    region_instance_group_managers: Any
+    autoscalers: Any
+    region_autoscalers: Any
+
+
+def compute_clients(endpoint: str | None = None) -> ComputeClients:
+    """The one factory. Operation polling uses separately built operations clients on the same endpoint."""
+    from google.cloud import compute_v1
+
+    endpoint = endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        # An override means an emulator or a test fake: never send real credentials to it.
+        kwargs = {"client_options": {"api_endpoint": endpoint}, "credentials": AnonymousCredentials()}  # type: ignore[no-untyped-call]
+    return ComputeClients(
+        instances=compute_v1.InstancesClient(**kwargs),
+        zone_operations=compute_v1.ZoneOperationsClient(**kwargs),
+        region_operations=compute_v1.RegionOperationsClient(**kwargs),
+        instance_group_managers=compute_v1.InstanceGroupManagersClient(**kwargs),
+        region_instance_group_managers=compute_v1.RegionInstanceGroupManagersClient(**kwargs),
+        autoscalers=compute_v1.AutoscalersClient(**kwargs),
+        region_autoscalers=compute_v1.RegionAutoscalersClient(**kwargs),
+    )
+
+
+class OperationError(RuntimeError):
+    """A Compute operation finished with errors (or did not finish in time)."""
+
+    def __init__(self, message: str, codes: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.codes = tuple(codes)
+
+
+OPERATION_PERMISSIONS = ("compute.zoneOperations.get", "compute.regionOperations.get")
+
+
+def wait_for_operation(
+    clients: ComputeClients, project: str, operation: Any, *, timeout: float = 120.0
+) -> Any:
+    """Poll a zonal or regional operation until DONE (the `wait` call blocks up to about 2 minutes on
+    GCP); raise OperationError when it fails or does not finish within `timeout` seconds."""
+    import time
+
+    from google.cloud import compute_v1
+
+    done = compute_v1.Operation.Status.DONE
+    deadline = time.monotonic() + timeout
+    while operation.status != done:
+        if time.monotonic() >= deadline:
+            raise OperationError(f"operation {operation.name} not done after {timeout:g} s")
+        if operation.zone:
+            operation = clients.zone_operations.wait(
+                project=project, zone=last_segment(operation.zone), operation=operation.name
+            )
+        else:
+            operation = clients.region_operations.wait(
+                project=project, region=last_segment(operation.region), operation=operation.name
+            )
+    errors = list(operation.error.errors) if operation.error else []
+    if errors:
+        codes = [e.code for e in errors]
+        text = "; ".join(f"{e.code}: {e.message}" for e in errors)
+        raise OperationError(f"operation {operation.name} failed: {text}", codes)
+    return operation
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+LIST_PERMISSIONS = ("compute.instances.list",)
+GROUP_PERMISSIONS = ("compute.instanceGroupManagers.get", "compute.autoscalers.get")
+
+
+def label_filter(labels: Mapping[str, str], status: str | None = None) -> str:
+    """A Compute list filter: every label equal to its value (and the status, when given)."""
+    terms = [f'(labels.{k} = "{v}")' for k, v in sorted(labels.items())]
+    if status:
+        terms.append(f'(status = "{status}")')
+    return " AND ".join(terms)
+
+
+class ZoneUnreachable(RuntimeError):
+    """The aggregated list could not read a zone."""
+
+
+def list_instances(
+    clients: ComputeClients, project: str, zones: Sequence[str] | None, filter_: str
+) -> list[Any]:
+    """Instances matching `filter_`: one aggregated list for the project, or a list per given zone."""
+    from google.cloud import compute_v1
+
+    found: list[Any] = []
+    if zones:
+        for zone in zones:
+            request = compute_v1.ListInstancesRequest(project=project, zone=zone, filter=filter_)
+            found.extend(clients.instances.list(request=request))
+        return found
+    request = compute_v1.AggregatedListInstancesRequest(project=project, filter=filter_)
+    for scope, scoped in clients.instances.aggregated_list(request=request):
+        found.extend(scoped.instances)
+        if scoped.warning.code == "UNREACHABLE":
+            # A zone that could not be read: its VMs are missing from this run, and someone should know.
+            raise ZoneUnreachable(f"{scope}: {scoped.warning.message}")
+    return found
+
+
+def gpu_count(raw: Any) -> int:
+    return sum(int(a.accelerator_count) for a in raw.guest_accelerators)
+
+
+def group_url(raw: Any) -> str | None:
+    """The managed instance group a VM belongs to (its `created-by` metadata), or None."""
+    for item in raw.metadata.items:
+        if item.key == "created-by" and _SCOPED_GROUP.search(item.value):
+            return str(item.value)
+    return None
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A managed instance group: zonal (`scope_kind` "zones") or regional ("regions")."""
+
+    scope_kind: str
+    scope: str
+    name: str
+
+    @classmethod
+    def from_url(cls, url: str) -> GroupRef:
+        match = _SCOPED_GROUP.search(url)
+        if match is None:
+            raise ValueError(f"not an instance group manager URL: {url}")
+        return cls(*match.groups())
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}/{self.name}"
+
+
+def read_group(
+    clients: ComputeClients, project: str, ref: GroupRef, min_size_label: str | None
+) -> idle.AutoScalingGroup:
+    """The group's target size and its minimum (see the module docstring for the rule)."""
+    if ref.scope_kind == "zones":
+        mig = clients.instance_group_managers.get(
+            project=project, zone=ref.scope, instance_group_manager=ref.name
+        )
+    else:
+        mig = clients.region_instance_group_managers.get(
+            project=project, region=ref.scope, instance_group_manager=ref.name
+        )
+    target = int(mig.target_size)
+    minimum = target
+    if mig.status.autoscaler:
+        name = last_segment(mig.status.autoscaler)
+        if ref.scope_kind == "zones":
+            scaler = clients.autoscalers.get(project=project, zone=ref.scope, autoscaler=name)
+        else:
+            scaler = clients.region_autoscalers.get(project=project, region=ref.scope, autoscaler=name)
+        minimum = int(scaler.autoscaling_policy.min_num_replicas)
+    elif min_size_label is not None and min_size_label.strip().isdigit():
+        minimum = int(min_size_label)
+    return idle.AutoScalingGroup(name=ref.key, min_size=minimum, desired_capacity=target)
+
+
+@dataclass(frozen=True)
+class GceInstance:
+    """One VM as the watchdog sees it: the core's facts plus what acting on it needs."""
+
+    facts: Instance
+    numeric_id: str
+    zone: str
+    name: str
+    self_link: str
+    group: GroupRef | None = None
+
+
+def to_instance(
+    raw: Any,
+    *,
+    groups: Mapping[str, idle.AutoScalingGroup],
+    prices: Mapping[str, float],
+) -> GceInstance:
+    labels = dict(raw.labels)
+    zone = last_segment(raw.zone)
+    machine_type = last_segment(raw.machine_type)
+    url = group_url(raw)
+    ref = GroupRef.from_url(url) if url else None
+    started = raw.last_start_timestamp or raw.creation_timestamp
+    scheduling = raw.scheduling
+    spot = scheduling.provisioning_model == "SPOT" or bool(scheduling.preemptible)
+    affinity = raw.reservation_affinity
+    reservation = None
+    if affinity.consume_reservation_type == "SPECIFIC_RESERVATION":
+        reservation = ",".join(affinity.values) or "specific reservation"
+    gpus = gpu_count(raw)
+    facts = Instance(
+        instance_id=raw.name,
+        launch_time=parse_timestamp(started),
+        tags=core_tags(labels),
+        region=zone,
+        instance_type=machine_type,
+        lifecycle="spot" if spot else "on-demand",
+        # A Spot VM can be stopped through the API whatever its termination action (its disks are kept),
+        # which is what the core's "persistent" spot request stands for.
+        spot_request_type="persistent" if spot else None,
+        asg=groups.get(ref.key) if ref else None,
+        capacity_reservation_id=reservation,
+        hourly_cost=prices.get(machine_type),
+        expected_gpus=gpus or None,
+    )
+    return GceInstance(facts, str(raw.id), zone, raw.name, raw.self_link, ref)
+
+
+def describe_instances(
+    clients: ComputeClients,
+    project: str,
+    zones: Sequence[str] | None,
+    prices: Mapping[str, float],
+    *,
+    opt_in_only: bool = True,
+) -> tuple[list[GceInstance], dict[str, int]]:
+    """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`) and each group's scale-in room."""
+    wanted = {OPT_IN_LABEL: "true"} if opt_in_only else {}
+    raw = [
+        r for r in list_instances(clients, project, zones, label_filter(wanted, "RUNNING")) if gpu_count(r)
+    ]
+    raw = [r for r in raw if r.status == "RUNNING"]  # the filter is the API's; checked again here
+    groups: dict[str, idle.AutoScalingGroup] = {}
+    for r in raw:
+        url = group_url(r)
+        if url is None:
+            continue
+        ref = GroupRef.from_url(url)
+        if ref.key not in groups:
+            groups[ref.key] = read_group(clients, project, ref, dict(r.labels).get(MIN_SIZE_LABEL))
+    instances = [to_instance(r, groups=groups, prices=prices) for r in raw]
+    room = {key: g.desired_capacity - g.min_size for key, g in groups.items()}
+    return instances, room
+
+
+# --- acting --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceAction:
+    """One verb the watchdog performs on a VM, with the IAM permissions it needs."""
+
+    name: str
+    permissions: tuple[str, ...]
+    call: Callable[[ComputeClients, str, GceInstance], Any]
+
+
+def _stop(clients: ComputeClients, project: str, vm: GceInstance) -> Any:
+    return clients.instances.stop_unary(project=project, zone=vm.zone, instance=vm.name)
+
+
+def _scale_in(clients: ComputeClients, project: str, vm: GceInstance) -> Any:
+    from google.cloud import compute_v1
+
+    assert vm.group is not None
+    body = compute_v1.InstanceGroupManagersDeleteInstancesRequest(instances=[vm.self_link])
+    if vm.group.scope_kind == "zones":
+        return clients.instance_group_managers.delete_instances_unary(
+            project=project,
+            zone=vm.group.scope,
+            instance_group_manager=vm.group.name,
+            instance_group_managers_delete_instances_request_resource=body,
+        )
+    region_body = compute_v1.RegionInstanceGroupManagersDeleteInstancesRequest(instances=[vm.self_link])
+    return clients.region_instance_group_managers.delete_instances_unary(
+        project=project,
+        region=vm.group.scope,
+        instance_group_manager=vm.group.name,
+        region_instance_group_managers_delete_instances_request_resource=region_body,
+    )
+
+
+ACTIONS: dict[str, InstanceAction] = {
+    "stop": InstanceAction("stop", ("compute.instances.stop",), _stop),
+    # deleteInstances needs update on the group and delete on the member VM.
+    "scale-in": InstanceAction(
+        "scale-in", ("compute.instanceGroupManagers.update", "compute.instances.delete"), _scale_in
+    ),
+}
+
+
+def execute(clients: ComputeClients, project: str, vm: GceInstance, d: Decision, dry_run: bool) -> Decision:
+    """Carry out one decision and wait for its operation; an API error is recorded, never raised."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    if d.action == "none":
+        return d
+    if dry_run:
+        return replace(d, outcome="dry-run")
+    action = ACTIONS.get(d.action)
+    if action is None:  # "terminate" is never chosen on GCP (no one-time spot requests)
+        return replace(d, outcome="failed", alert=True, error=f"action {d.action} is not supported on GCP")
+    try:
+        wait_for_operation(clients, project, action.call(clients, project, vm))
+    except GoogleAPICallError as exc:
+        return replace(d, outcome="failed", alert=True, error=f"{exc.code}: {exc.message}")
+    except OperationError as exc:
+        return replace(d, outcome="failed", alert=True, error=str(exc))
+    return replace(d, outcome="done")
+
+
+def iam_permissions() -> dict[str, tuple[str, ...]]:
+    """Every Compute permission the watchdog calls, as the module's custom role grants them."""
+    acting = tuple(p for a in ACTIONS.values() for p in a.permissions)
+    return {"compute": LIST_PERMISSIONS + GROUP_PERMISSIONS + acting + OPERATION_PERMISSIONS}

@@ -1,0 +1,54 @@
+"""Fixtures for the GCP tests: a Compute REST fake, a Monitoring gRPC fake, and the real clients on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from .compute_fake import ComputeFake
+from .monitoring_fake import MonitoringFake
+
+PROJECT = "gpu-proj"
+NOW = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def compute_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
+    fake = ComputeFake(PROJECT, NOW)
+    server = fake.serve()
+    monkeypatch.setenv("PYCTL_GCP_COMPUTE_ENDPOINT", fake.url)
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def _monitoring_server() -> Iterator[MonitoringFake]:
+    fake = MonitoringFake()
+    server = fake.serve()
+    try:
+        yield fake
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture
+def monitoring_fake(_monitoring_server: MonitoringFake, monkeypatch: pytest.MonkeyPatch) -> MonitoringFake:
+    fake = _monitoring_server
+    fake.points.clear()
+    fake.requests.clear()
+    fake.fail_with = None
+    monkeypatch.setenv("PYCTL_GCP_MONITORING_ENDPOINT", fake.endpoint)
+    return fake
+
+
+@pytest.fixture
+def clients(compute_fake: ComputeFake) -> Any:
+    from pyctl.clouds.gcp import compute
+
+    return compute.compute_clients()
