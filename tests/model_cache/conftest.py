@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .gcs_fake import GcsFake
 from .s3_proxy import S3Proxy
 
 BUCKET = "acme-dev-gpu-models"
@@ -47,3 +48,22 @@ def s3_proxy(moto_server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Proxy]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture(scope="session")
+def _gcs_server() -> Iterator[GcsFake]:
+    fake = GcsFake()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def gcs_fake(_gcs_server: GcsFake, monkeypatch: pytest.MonkeyPatch) -> GcsFake:
+    """The GCS JSON API fake with one empty bucket; google-cloud-storage reaches it via STORAGE_EMULATOR_HOST."""
+    _gcs_server.buckets.clear()
+    _gcs_server.requests.clear()
+    _gcs_server.corrupt_media.clear()
+    _gcs_server.create_bucket(BUCKET)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_server.url)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    return _gcs_server
