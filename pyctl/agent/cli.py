@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 
+from pyctl.agent.fetch_model import fetch_model
 from pyctl.errors import PyctlError
 
 
@@ -24,6 +25,15 @@ def _signal_option(value: str) -> signal.Signals:
         raise click.BadParameter(f"unknown signal {value!r}") from None
 
 
+def _job_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from pyctl.core.checkpoint import check_job_name
+
+    try:
+        return check_job_name(value)
+    except PyctlError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
 @click.group()
 @click.option("--log-level", default="INFO", show_default=True, envvar="PYCTL_AGENT_LOG_LEVEL")
 def main(log_level: str) -> None:
@@ -34,7 +44,7 @@ def main(log_level: str) -> None:
 
 
 @main.command()
-@click.option("--job", required=True, help="Job name (the checkpoint key segment).")
+@click.option("--job", required=True, callback=_job_name, help="Job name (the checkpoint key segment).")
 @click.option(
     "--checkpoint-dir",
     required=True,
@@ -92,11 +102,9 @@ def watch(
     from pyctl.agent.imds import Imds
     from pyctl.agent.watch import Trainer, WatchConfig, Watcher
     from pyctl.clouds.aws.checkpoints import s3_client
-    from pyctl.core.checkpoint import check_job_name
 
     if pid_file is not None and process_name is not None:
         raise click.UsageError("give --pid-file or --process-name, not both")
-    check_job_name(job)
     config = WatchConfig(
         job=job,
         checkpoint_dir=checkpoint_dir,
@@ -120,7 +128,7 @@ def watch(
 
 
 @main.command()
-@click.option("--job", required=True, help="Job name.")
+@click.option("--job", required=True, callback=_job_name, help="Job name.")
 @click.option("--bucket", required=True, help="S3 bucket for checkpoints.")
 @click.option("--prefix", default="", help="Key prefix inside the bucket.")
 @click.option(
@@ -143,10 +151,8 @@ def resume(
     from pyctl.agent.resume import resume as fetch_newest
     from pyctl.agent.resume import write_env_file
     from pyctl.clouds.aws.checkpoints import s3_client
-    from pyctl.core.checkpoint import check_job_name
 
     try:
-        check_job_name(job)
         path = fetch_newest(s3_client(region), job=job, bucket=bucket, prefix=prefix, to_dir=to_dir)
     except PyctlError as exc:
         click.echo(f"error: {exc.message}", err=True)
@@ -155,3 +161,6 @@ def resume(
         write_env_file(env_file, path)
     if path is not None:
         click.echo(str(path))
+
+
+main.add_command(fetch_model)

@@ -103,7 +103,7 @@ class CheckpointManifest:
             raise ManifestError(f"manifest 'time' {raw_time!r} is not ISO 8601") from None
         if any(entry.path == MANIFEST_NAME for entry in files.files):
             raise ManifestError(f"manifest lists {MANIFEST_NAME} itself")
-        return cls(job=job, step=step, time=moment, files=files)
+        return cls(job=job, step=step, time=moment, files=Manifest(files=files.files))
 
 
 def build_checkpoint_manifest(root: Path, *, job: str, step: int, now: datetime) -> CheckpointManifest:
