@@ -1,0 +1,330 @@
+# The idle-GPU watchdog: a scheduled Lambda that stops (or terminates, or scales in) GPU instances whose
+# every GPU stayed idle, with least-privilege IAM. The code is pyctl's deterministic zip.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.region
+  regions   = length(var.regions) > 0 ? var.regions : [local.region]
+
+  # Tag that opts an instance (and its Auto Scaling group) in; the mutating IAM actions are limited to it.
+  opt_in_tag = "AutoShutdown"
+  acted_tag  = "pyctl:watchdog-acted"
+
+  slack_parameter_arn = var.slack_webhook_ssm_parameter == null ? null : "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.slack_webhook_ssm_parameter}"
+
+  # Read by pyctl.core.idle.Settings.from_environ and lambdas/gpu_watchdog/handler.py.
+  environment = merge(
+    {
+      WATCHDOG_REGIONS                    = join(",", local.regions)
+      WATCHDOG_IDLE_MINUTES               = tostring(var.settings.idle_minutes)
+      WATCHDOG_THRESHOLD                  = tostring(var.settings.threshold_percent)
+      WATCHDOG_MIN_UPTIME_MINUTES         = tostring(var.settings.min_uptime_minutes)
+      WATCHDOG_MISSING_DATA               = var.settings.missing_data
+      WATCHDOG_MISSING_DATA_GRACE_MINUTES = tostring(var.settings.missing_data_grace_minutes)
+      WATCHDOG_MAX_ACTIONS                = tostring(var.settings.max_actions_per_run)
+      WATCHDOG_DRY_RUN                    = tostring(var.settings.dry_run)
+      WATCHDOG_PROTECTED_ENV              = tostring(var.settings.protected_env)
+      WATCHDOG_ACT_ON_PROTECTED           = tostring(var.settings.act_in_protected_env)
+      WATCHDOG_TERMINATE_ONE_TIME_SPOT    = tostring(var.settings.terminate_one_time_spot)
+      WATCHDOG_METRIC_NAMESPACE           = var.settings.metric_namespace
+      WATCHDOG_METRIC_NAME                = var.settings.metric_name
+      WATCHDOG_SNS_TOPIC_ARN              = aws_sns_topic.summary.arn
+      WATCHDOG_HOURLY_PRICES              = jsonencode(var.hourly_prices)
+    },
+    var.slack_webhook_ssm_parameter == null ? {} : { WATCHDOG_SLACK_WEBHOOK_PARAMETER = var.slack_webhook_ssm_parameter },
+  )
+
+  tags = merge(var.tags, { Component = "gpu-watchdog" })
+}
+
+# --- what the code calls (pyctl.clouds.aws.watchdog.iam_permissions(); tests/watchdog compare the two) ---
+
+data "aws_iam_policy_document" "code" {
+  statement {
+    sid = "ReadFleetAndMetrics"
+    actions = [
+      "ec2:DescribeInstances",
+      "ec2:DescribeInstanceTypes",
+      "ec2:DescribeSpotInstanceRequests",
+      "autoscaling:DescribeAutoScalingGroups",
+      "cloudwatch:ListMetrics",
+      "cloudwatch:GetMetricData",
+    ]
+    # These read APIs do not support resource-level permissions.
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "StopOrTerminateOptedInInstances"
+    actions   = ["ec2:StopInstances", "ec2:TerminateInstances"]
+    resources = ["arn:${local.partition}:ec2:*:${local.account}:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.opt_in_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "ScaleInOptedInGroups"
+    actions   = ["autoscaling:TerminateInstanceInAutoScalingGroup"]
+    resources = ["arn:${local.partition}:autoscaling:*:${local.account}:autoScalingGroup:*:autoScalingGroupName/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.opt_in_tag}"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "MarkActedOnOptedInInstances"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:*:${local.account}:instance/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.opt_in_tag}"
+      values   = ["true"]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.acted_tag]
+    }
+  }
+
+  statement {
+    sid       = "PublishSummary"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.summary.arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.slack_parameter_arn == null ? [] : [local.slack_parameter_arn]
+
+    content {
+      sid       = "ReadSlackWebhookParameter"
+      actions   = ["ssm:GetParameter"]
+      resources = [statement.value]
+    }
+  }
+}
+
+# --- what the Lambda runtime needs around the code (logs, dead-letter queue, tracing, the CMK) ---
+
+data "aws_iam_policy_document" "runtime" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseCustomerKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  name               = "${var.name}-function"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "code" {
+  name   = "watchdog-code"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.code.json
+}
+
+resource "aws_iam_role_policy" "runtime" {
+  name   = "lambda-runtime"
+  role   = aws_iam_role.function.id
+  policy = data.aws_iam_policy_document.runtime.json
+}
+
+# --- the function ---
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:Decision logs are operational; 30 days by default (var.log_retention_days), a year is the user's choice.
+  #checkov:skip=CKV_AWS_158:Logs hold instance ids and utilization, no secrets; a customer key is used when var.kms_key_arn is set.
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = local.tags
+}
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = var.kms_key_arn
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  tags                      = local.tags
+}
+
+resource "aws_sns_topic" "summary" {
+  name              = "${var.name}-summary"
+  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  tags              = local.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.notify_emails)
+
+  topic_arn = aws_sns_topic.summary.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_117:The function calls only AWS APIs and the Slack webhook; a VPC would need NAT or endpoints and adds nothing.
+  #checkov:skip=CKV_AWS_272:The zip is built deterministically by pyctl and pinned by source_code_hash; code signing is left to the user.
+  #checkov:skip=CKV_AWS_173:The environment holds settings only (the Slack URL stays in SSM); a customer key is used when var.kms_key_arn is set.
+  function_name    = var.name
+  description      = "pyctl idle-GPU watchdog: stops GPU instances whose every GPU stayed idle."
+  role             = aws_iam_role.function.arn
+  runtime          = "python3.12"
+  handler          = "handler.handler"
+  filename         = var.filename
+  source_code_hash = var.source_code_hash
+  timeout          = var.timeout_seconds
+  memory_size      = 256
+  kms_key_arn      = var.kms_key_arn
+
+  # One run at a time: two overlapping runs could otherwise act on the same window twice.
+  reserved_concurrent_executions = 1
+
+  environment {
+    variables = local.environment
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letter.arn
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.runtime]
+}
+
+# --- the schedule ---
+
+data "aws_iam_policy_document" "assume_scheduler" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeWatchdog"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.this.arn]
+  }
+
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseCustomerKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.assume_scheduler.json
+  tags               = local.tags
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "invoke-watchdog"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+resource "aws_scheduler_schedule" "this" {
+  #checkov:skip=CKV_AWS_297:The schedule's input is a constant marker, no data; a customer key is used when var.kms_key_arn is set.
+  name                = var.name
+  description         = "Runs the pyctl idle-GPU watchdog."
+  schedule_expression = var.schedule_expression
+  kms_key_arn         = var.kms_key_arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.this.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ source = "pyctl.gpu-watchdog.schedule" })
+
+    retry_policy {
+      # A missed run is covered by the next one; each run reads the whole window again.
+      maximum_retry_attempts = 1
+    }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.dead_letter.arn
+    }
+  }
+}

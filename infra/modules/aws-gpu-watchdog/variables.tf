@@ -1,0 +1,138 @@
+variable "name" {
+  description = "Name of the function and prefix of every resource it owns (role, schedule, topic, queue)."
+  type        = string
+  default     = "gpu-watchdog"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,45}$", var.name))
+    error_message = "name must start with a letter and hold at most 46 letters, digits and hyphens."
+  }
+}
+
+variable "filename" {
+  description = "Path of the function zip built by pyctl (`pyctl render` builds it deterministically)."
+  type        = string
+}
+
+variable "source_code_hash" {
+  description = "base64-encoded SHA-256 of the zip (pyctl writes it next to the path); a new hash redeploys the code."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+/]{43}=$", var.source_code_hash))
+    error_message = "source_code_hash must be a base64-encoded SHA-256 (44 characters ending in '=')."
+  }
+}
+
+variable "schedule_expression" {
+  description = "When the watchdog runs (EventBridge Scheduler expression)."
+  type        = string
+  default     = "rate(15 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\(.+\\))$", var.schedule_expression))
+    error_message = "schedule_expression must be rate(N minutes|hours) or cron(...)."
+  }
+}
+
+variable "regions" {
+  description = "Regions whose instances the watchdog inspects; empty: the provider's region."
+  type        = list(string)
+  default     = []
+}
+
+variable "settings" {
+  description = "What counts as idle and what the watchdog may do (see docs/watchdog.md)."
+  type = object({
+    idle_minutes               = optional(number, 30)
+    threshold_percent          = optional(number, 5)
+    min_uptime_minutes         = optional(number, 20)
+    missing_data               = optional(string, "no-data")
+    missing_data_grace_minutes = optional(number, 60)
+    max_actions_per_run        = optional(number, 10)
+    dry_run                    = optional(bool, false)
+    protected_env              = optional(bool, false)
+    act_in_protected_env       = optional(bool, false)
+    terminate_one_time_spot    = optional(bool, false)
+    metric_namespace           = optional(string, "CWAgent")
+    metric_name                = optional(string, "nvidia_smi_utilization_gpu")
+  })
+  default = {}
+
+  validation {
+    condition     = var.settings.idle_minutes >= 5 && var.settings.idle_minutes <= 1440
+    error_message = "settings.idle_minutes must be between 5 and 1440."
+  }
+
+  validation {
+    condition     = var.settings.threshold_percent > 0 && var.settings.threshold_percent <= 100
+    error_message = "settings.threshold_percent must be in (0, 100]."
+  }
+
+  validation {
+    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
+    error_message = "settings.min_uptime_minutes, missing_data_grace_minutes and max_actions_per_run must not be negative."
+  }
+
+  validation {
+    condition     = contains(["no-data", "idle"], var.settings.missing_data)
+    error_message = "settings.missing_data must be \"no-data\" (never act without data) or \"idle\" (opt-in, after the grace period)."
+  }
+}
+
+variable "hourly_prices" {
+  description = "USD per hour by instance type, for the cost lines in decisions and summaries (pyctl fills it from its catalog)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "notify_emails" {
+  description = "Email addresses subscribed to the summary topic (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+}
+
+variable "slack_webhook_ssm_parameter" {
+  description = "Name of an SSM parameter (SecureString) holding a Slack incoming-webhook URL; null: no Slack."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.slack_webhook_ssm_parameter == null || can(regex("^/[A-Za-z0-9_./-]+$", var.slack_webhook_ssm_parameter))
+    error_message = "slack_webhook_ssm_parameter must be a parameter name starting with '/'."
+  }
+}
+
+variable "log_retention_days" {
+  description = "How long the function's logs (one JSON line per decision) are kept."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer KMS key for the log group, topic, queue and environment; null: AWS-managed keys."
+  type        = string
+  default     = null
+}
+
+variable "timeout_seconds" {
+  description = "Function timeout. A run over a few hundred instances takes seconds."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.timeout_seconds >= 10 && var.timeout_seconds <= 900
+    error_message = "timeout_seconds must be between 10 and 900."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource of the module."
+  type        = map(string)
+  default     = {}
+}
