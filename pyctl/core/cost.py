@@ -216,6 +216,16 @@ def cost_change(before: Mapping[str, PoolUsage], after: Mapping[str, PoolUsage],
     return CostChange(tuple(changes))
 
 
+def plan_regions(variables: Mapping[str, Any]) -> dict[str, str]:
+    """Each cloud's region from the plan's root variables `aws` / `gcp` (the rendered tfvars)."""
+    regions = {}
+    for cloud in ("aws", "gcp"):
+        value = variables.get(cloud)
+        if isinstance(value, Mapping) and isinstance(value.get("region"), str):
+            regions[cloud] = value["region"]
+    return regions
+
+
 def plan_cost_change(
     output_before: Any, output_after: Any, price: Pricer, hours: Mapping[str, float] | None = None
 ) -> CostChange:
