@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pyctl.catalog import Catalog, InstanceType, load_catalog
-from pyctl.catalog.prices import PriceBook, env_pricer, load_prices, quote
 from pyctl.core.cost import EnvCost, PoolUsage, cost_per_million_tokens, env_cost, money
 from pyctl.core.sizing import (
     BYTES_PER_PARAM,
@@ -27,7 +25,11 @@ from pyctl.core.sizing import (
     requirement,
 )
 from pyctl.errors import PyctlError
-from pyctl.spec import LoadedEnv, ReservationSettings, SpotSettings, gpus_per_instance, resolve_instance_type
+
+if TYPE_CHECKING:  # pydantic models load lazily, so `pyctl --help` stays fast
+    from pyctl.catalog import Catalog, InstanceType
+    from pyctl.catalog.prices import PriceBook
+    from pyctl.spec import LoadedEnv
 
 ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
 
@@ -83,6 +85,9 @@ def size_options(
     book: PriceBook | None = None,
 ) -> dict[str, list[SizeOption]]:
     """Per cloud, every priced type the model fits on, cheapest $/hour first."""
+    from pyctl.catalog import load_catalog
+    from pyctl.catalog.prices import load_prices, quote
+
     cat, prices = catalog or load_catalog(), book or load_prices()
     found: dict[str, list[SizeOption]] = {}
     for cloud, types in cat.instance_types.items():
@@ -163,6 +168,8 @@ def size_cmd(**opts: Any) -> None:
 
     GPUs needed is the tensor-parallel degree across the GPUs of one node. Formulas: docs/cost.md.
     """
+    from pyctl.catalog.prices import load_prices
+
     shape = model_shape(opts["model"], opts["params"], opts["layers"], opts["kv_heads"], opts["head_dim"])
     need = requirement(shape, precision=opts["precision"], context=opts["context"], batch=opts["batch"])
     book = load_prices()
@@ -210,6 +217,9 @@ def _print_size(need: Requirement, options: dict[str, list[SizeOption]]) -> None
 
 def pool_usages(loaded: LoadedEnv, catalog: Catalog | None = None) -> list[PoolUsage]:
     """What each pool of the env runs in a month, from env.yaml."""
+    from pyctl.catalog import load_catalog
+    from pyctl.spec import ReservationSettings, SpotSettings, gpus_per_instance, resolve_instance_type
+
     cat = catalog or load_catalog()
     usages = []
     for pool in loaded.spec.pools:
@@ -254,6 +264,8 @@ def env_regions(loaded: LoadedEnv) -> dict[str, str]:
 
 
 def env_cost_report(loaded: LoadedEnv) -> EnvCost:
+    from pyctl.catalog.prices import env_pricer
+
     price = env_pricer(env_regions(loaded), loaded.spec.pricing)
     return env_cost(pool_usages(loaded), price)
 
