@@ -23,10 +23,18 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pyctl.catalog import Catalog, Cloud, InstanceType, load_catalog
-from pyctl.core.cost import HourlyPrice, Pricer
+from pyctl.core.cost import (
+    GPU_CAPACITY_OUTPUT,
+    CostChange,
+    HourlyPrice,
+    Pricer,
+    plan_cost_change,
+    plan_regions,
+)
+from pyctl.core.plan import Plan
 
 if TYPE_CHECKING:
-    from pyctl.spec import Pricing
+    from pyctl.spec import EnvSpec, Pricing
 
 PRICES_FILE = "prices.json"
 Kind = Literal["reserved", "on_demand", "spot"]
@@ -185,3 +193,18 @@ def env_pricer(
         return quote(itype, kind, region=region, gpus=gpus, pricing=pricing, book=prices)  # type: ignore[arg-type]
 
     return price
+
+
+def plan_cost(plan: Plan, spec: EnvSpec | None = None, *, output: str = GPU_CAPACITY_OUTPUT) -> CostChange:
+    """The plan's monthly cost change per pool: its `output` before/after, priced in the regions of the
+    plan's `aws`/`gcp` variables with the env's pricing and expected hours (730 h where unknown)."""
+    change = plan.output_changes.get(output)
+    if change is None or not change.after_known:
+        return CostChange(())
+    hours = {}
+    if spec is not None:
+        hours = {
+            p.name: p.expected_hours_per_month for p in spec.pools if p.expected_hours_per_month is not None
+        }
+    price = env_pricer(plan_regions(plan.variables), spec.pricing if spec is not None else None)
+    return plan_cost_change(change.before, change.after, price, hours)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pyctl.catalog.prices import env_pricer
+from pyctl.catalog.prices import env_pricer, plan_cost
 from pyctl.core.cost import (
     CostChange,
     PoolUsage,
@@ -18,7 +20,7 @@ from pyctl.core.cost import (
     pool_cost,
 )
 from pyctl.core.plan import Plan
-from pyctl.spec import Pricing
+from pyctl.spec import Pricing, load_env
 
 
 def usage(kind, instances, **kw):
@@ -157,3 +159,18 @@ def test_no_pool_change_renders_nothing():
 )
 def test_money(amount, signed, text):
     assert money(amount, signed=signed) == text
+
+
+def test_plan_cost_uses_the_plan_regions_and_the_env_pricing_and_hours(plan_doc):
+    spec = load_env(str(Path(__file__).parent / "fixtures" / "env")).spec  # 10% discount, l4-serving 200 h
+    change = plan_cost(Plan.from_json(plan_doc), spec)
+    by_pool = {p.pool: p.delta for p in change.pools}
+    assert by_pool["l4-serving"] == pytest.approx(4 * 200 * 0.8048 * 0.9)
+    assert by_pool["h100-baseline"] == pytest.approx(730 * 55.04 * 0.9)
+    assert change.total == pytest.approx(sum(by_pool.values()))
+
+
+def test_plan_cost_of_a_plan_without_the_output_or_with_unknown_values_is_empty(plan_doc):
+    assert plan_cost(Plan.from_json({**plan_doc, "output_changes": {}})).pools == ()
+    unknown = {**plan_doc["output_changes"]["gpu_capacity"], "after": None, "after_unknown": True}
+    assert plan_cost(Plan.from_json({**plan_doc, "output_changes": {"gpu_capacity": unknown}})).pools == ()
