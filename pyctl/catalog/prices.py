@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pyctl.catalog import Catalog, Cloud, InstanceType, load_catalog
 from pyctl.core.cost import (
@@ -54,10 +54,13 @@ class ListPrice(_Strict):
     estimate: bool = False
     note: str | None = None
 
-    def model_post_init(self, _: object) -> None:
-        for region, price in self.on_demand_hourly.items():
+    @field_validator("on_demand_hourly")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for region, price in value.items():
             if price <= 0:
                 raise ValueError(f"price for {region} must be positive, got {price}")
+        return value
 
 
 class SpotDiscount(_Strict):
