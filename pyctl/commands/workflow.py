@@ -42,10 +42,16 @@ def _terraform(executable: str | None) -> Any:
     return Terraform(resolve_executable(executable))
 
 
+_TERRAFORM = click.option(
+    "--terraform",
+    "terraform_path",
+    metavar="PATH",
+    help="terraform/tofu executable (default: $PYCTL_TERRAFORM, terraform or tofu on PATH, bundled pyctl-terraform).",
+)
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option(
-        "--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable (default: see docs)."
-    )(fn)
+    fn = _TERRAFORM(fn)
     fn = click.option(
         "--lock-timeout",
         metavar="DURATION",
@@ -57,7 +63,9 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _gates(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
-        "--confirm-purchase", is_flag=True, help="Allow a plan that buys an EC2 capacity block (not refundable)."
+        "--confirm-purchase",
+        is_flag=True,
+        help="Allow a plan that buys an EC2 capacity block (not refundable).",
     )(fn)
     return click.option(
         "--allow-destroy",
@@ -196,7 +204,7 @@ def destroy_cmd(env: str, terraform_path: str | None, lock_timeout: str | None, 
 
 @click.command("output")
 @click.option("--env", "env", required=True, help=ENV_HELP)
-@click.option("--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable.")
+@_TERRAFORM
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for maps and lists).")
 def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: bool) -> None:
@@ -212,7 +220,7 @@ def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: 
 
 @click.command("force-unlock")
 @click.option("--env", "env", required=True, help=ENV_HELP)
-@click.option("--terraform", "terraform_path", metavar="PATH", help="terraform/tofu executable.")
+@_TERRAFORM
 @click.argument("lock_id")
 def force_unlock_cmd(env: str, terraform_path: str | None, lock_id: str) -> None:
     """Release a state lock left behind by a run that died (LOCK_ID from the lock error)."""

@@ -177,3 +177,26 @@ def test_protected_env_gate_also_guards_a_reviewed_plan(make_env, pyctl, tmp_pat
         pyctl("apply", "--env", prod.dir, "--plan", plan_file)
     applied = pyctl("apply", "--env", prod.dir, "--plan", plan_file, "--allow-destroy")
     assert applied.exit_code == 0, applied.output
+
+
+def test_the_installed_pyctl_runs_up_and_reports_refusals_with_exit_codes(make_env, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pyctl_exe = str(Path(sys.executable).parent / "pyctl")
+    prod = make_env("wf-prod", protected=True)
+
+    up = subprocess.run(
+        [pyctl_exe, "up", "--env", str(prod.dir), "--auto-approve"], capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stderr
+    assert "Apply complete! Resources: 4 added" in up.stderr  # terraform's progress, streamed to stderr
+    assert "+8 h100 GPUs" in up.stdout
+
+    prod.edit(lambda spec: spec["pools"].pop(0))
+    refused = subprocess.run(
+        [pyctl_exe, "up", "--env", str(prod.dir), "--auto-approve"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1].startswith("error: refusing to apply: env wf-prod is protected")
