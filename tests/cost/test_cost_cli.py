@@ -124,3 +124,12 @@ def test_cost_of_an_unknown_env_is_one_error_line(tmp_path):
     result = invoke(cost_cmd, "--env", tmp_path / "nope")
     assert result.exit_code == 2
     assert "no such env directory" in result.output
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_every_shipped_env_prices_all_its_pools(env):
+    env_dir = Path(__file__).resolve().parents[2] / "infra" / "envs" / env
+    out = json.loads(invoke(cost_cmd, "--env", env_dir, "--json").output)
+    assert out["pools"], env
+    assert [p["pool"] for p in out["pools"] if p["missing_price"]] == []
+    assert out["monthly_total"] >= 0
