@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from .compute_fake import ComputeFake
+from .gcs_store import GcsFakeWithDelete
+from .metadata_fake import MetadataFake
 from .monitoring_fake import MonitoringFake
 
 PROJECT = "gpu-proj"
@@ -52,3 +54,39 @@ def clients(compute_fake: ComputeFake) -> Any:
     from pyctl.clouds.gcp import compute
 
     return compute.compute_clients()
+
+
+BUCKET = "acme-staging-checkpoints"
+
+
+@pytest.fixture(scope="session")
+def _gcs_server() -> Iterator[GcsFakeWithDelete]:
+    fake = GcsFakeWithDelete()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def gcs(_gcs_server: GcsFakeWithDelete, monkeypatch: pytest.MonkeyPatch) -> GcsFakeWithDelete:
+    """The GCS fake with one empty bucket; google-cloud-storage reaches it via STORAGE_EMULATOR_HOST."""
+    _gcs_server.buckets.clear()
+    _gcs_server.requests.clear()
+    _gcs_server.corrupt_media.clear()
+    _gcs_server.create_bucket(BUCKET)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_server.url)
+    return _gcs_server
+
+
+@pytest.fixture
+def metadata(monkeypatch: pytest.MonkeyPatch) -> Iterator[MetadataFake]:
+    fake = MetadataFake()
+    server = fake.serve()
+    monkeypatch.setenv("GCE_METADATA_HOST", fake.host)
+    try:
+        yield fake
+    finally:
+        fake.preempt()  # releases any waiting request
+        server.shutdown()
+        server.server_close()

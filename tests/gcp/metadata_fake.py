@@ -1,0 +1,71 @@
+"""A local fake of the GCE metadata server's `instance/preempted`, with `wait_for_change` semantics:
+a request whose `last_etag` matches the current value waits until the value changes or `timeout_sec`
+passes; any other request answers at once. Requests without `Metadata-Flavor: Google` get 403."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+PREEMPTED_PATH = "/computeMetadata/v1/instance/preempted"
+
+
+@dataclass
+class MetadataFake:
+    value: str = "FALSE"
+    requests: list[dict[str, str]] = field(default_factory=list)
+    host: str = ""
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def etag(self) -> str:
+        return hashlib.sha1(self.value.encode()).hexdigest()[:16]  # noqa: S324 - an ETag, not security
+
+    def preempt(self) -> None:
+        with self._changed:
+            self.value = "TRUE"
+            self._changed.notify_all()
+
+    def answer(self, query: dict[str, str]) -> tuple[str, str]:
+        with self._changed:
+            self.requests.append(query)
+            if query.get("wait_for_change") == "true" and query.get("last_etag") == self.etag:
+                timeout = float(query.get("timeout_sec", "60"))
+                self._changed.wait_for(lambda: query["last_etag"] != self.etag, timeout=timeout)
+            return self.value, self.etag
+
+    def serve(self) -> ThreadingHTTPServer:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parsed = urlparse(self.path)
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    status, body, etag = 403, "Missing Metadata-Flavor:Google header.", ""
+                elif parsed.path != PREEMPTED_PATH:
+                    status, body, etag = 404, "not found", ""
+                else:
+                    body, etag = fake.answer({k: v[-1] for k, v in parse_qs(parsed.query).items()})
+                    status = 200
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Type", "application/text")
+                if etag:
+                    self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.host = f"127.0.0.1:{server.server_address[1]}"
+        return server

@@ -1,0 +1,76 @@
+"""The Cloud Function source zip: deterministic, self-contained, and its entry point runs a watchdog pass
+when imported from the unpacked zip (as the Cloud Functions runtime does), against the local fakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pyctl.package import build_function_package
+
+from .compute_fake import ComputeFake
+from .conftest import PROJECT
+from .monitoring_fake import MonitoringFake
+
+IDLE = [[1.0] * 40]
+
+RUN_ENTRY_POINT = """
+import json, main
+body, status, headers = main.watchdog_http(None)
+origin = main.watchdog.__file__
+print(json.dumps({"status": status, "body": json.loads(body), "headers": headers, "origin": origin}))
+"""
+
+
+def test_package_is_deterministic_and_holds_only_the_function_sources(tmp_path: Path) -> None:
+    first = build_function_package("gcp_watchdog", tmp_path / "a")
+    second = build_function_package("gcp_watchdog", tmp_path / "b")
+    assert first.sha256_hex == second.sha256_hex
+    assert first.path.read_bytes() == second.path.read_bytes()
+    names = zipfile.ZipFile(first.path).namelist()
+    assert {"main.py", "requirements.txt", "pyctl/core/idle.py", "pyctl/clouds/gcp/compute.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("pyctl/clouds/aws", "pyctl/commands", "pyctl/cli"))]
+
+
+def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm(
+    tmp_path: Path, compute_fake: ComputeFake, monitoring_fake: MonitoringFake
+) -> None:
+    # The function decides on the real clock: the VMs started two hours before it.
+    now = datetime.now(UTC)
+    doc = compute_fake.add_instance("idle-l4", started=now - timedelta(hours=2))
+    monitoring_fake.seed(doc["id"], IDLE, now)
+    busy = compute_fake.add_instance("busy-l4", started=now - timedelta(hours=2))
+    monitoring_fake.seed(busy["id"], [[80.0] * 40], now)
+
+    package = build_function_package("gcp_watchdog", tmp_path / "dist")
+    unpacked = tmp_path / "src"
+    zipfile.ZipFile(package.path).extractall(unpacked)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(unpacked),
+        "WATCHDOG_PROJECT": PROJECT,
+        "WATCHDOG_HOURLY_PRICES": json.dumps({"g2-standard-4": 0.71}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_ENTRY_POINT],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    *log_lines, response_line = proc.stdout.strip().splitlines()
+    response = json.loads(response_line)
+    assert response["status"] == 200
+    assert response["body"]["acted"] == ["idle-l4"] and response["body"]["hourly_saved"] == 0.71
+    logged = {entry["instance_id"]: entry for entry in map(json.loads, log_lines)}
+    assert logged["idle-l4"]["action"] == "stop" and logged["idle-l4"]["outcome"] == "done"
+    assert logged["busy-l4"]["verdict"] == "busy"
+    assert compute_fake.status("idle-l4") == "TERMINATED" and compute_fake.status("busy-l4") == "RUNNING"
+    assert Path(response["origin"]).is_relative_to(unpacked)  # the code ran from the zip, not the checkout
