@@ -41,6 +41,8 @@ _AWS_FILES = ("pyctl/__init__.py", "pyctl/errors.py", "pyctl/clouds/__init__.py"
 # One line per function.
 FUNCTIONS: dict[str, FunctionSources] = {
     "gpu_watchdog": FunctionSources("lambdas/gpu_watchdog", _CLOUD_AWS, _AWS_FILES),
+    "gcp_watchdog": FunctionSources("lambdas/gcp_watchdog", ("pyctl/core", "pyctl/clouds/gcp"), _AWS_FILES),
+    "spot_recovery": FunctionSources("lambdas/spot_recovery", _CLOUD_AWS, _AWS_FILES),
 }
 
 
