@@ -1,0 +1,52 @@
+# A reserved pool: two n1-standard-8 VMs with one attached T4 each (guest_accelerator), pinned to a
+# specific reservation in one zone that ends at the given time. The VMs are never Spot and never idle-stopped.
+
+terraform {
+  required_version = ">= 1.6.0"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.0"
+    }
+  }
+}
+
+provider "google" {
+  project = "acme-ml-prod"
+  region  = "us-central1"
+}
+
+module "pool" {
+  source = "../.."
+
+  name       = "t4-serve"
+  env        = "prod"
+  project    = "acme-ml-prod"
+  region     = "us-central1"
+  subnetwork = "projects/acme-ml-prod/regions/us-central1/subnetworks/gpu-us-central1"
+
+  pool = {
+    capacity          = "reserved"
+    machine_type      = "n1-standard-8"
+    gpu               = "t4"
+    gpus_per_instance = 1
+    accelerator_type  = "nvidia-tesla-t4"
+    accelerator_count = 1
+    local_ssd_count   = 1
+    boot_disk_gb      = 150
+    distribution      = "zonal"
+    zones             = ["us-central1-a"]
+    min_size          = 2
+    desired_size      = 2
+    max_size          = 2
+    reservation       = { instance_count = 2, end_date = "2027-06-30T00:00:00Z" }
+    auto_shutdown     = false
+  }
+
+  model_cache = { bucket = "acme-prod-gpu-models-gcs" }
+}
+
+output "reservation" {
+  value = module.pool.reservation
+}

@@ -1,0 +1,162 @@
+# The types match what `pyctl render` writes to terraform.tfvars.json (pyctl/render.py); env.yaml is
+# validated there against the GPU catalog first, these blocks catch hand-edited or stale values at plan time.
+
+variable "env" {
+  description = "The environment: its name (labels, resource names) and whether it is protected."
+  type = object({
+    name      = string
+    protected = bool
+  })
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env.name))
+    error_message = "env.name must be 2-32 lowercase letters, digits and hyphens, starting with a letter (it is part of GCE resource names)."
+  }
+}
+
+variable "tags" {
+  description = "The env's tags (Env, ManagedBy, CostCenter and its own). Turned into GCP labels: CamelCase keys become snake_case, keys and values lowercase, other characters '_'."
+  type        = map(string)
+  default     = {}
+}
+
+variable "gcp" {
+  description = "The env's GCP project, region and network (the pools attach to the subnetwork, without external IPs)."
+  type = object({
+    project    = string
+    region     = string
+    network    = string
+    subnetwork = string
+  })
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.gcp.project))
+    error_message = "gcp.project must be a GCP project id: 6-30 lowercase letters, digits and hyphens, starting with a letter."
+  }
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.gcp.region))
+    error_message = "gcp.region must be a GCP region such as us-central1."
+  }
+
+  validation {
+    condition     = can(regex("^(https://www.googleapis.com/compute/v1/)?projects/[^/]+/regions/[^/]+/subnetworks/[^/]+$", var.gcp.subnetwork))
+    error_message = "gcp.subnetwork must be projects/PROJECT/regions/REGION/subnetworks/NAME (or its self link)."
+  }
+}
+
+variable "pools" {
+  description = "GCP GPU pools keyed by name, as `pyctl render` writes gcp_pools. capacity: reserved | on_demand | spot; spot pools take termination_action STOP | DELETE, reserved pools `reservation`."
+  type = map(object({
+    capacity               = string
+    machine_type           = string
+    gpu                    = string
+    gpus_per_instance      = number
+    accelerator_type       = optional(string)
+    accelerator_count      = optional(number, 0)
+    local_ssd_count        = optional(number, 0)
+    boot_disk_gb           = optional(number, 200)
+    distribution           = optional(string, "regional")
+    zones                  = list(string)
+    min_size               = number
+    desired_size           = number
+    max_size               = number
+    termination_action     = optional(string)
+    reservation            = optional(object({ instance_count = number, end_date = optional(string) }))
+    model                  = optional(string)
+    auto_shutdown          = optional(bool, true)
+    watchdog_may_terminate = optional(bool, false)
+    tags                   = optional(map(string), {})
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", name))])
+    error_message = "Pool names must be 2-32 lowercase letters, digits and hyphens, starting with a letter (they are part of GCE resource names)."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : contains(["reserved", "on_demand", "spot"], p.capacity)])
+    error_message = "Every pool's capacity must be one of: reserved, on_demand, spot."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : p.min_size >= 0 && p.min_size <= p.desired_size && p.desired_size <= p.max_size])
+    error_message = "Every pool needs 0 <= min_size <= desired_size <= max_size."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : can(regex("^(n1|a2|a3|a4|a4x|g2|g4)-[a-z0-9-]+$", p.machine_type))])
+    error_message = "Pool machine types must be GPU machine types: n1-* with an attached accelerator, or accelerator-optimized a2, a3, a4, a4x, g2, g4 types."
+  }
+
+  validation {
+    condition = alltrue([for name, p in var.pools : (
+      startswith(p.machine_type, "n1-")
+      ? p.accelerator_type != null && p.accelerator_count >= 1
+      : p.accelerator_type == null && p.accelerator_count == 0
+    )])
+    error_message = "N1 pools need accelerator_type and accelerator_count >= 1; accelerator-optimized types (a2, a3, a4, g2...) carry their GPUs and take accelerator_type = null, accelerator_count = 0."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : p.capacity == "spot" ? contains(["STOP", "DELETE"], coalesce(p.termination_action, "-")) : p.termination_action == null])
+    error_message = "Spot pools need termination_action STOP or DELETE; other pools take null."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : contains(["regional", "zonal"], p.distribution) && length(p.zones) >= 1 && (p.distribution == "regional" || length(p.zones) == 1)])
+    error_message = "distribution must be regional (one or more zones) or zonal (exactly one zone)."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : (p.capacity == "reserved") == (p.reservation != null)])
+    error_message = "Reserved pools need `reservation` settings, and only reserved pools may have them."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : p.reservation == null || try(p.distribution == "zonal" && p.reservation.instance_count >= p.max_size, false)])
+    error_message = "A reserved pool is zonal (a reservation lives in one zone) and its reservation.instance_count is at least max_size (pinned instances cannot start outside it)."
+  }
+
+  validation {
+    condition     = alltrue([for name, p in var.pools : p.reservation == null || try(can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", p.reservation.end_date)) || p.reservation.end_date == null, false)])
+    error_message = "reservation.end_date must be null or an RFC 3339 UTC time such as 2026-12-31T00:00:00Z."
+  }
+}
+
+variable "model_cache" {
+  description = "Model cache: the GCS bucket (null: none), the models to cache (name, version) and the node's local SSD cache path. Other clouds' entries are ignored."
+  type = object({
+    gcp = optional(object({
+      bucket                  = string
+      location                = optional(string, "US")
+      kms_key_name            = optional(string)
+      noncurrent_version_days = optional(number, 30)
+      key_prefix              = optional(string, "")
+      access_log_bucket       = optional(string)
+    }))
+    models = optional(list(object({
+      name    = string
+      version = string
+    })), [])
+    nvme_path = optional(string, "/mnt/nvme")
+  })
+
+  validation {
+    condition     = length(distinct([for m in var.model_cache.models : m.name])) == length(var.model_cache.models)
+    error_message = "model_cache.models lists each model name once."
+  }
+}
+
+variable "source_image" {
+  description = "Boot image for every GCP pool; null keeps gcp-gpu-pool's default (Ubuntu accelerator image with signed NVIDIA drivers)."
+  type        = string
+  default     = null
+}
+
+variable "agent_package" {
+  description = "pip requirement that installs pyctl-agent on the nodes; null keeps gcp-gpu-pool's default."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,136 @@
+"""Evaluate the GCP modules' inputs and locals with real Terraform core, offline.
+
+The Google provider cannot be downloaded, so the modules cannot be planned. Their resource-free parts can:
+`variables.tf` (types, defaults, validation blocks) and `locals.tf` (names, labels, rendered node scripts)
+of gcp-gpu-pool and of the gcp stack are copied into a scratch tree next to a symlink to scripts/, and a
+root module (JSON syntax, so Python values go in as they are) calls them. `apply` of that root evaluates
+everything with Terraform's own type conversion and functions; `plan -json` collects validation errors
+per module call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POOL_MODULE = REPO_ROOT / "infra" / "modules" / "gcp-gpu-pool"
+GCP_STACK = REPO_ROOT / "infra" / "stacks" / "gcp"
+TERRAFORM = Path(sys.executable).with_name("pyctl-terraform")
+
+# What each evaluated copy exposes (every local the resources use, plus the rendered scripts).
+_POOL_OUTPUTS = [
+    "base_name",
+    "template_prefix",
+    "account_id",
+    "labels",
+    "local_ssd_count",
+    "boot_disk_type",
+    "reservation_name",
+    "startup_script",
+    "shutdown_script",
+]
+_STACK_OUTPUTS = ["labels", "pools", "model_versions"]
+
+
+def terraform(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
+    return subprocess.run(  # noqa: S603 - our own executable, fixed arguments
+        [str(TERRAFORM), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def rendered_tfvars(env: str) -> dict[str, Any]:
+    """What `pyctl render --env ENV` writes to terraform.tfvars.json, from the committed env.yaml."""
+    from pyctl.render import TFVARS_FILE, render_env
+    from pyctl.spec import load_env
+
+    data: dict[str, Any] = json.loads(render_env(load_env(env)).files[TFVARS_FILE])
+    return data
+
+
+def stack_arguments(tfvars: dict[str, Any]) -> dict[str, Any]:
+    """The gcp stack's arguments, wired from the root variables as infra/envs/<env>/gcp.tf does."""
+    return {
+        "env": tfvars["env"],
+        "tags": tfvars["tags"],
+        "gcp": tfvars["gcp"],
+        "pools": tfvars["gcp_pools"],
+        "model_cache": tfvars["model_cache"],
+    }
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    module: str  # the calling module block, e.g. "module.bad_spot"
+    summary: str
+    detail: str
+
+
+class EvalTree:
+    """A scratch tree: resource-free copies of the GCP modules and a root that calls them."""
+
+    def __init__(self, root: Path) -> None:
+        self.base = root
+        self.root = root / "root"
+        modules = root / "infra" / "modules"
+        self.pool_dir = modules / "gcp-gpu-pool-eval"
+        self.stack_dir = root / "infra" / "stacks" / "gcp-eval"
+        (root / "scripts").symlink_to(REPO_ROOT / "scripts", target_is_directory=True)
+        self._copy(POOL_MODULE, self.pool_dir, _POOL_OUTPUTS)
+        self._copy(GCP_STACK, self.stack_dir, _STACK_OUTPUTS)
+        self.root.mkdir()
+
+    @staticmethod
+    def _copy(source: Path, target: Path, outputs: list[str]) -> None:
+        target.mkdir(parents=True)
+        for name in ("variables.tf", "locals.tf"):
+            shutil.copy(source / name, target / name)
+        doc = {"output": {name: {"value": f"${{local.{name}}}"} for name in outputs}}
+        (target / "outputs.tf.json").write_text(json.dumps(doc, indent=2))
+
+    def write_root(self, pools: dict[str, dict[str, Any]], stacks: dict[str, dict[str, Any]]) -> None:
+        """Module calls: `pools` of the pool copy, `stacks` of the stack copy, by call name."""
+        calls: dict[str, Any] = {}
+        for name, args in pools.items():
+            calls[name] = {"source": "../infra/modules/gcp-gpu-pool-eval", **args}
+        for name, args in stacks.items():
+            calls[name] = {"source": "../infra/stacks/gcp-eval", **args}
+        outputs = {name: {"value": f"${{module.{name}}}"} for name in calls}
+        (self.root / "main.tf.json").write_text(json.dumps({"module": calls, "output": outputs}, indent=1))
+        init = terraform(
+            [
+                "init",
+                "-input=false",
+                "-no-color",
+            ],
+            self.root,
+        )
+        assert init.returncode == 0, init.stdout + init.stderr
+
+    def evaluate(self) -> dict[str, Any]:
+        """Apply the root (no resources: only evaluation) and return each module call's outputs."""
+        apply = terraform(["apply", "-auto-approve", "-input=false", "-no-color"], self.root)
+        assert apply.returncode == 0, apply.stdout + apply.stderr
+        out = terraform(["output", "-json"], self.root)
+        assert out.returncode == 0, out.stderr
+        return {name: value["value"] for name, value in json.loads(out.stdout).items()}
+
+    def errors(self) -> list[Diagnostic]:
+        """Plan the root and return its error diagnostics (validation failures) by calling module."""
+        plan = terraform(["plan", "-json", "-input=false", "-no-color"], self.root)
+        found = []
+        for line in plan.stdout.splitlines():
+            message = json.loads(line)
+            if message.get("@level") != "error" or "diagnostic" not in message:
+                continue
+            diag = message["diagnostic"]
+            context = (diag.get("snippet") or {}).get("context") or ""
+            found.append(Diagnostic(context, diag["summary"], diag.get("detail", "")))
+        return found
