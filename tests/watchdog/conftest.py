@@ -67,7 +67,9 @@ class Fleet:
         self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         self.ami = "ami-12345678"  # moto accepts any id; DescribeImages costs 2 s per test
 
-    def instance(self, name: str, instance_type: str = "g5.xlarge", tags: dict[str, str] | None = None, **kw: Any) -> str:
+    def instance(
+        self, name: str, instance_type: str = "g5.xlarge", tags: dict[str, str] | None = None, **kw: Any
+    ) -> str:
         tags = {"AutoShutdown": "true", "Name": name, **(tags or {})}
         spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
         res = self.ec2.run_instances(
@@ -90,7 +92,8 @@ class Fleet:
 
     def group(self, name: str, min_size: int, desired: int) -> list[str]:
         self.ec2.create_launch_template(
-            LaunchTemplateName=f"lt-{name}", LaunchTemplateData={"ImageId": self.ami, "InstanceType": "g5.xlarge"}
+            LaunchTemplateName=f"lt-{name}",
+            LaunchTemplateData={"ImageId": self.ami, "InstanceType": "g5.xlarge"},
         )
         self.autoscaling.create_auto_scaling_group(
             AutoScalingGroupName=name,
@@ -101,14 +104,21 @@ class Fleet:
             AvailabilityZones=[f"{REGION}a"],
             Tags=[{"Key": "AutoShutdown", "Value": "true", "PropagateAtLaunch": True}],
         )
-        group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ][0]
         ids = sorted(i["InstanceId"] for i in group["Instances"])
         for n, instance_id in enumerate(ids):
             self.ids[f"{name}-{n}"] = instance_id
         return ids
 
     def gpu_metrics(
-        self, instance_id: str, utilization: Iterable[Iterable[float]] | None = None, *, gpus: int = 1, minutes: int = 32
+        self,
+        instance_id: str,
+        utilization: Iterable[Iterable[float]] | None = None,
+        *,
+        gpus: int = 1,
+        minutes: int = 32,
     ) -> None:
         """Seed one datapoint a minute per GPU for the last `minutes` before `now`.
 

@@ -47,10 +47,14 @@ def build_fleet(fleet: Fleet) -> None:
     fleet.gpu_metrics(fleet.instance("keep-alive-live", tags={idle.KEEP_UNTIL_TAG: live}), IDLE)
     expired = (fleet.now - timedelta(hours=1)).isoformat()
     fleet.gpu_metrics(fleet.instance("keep-alive-expired", tags={idle.KEEP_UNTIL_TAG: expired}), IDLE)
-    for instance_id in fleet.group("asg-min", min_size=1, desired=1) + fleet.group("asg-above", min_size=0, desired=1):
+    for instance_id in fleet.group("asg-min", min_size=1, desired=1) + fleet.group(
+        "asg-above", min_size=0, desired=1
+    ):
         fleet.gpu_metrics(instance_id, IDLE)
     fleet.gpu_metrics(fleet.spot("spot-one-time", "one-time"), IDLE)
-    fleet.gpu_metrics(fleet.spot("spot-one-time-allowed", "one-time", {idle.SPOT_TERMINATE_TAG: "true"}), IDLE)
+    fleet.gpu_metrics(
+        fleet.spot("spot-one-time-allowed", "one-time", {idle.SPOT_TERMINATE_TAG: "true"}), IDLE
+    )
     fleet.gpu_metrics(fleet.spot("spot-persistent", "persistent"), IDLE)
     # moto has no capacity reservations: the pool module's tag stands for CapacityReservationId.
     fleet.gpu_metrics(fleet.instance("reserved", tags={idle.CAPACITY_TAG: "reserved"}), IDLE)
