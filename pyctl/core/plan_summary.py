@@ -1,9 +1,8 @@
 """What a reviewer must see in a plan: counts by action, GPU capacity change per pool, replacements, and
 the destroys that lose reserved capacity, model/checkpoint data, or anything in a protected env.
 
-GPU capacity is read from the root module output `gpu_pools` (before and after): a map of pool name to
-`{cloud, capacity, instance_type, gpu, gpus_per_instance, desired_size}`, the names of the rendered pool
-variables; see docs/terraform-workflow.md.
+GPU capacity is read from the root module output `gpu_capacity` (before and after): a map of pool name to
+`{cloud, capacity, instance_type, gpu, gpus_per_instance, instances}`; see docs/terraform-workflow.md.
 Reserved capacity, capacity blocks and buckets are also recognised by resource type.
 """
 
@@ -15,7 +14,7 @@ from typing import Any
 
 from pyctl.core.plan import ACTIONS, Plan, ResourceChange
 
-GPU_POOLS_OUTPUT = "gpu_pools"
+GPU_CAPACITY_OUTPUT = "gpu_capacity"
 RESERVED_CAPACITY_TYPES = frozenset(
     {"aws_ec2_capacity_reservation", "aws_ec2_capacity_block_reservation", "google_compute_reservation"}
 )
@@ -29,7 +28,7 @@ COMMENT_MARKER = "<!-- pyctl-plan-summary env={env} -->"
 
 @dataclass(frozen=True)
 class PoolState:
-    """One GPU pool as the `gpu_pools` output describes it."""
+    """One GPU pool as the `gpu_capacity` output describes it."""
 
     cloud: str
     capacity_kind: str
@@ -137,7 +136,7 @@ def _pool_state(value: Any) -> PoolState | None:
             instance_type=str(value["instance_type"]),
             gpu=str(value["gpu"]),
             gpus_per_instance=int(value["gpus_per_instance"]),
-            instances=int(value["desired_size"]),
+            instances=int(value["instances"]),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -151,7 +150,7 @@ def _pools(value: Any) -> dict[str, PoolState]:
 
 
 def _pool_changes(plan: Plan) -> tuple[PoolChange, ...]:
-    output = plan.output_changes.get(GPU_POOLS_OUTPUT)
+    output = plan.output_changes.get(GPU_CAPACITY_OUTPUT)
     if output is None:
         return ()
     before, after = _pools(output.before), _pools(output.after)

@@ -30,7 +30,7 @@ def pool(capacity, instance_type, gpu, gpus, desired, cloud="aws"):
         "instance_type": instance_type,
         "gpu": gpu,
         "gpus_per_instance": gpus,
-        "desired_size": desired,
+        "instances": desired,
     }
 
 
@@ -38,7 +38,7 @@ def plan_doc(changes=(), pools_before=None, pools_after=None, after_unknown=Fals
     doc = {"format_version": "1.2", "terraform_version": "1.15.5", "resource_changes": list(changes)}
     if pools_before is not None or pools_after is not None:
         doc["output_changes"] = {
-            "gpu_pools": {
+            "gpu_capacity": {
                 "actions": ["update"],
                 "before": pools_before,
                 "after": None if after_unknown else pools_after,

@@ -15,11 +15,11 @@ def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
 
     assert result.exit_code == 0, result.output
     assert "Plan: 4 to create, 0 to update, 0 to replace, 0 to delete." in result.stdout
-    assert "+8 h100 GPUs (+1 x p5.48xlarge, reserved)" in result.stdout
+    assert "+16 h100 GPUs (+2 x p5.48xlarge, reserved)" in result.stdout
     assert "+2 l4 GPUs (+2 x g6.xlarge, spot)" in result.stdout
 
-    out = pyctl("output", "--env", fixture_env.dir, "gpu_pools")
-    assert json.loads(out.stdout)["h100-reserved"]["desired_size"] == 1
+    out = pyctl("output", "--env", fixture_env.dir, "gpu_capacity")
+    assert json.loads(out.stdout)["h100-reserved"]["instances"] == 2
     assert pyctl("output", "--env", fixture_env.dir, "model_bucket").stdout == "pyctl-test-models\n"
 
     again = pyctl("up", "--env", fixture_env.dir, "--auto-approve")
@@ -27,7 +27,7 @@ def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
 
     gone = pyctl("destroy", "--env", fixture_env.dir, "--auto-approve")
     assert "Plan: 0 to create, 0 to update, 0 to replace, 4 to delete." in gone.stdout
-    assert "-8 h100 GPUs (-1 x p5.48xlarge, reserved)" in gone.stdout
+    assert "-16 h100 GPUs (-2 x p5.48xlarge, reserved)" in gone.stdout
     assert json.loads(pyctl("output", "--env", fixture_env.dir).stdout) == {}
 
 
@@ -56,7 +56,7 @@ def test_reviewed_plan_is_applied_with_its_manifest(fixture_env, pyctl, tmp_path
     applied = pyctl("apply", "--env", fixture_env.dir, "--plan", plan_file)
     assert applied.exit_code == 0, applied.output
     assert (
-        json.loads(pyctl("output", "--env", fixture_env.dir, "gpu_pools").stdout)["l4-spot"]["desired_size"]
+        json.loads(pyctl("output", "--env", fixture_env.dir, "gpu_capacity").stdout)["l4-spot"]["instances"]
         == 2
     )
 
@@ -133,7 +133,7 @@ def test_up_asks_and_applies_nothing_on_no(fixture_env, pyctl):
 
     accepted = pyctl("up", "--env", fixture_env.dir, input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert "gpu_pools" in json.loads(pyctl("output", "--env", fixture_env.dir).stdout)
+    assert "gpu_capacity" in json.loads(pyctl("output", "--env", fixture_env.dir).stdout)
 
 
 def test_detailed_exitcode_reports_drift(fixture_env, pyctl):
@@ -145,23 +145,22 @@ def test_detailed_exitcode_reports_drift(fixture_env, pyctl):
 def test_protected_env_refuses_to_release_reserved_capacity_without_allow_destroy(make_env, pyctl):
     prod = make_env("wf-prod", protected=True)
     pyctl("up", "--env", prod.dir, "--auto-approve")
-    prod.edit(lambda spec: spec["pools"][0].update(min=0, desired=0))
+    prod.edit(lambda spec: spec["pools"][0].update(max=1))  # the reservation follows max: 2 -> 1
+
+    def reserved_instances():
+        return json.loads(pyctl("output", "--env", prod.dir, "gpu_capacity").stdout)["h100-reserved"][
+            "instances"
+        ]
 
     with pytest.raises(
         PyctlError, match=r"env wf-prod is protected .* \(pool h100-reserved\); re-run with --allow-destroy"
     ):
         pyctl("up", "--env", prod.dir, "--auto-approve")
-    assert (
-        json.loads(pyctl("output", "--env", prod.dir, "gpu_pools").stdout)["h100-reserved"]["desired_size"]
-        == 1
-    )
+    assert reserved_instances() == 2  # nothing applied
 
     allowed = pyctl("up", "--env", prod.dir, "--auto-approve", "--allow-destroy")
-    assert "RELEASES reserved GPU capacity: pool h100-reserved 1 -> 0 reserved instances" in allowed.stdout
-    assert (
-        json.loads(pyctl("output", "--env", prod.dir, "gpu_pools").stdout)["h100-reserved"]["desired_size"]
-        == 0
-    )
+    assert "RELEASES reserved GPU capacity: pool h100-reserved 2 -> 1 reserved instances" in allowed.stdout
+    assert reserved_instances() == 1
 
 
 def test_protected_env_gate_also_guards_a_reviewed_plan(make_env, pyctl, tmp_path):
@@ -192,7 +191,7 @@ def test_the_installed_pyctl_runs_up_and_reports_refusals_with_exit_codes(make_e
     )
     assert up.returncode == 0, up.stderr
     assert "Apply complete! Resources: 4 added" in up.stderr  # terraform's progress, streamed to stderr
-    assert "+8 h100 GPUs" in up.stdout
+    assert "+16 h100 GPUs" in up.stdout
 
     prod.edit(lambda spec: spec["pools"].pop(0))
     refused = subprocess.run(
