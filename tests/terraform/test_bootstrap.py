@@ -1,0 +1,136 @@
+"""The node bootstrap (scripts/aws-bootstrap.sh.tftpl), rendered by Terraform's own templatefile() with the
+values the pool module passes, then checked with shellcheck and for what a node must do at boot."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The template's variables, as infra/modules/aws-gpu-pool/main.tf passes them (test_aws_security checks the
+# key set matches the module).
+SAMPLE: dict[str, Any] = {
+    "env": "prod",
+    "pool": "h100-spot-burst",
+    "capacity": "spot",
+    "region": "us-east-1",
+    "bucket": "acme-prod-gpu-models",
+    "key_prefix": "",
+    "model_name": "llama-3-70b-instruct",
+    "model_version": "2024-07-23",
+    "nvme_path": "/mnt/nvme",
+    "agent_package": "pyctl==0.1.0",
+    "spot_watch": True,
+    "job": "h100-spot-burst",
+    "secrets": [
+        {"env_var": "HF_TOKEN", "source": "ssm", "name": "/pyctl/prod/hf-token"},
+        {"env_var": "WANDB_API_KEY", "source": "secretsmanager", "name": "prod/wandb"},
+    ],
+    "cloudwatch_namespace": "CWAgent",
+    "metrics_interval": 60,
+}
+ON_DEMAND = {
+    **SAMPLE,
+    "capacity": "on_demand",
+    "spot_watch": False,
+    "model_name": "",
+    "model_version": "",
+    "secrets": [],
+}
+
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+
+
+@pytest.fixture(scope="module")
+def spot_script(render_bootstrap) -> str:
+    return render_bootstrap(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def on_demand_script(render_bootstrap) -> str:
+    return render_bootstrap(ON_DEMAND)
+
+
+def _shellcheck(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "user-data.sh"
+    path.write_text(script)
+    return subprocess.run(
+        [str(SHELLCHECK), "--shell=bash", "--severity=style", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["spot", "on_demand"])
+def test_rendered_bootstrap_is_shellcheck_clean(
+    kind: str, spot_script: str, on_demand_script: str, tmp_path: Path
+) -> None:
+    script = spot_script if kind == "spot" else on_demand_script
+    proc = _shellcheck(script, tmp_path)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_shellcheck_would_catch_a_broken_script(tmp_path: Path) -> None:
+    assert _shellcheck("#!/bin/bash\necho $1\nrm -rf $DIR/\n", tmp_path).returncode != 0
+
+
+def test_bootstrap_mounts_nvme_as_raid0_when_there_are_several_disks(spot_script: str) -> None:
+    assert "nvme-Amazon_EC2_NVMe_Instance_Storage_" in spot_script
+    assert re.search(r"mdadm --create .*--level=0", spot_script)
+    assert "mkfs.xfs" in spot_script
+    assert "readonly NVME_PATH='/mnt/nvme'" in spot_script
+
+
+def test_cloudwatch_agent_collects_gpu_metrics_per_instance(spot_script: str) -> None:
+    config = spot_script.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    config = (
+        config.replace("@NAMESPACE@", "CWAgent")
+        .replace("@INTERVAL@", "60")
+        .replace("@NVME_PATH@", "/mnt/nvme")
+    )
+    parsed = json.loads(config)
+    metrics = parsed["metrics"]
+    assert metrics["namespace"] == "CWAgent"
+    assert metrics["append_dimensions"] == {"InstanceId": "${aws:InstanceId}"}
+    assert "utilization_gpu" in metrics["metrics_collected"]["nvidia_gpu"]["measurement"]
+    assert "amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s" in spot_script.replace(
+        '"$ctl"', "amazon-cloudwatch-agent-ctl"
+    )
+
+
+def test_spot_pool_fetches_its_model_and_runs_the_spot_watcher(spot_script: str) -> None:
+    assert "readonly MODEL_NAME='llama-3-70b-instruct'" in spot_script
+    assert re.search(
+        r"pyctl-agent fetch-model \$MODEL_NAME --version \$MODEL_VERSION --to .* --bucket", spot_script
+    )
+    assert re.search(
+        r"pyctl-agent watch --job \$SPOT_JOB --checkpoint-dir .* --bucket \$CACHE_BUCKET", spot_script
+    )
+    main = spot_script.split("main() {", 1)[1]
+    assert "  fetch_model\n" in main and "  start_spot_watcher\n" in main
+    assert "readonly AGENT_PACKAGE='pyctl==0.1.0'" in spot_script
+
+
+def test_on_demand_pool_without_model_runs_neither_fetch_nor_watcher(on_demand_script: str) -> None:
+    main = on_demand_script.split("main() {", 1)[1]
+    assert "  fetch_model\n" not in main
+    assert "  start_spot_watcher\n" not in main
+    assert "  load_secrets\n" in main
+
+
+def test_secrets_are_named_never_valued(spot_script: str, render_bootstrap) -> None:
+    assert (
+        "readonly BOOT_SECRETS=('HF_TOKEN=ssm:/pyctl/prod/hf-token' 'WANDB_API_KEY=secretsmanager:prod/wandb' )"
+        in spot_script
+    )
+    assert 'install -m 0600 /dev/null "$SECRETS_FILE"' in spot_script
+    assert "get_parameter(Name=name, WithDecryption=True)" in spot_script
+    # Whatever the names, the rendered user data holds nothing that looks like a credential.
+    for pattern in (r"hf_[A-Za-z0-9]{30,}", r"AKIA[0-9A-Z]{16}", r"-----BEGIN", r"(?i)password\s*="):
+        assert not re.search(pattern, spot_script), pattern
