@@ -42,6 +42,11 @@ variable "instance_types" {
   description = "Spot pools: instance types of equal capability (same GPU model and count) for the mixed-instances policy, primary first. Empty: instance_type alone."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for t in var.instance_types : can(regex("^(p[3-6][a-z0-9-]*|g[4-6][a-z0-9-]*|trn[12][a-z0-9-]*|inf[12][a-z0-9-]*)\\.[0-9a-z]+$", t))])
+    error_message = "instance_types must all be accelerated instance types (p3-p6, g4-g6, trn1-2, inf1-2 families)."
+  }
 }
 
 variable "gpu" {
