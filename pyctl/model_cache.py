@@ -177,6 +177,8 @@ def fetch_model(
     version = resolve_version(store, name, version)
     manifest = load_manifest(store, name, version)
     dest.mkdir(parents=True, exist_ok=True)
+    # The completion marker goes first and comes back last: a half-done fetch never looks complete.
+    (dest / LOCAL_MANIFEST_NAME).unlink(missing_ok=True)
     result = FetchResult(name=name, version=version)
     todo: list[FileEntry] = []
     skipped: list[FileEntry] = []

@@ -130,6 +130,8 @@ def test_corrupted_object_is_refetched_once_then_reported(
         Bucket=BUCKET, Key="models/llama/v1/model-00002-of-00002.safetensors", Body=bytes(bad)
     )
     dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / model_cache.LOCAL_MANIFEST_NAME).write_text("{}")  # left by an earlier, complete fetch
     result = fetch(dest)
     assert result.exit_code == model_cache.EXIT_INTEGRITY
     assert "model-00002-of-00002.safetensors: sha256 mismatch" in result.output

@@ -165,6 +165,7 @@ class S3ModelStore:
     def _stream_range(
         self, target: _PartialFile, byte_range: ByteRange, advance: Callable[[int], None]
     ) -> None:
+        fd = target.fd
         response = self._s3.get_object(Bucket=self.bucket, Key=target.transfer.key, Range=byte_range.header())
         body = response["Body"]
         total = response.get("ContentRange", "").rpartition("/")[2]
@@ -179,7 +180,7 @@ class S3ModelStore:
                 chunk = body.read(min(self.read_size, byte_range.end + 1 - offset))
                 if not chunk:
                     break
-                os.pwrite(target.fd, chunk, offset)
+                os.pwrite(fd, chunk, offset)
                 offset += len(chunk)
                 advance(len(chunk))
         finally:
@@ -206,7 +207,11 @@ class S3ModelStore:
 
 
 class _PartialFile:
-    """The temporary file of one download: opened once, written by many ranges, reported when all end."""
+    """The temporary file of one download, written by many ranges and reported once all have ended.
+
+    Opened by its first range (not when queued), so a model of thousands of files holds only about
+    `concurrency` descriptors at a time.
+    """
 
     def __init__(self, transfer: Transfer, ranges: list[ByteRange], done: TransferDone) -> None:
         self.transfer = transfer
@@ -214,13 +219,20 @@ class _PartialFile:
         self._done = done
         self._remaining = len(ranges)
         self._lock = threading.Lock()
+        self._fd: int | None = None
         self.error: BaseException | None = None
-        self.fd = os.open(transfer.local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(self.fd, transfer.entry.size)
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def fd(self) -> int:
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self.transfer.local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.ftruncate(self._fd, self.transfer.entry.size)
+            return self._fd
 
     def part_finished(self, error: BaseException | None) -> None:
         with self._lock:
@@ -232,5 +244,5 @@ class _PartialFile:
             self.close()
 
     def close(self) -> None:
-        os.close(self.fd)
+        os.close(self.fd)  # an empty file is created here, by its first and last use
         self._done(self.transfer, self.error)
