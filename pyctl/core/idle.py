@@ -240,6 +240,7 @@ class Decision:
     hourly_cost: float | None = None
     alert: bool = False  # something a human should look at (capped, idle reserved, data missing, failure)
     asg_name: str | None = None
+    gpu_count: int | None = None  # GPUs the instance type carries, when known
     outcome: str = ""  # "", "dry-run", "done", "failed"
     error: str = ""
 
@@ -253,6 +254,7 @@ class Decision:
             "instance_id": self.instance_id,
             "region": self.region,
             "instance_type": self.instance_type,
+            "gpu_count": self.gpu_count,
             "verdict": self.verdict,
             "action": self.action,
             "reason": self.reason,
@@ -297,6 +299,12 @@ def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | No
 
 def uptime(instance: Instance, now: datetime) -> timedelta:
     return now - instance.launch_time
+
+
+def needs_metrics(instance: Instance, settings: Settings, now: datetime) -> bool:
+    """Whether the verdict depends on metrics (excluded and young instances are not read: cheaper)."""
+    young = uptime(instance, now) < timedelta(minutes=settings.min_uptime_minutes)
+    return not young and exclusion(instance, settings, now) is None
 
 
 def data_verdict(
@@ -410,6 +418,7 @@ def decide(
         window=window,
         hourly_cost=instance.hourly_cost,
         asg_name=instance.asg.name if instance.asg else None,
+        gpu_count=instance.expected_gpus,
     )
     excluded = exclusion(instance, settings, now)
     if excluded:

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pyctl.clouds.aws import client as make_client
 from pyctl.core import idle
@@ -47,13 +47,29 @@ def describe_running(ec2: Any, opt_in_only: bool) -> list[dict[str, Any]]:
 
 
 def gpu_counts(ec2: Any, instance_types: Iterable[str]) -> dict[str, int]:
-    """GPUs per instance type (0 for types without GPUs)."""
+    """GPUs per instance type (0 for types without GPUs; types the API does not know are left out)."""
+    from botocore.exceptions import ClientError
+
     counts: dict[str, int] = {}
-    for chunk in idle.batches(sorted(set(instance_types)), 100):
-        for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(chunk)):
+
+    def read(types: Sequence[str]) -> None:
+        for page in ec2.get_paginator("describe_instance_types").paginate(InstanceTypes=list(types)):
             for t in page["InstanceTypes"]:
                 gpus = t.get("GpuInfo", {}).get("Gpus", [])
                 counts[t["InstanceType"]] = sum(int(g.get("Count", 0)) for g in gpus)
+
+    for chunk in idle.batches(sorted(set(instance_types)), 100):
+        try:
+            read(chunk)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                raise
+            for one in chunk:  # one unknown type fails the whole call: ask for the others one by one
+                try:
+                    read([one])
+                except ClientError as err:
+                    if err.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                        raise
     return counts
 
 
@@ -112,17 +128,20 @@ def to_instance(
             lifecycle_state=member.get("LifecycleState", "InService"),
         )
     instance_type = raw.get("InstanceType", "")
+    lifecycle: Literal["on-demand", "spot"] = (
+        "spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand"
+    )
     return Instance(
         instance_id=instance_id,
         launch_time=raw["LaunchTime"],
         tags=tags,
         region=region,
         instance_type=instance_type,
-        lifecycle="spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand",
+        lifecycle=lifecycle,
         spot_request_type=spot_types.get(instance_id),
         asg=asg,
         capacity_reservation_id=raw.get("CapacityReservationId"),
-        hourly_cost=prices.get(instance_type),
+        hourly_cost=prices.get(f"{instance_type}:spot" if lifecycle == "spot" else instance_type),
         expected_gpus=gpus.get(instance_type) or None,
     )
 
@@ -415,7 +434,7 @@ def run(
             errors.append(f"{region}: describe failed: {exc}")
             continue
         room.update({f"{region}/{k}": v for k, v in region_room.items()})
-        ids = [i.instance_id for i in instances]
+        ids = [i.instance_id for i in instances if idle.needs_metrics(i, settings, now)]
         series: Mapping[str, list[GpuSeries] | None]
         try:
             series, cost = read_gpu_series(clients.cloudwatch, settings, window, ids) if ids else ({}, None)

@@ -1,0 +1,199 @@
+"""`pyctl watchdog run` and `pyctl watchdog report`: the idle-GPU watchdog from a workstation.
+
+The same code as the scheduled function (pyctl.clouds.aws.watchdog); settings come from env.yaml's
+`watchdog:` section (`--env`) or from flags (`--region`, no env file), flags winning.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pyctl.errors import PyctlError
+
+if TYPE_CHECKING:
+    from pyctl.core.idle import Decision, Settings
+
+ENV_HELP = (
+    "Env name under infra/envs/, or a directory holding env.yaml (its AWS region and watchdog settings)."
+)
+
+
+def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], Settings, Any]:
+    """(regions, settings from env.yaml or defaults, the env's pricing or None)."""
+    from pyctl.core.idle import Settings
+
+    if env and regions:
+        raise PyctlError("--env and --region exclude each other: the env names its region")
+    if not env and not regions:
+        raise PyctlError("name an env (--env NAME) or at least one region (--region R)")
+    if not env:
+        return list(regions), Settings(), None
+    from pyctl.spec import load_env
+
+    spec = load_env(env).spec
+    if spec.clouds.aws is None:
+        raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
+    w = spec.watchdog
+    settings = Settings(
+        idle_minutes=w.idle_minutes,
+        threshold=w.threshold_percent,
+        min_uptime_minutes=w.min_uptime_minutes,
+        missing_data=w.missing_data,
+        missing_data_grace_minutes=w.missing_data_grace_minutes,
+        max_actions=w.max_actions_per_run,
+        dry_run=w.dry_run,
+        protected_env=spec.env.protected,
+        act_on_protected=w.act_in_protected_env,
+        namespace=w.metric.namespace,
+        metric_name=w.metric.name,
+    )
+    return [spec.clouds.aws.region], settings, spec.pricing
+
+
+def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
+    """`type` (on-demand) and `type:spot` -> $/hour from the catalog; types without a price are left out."""
+    from pyctl.catalog import load_catalog
+    from pyctl.catalog.prices import env_pricer
+
+    catalog = load_catalog()
+    price = env_pricer({"aws": regions[0]}, pricing, catalog=catalog)
+    found: dict[str, float] = {}
+    for name, itype in catalog.instance_types["aws"].items():
+        for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
+            quote = price("aws", name, kind, itype.gpu_count or 1)
+            if quote is not None:
+                found[key] = round(quote.hourly, 4)
+    return found
+
+
+def _override(settings: Settings, **flags: Any) -> Settings:
+    given = {k: v for k, v in flags.items() if v is not None and v is not False}
+    try:
+        return replace(settings, **given)
+    except ValueError as exc:
+        raise PyctlError(f"watchdog settings: {exc}") from None
+
+
+@click.group("watchdog")
+def watchdog_group() -> None:
+    """Idle-GPU watchdog: stop GPU instances whose every GPU stayed idle (AWS)."""
+
+
+@watchdog_group.command("run")
+@click.option("--env", "env", help=ENV_HELP)
+@click.option(
+    "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
+)
+@click.option("--idle-minutes", type=int, help="Window every GPU must stay below the threshold [30].")
+@click.option("--threshold", type=float, help="GPU utilization percent below which a GPU is idle [5].")
+@click.option("--min-uptime-minutes", type=int, help="Younger instances are 'young', never idle [20].")
+@click.option("--max-actions", type=int, help="At most this many actions; the rest are reported [10].")
+@click.option("--dry-run", is_flag=True, help="Decide and report; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of decisions.")
+def run_command(
+    env: str | None,
+    regions: tuple[str, ...],
+    idle_minutes: int | None,
+    threshold: float | None,
+    min_uptime_minutes: int | None,
+    max_actions: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Run the watchdog once now: decide per instance tagged AutoShutdown and act (unless --dry-run).
+
+    Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials.
+    """
+    from pyctl.clouds.aws import watchdog
+
+    where, settings, pricing = watch_target(env, regions)
+    settings = _override(
+        settings,
+        idle_minutes=idle_minutes,
+        threshold=threshold,
+        min_uptime_minutes=min_uptime_minutes,
+        max_actions=max_actions,
+        dry_run=dry_run,
+    )
+    result = watchdog.run(where, settings, prices=hourly_prices(where, pricing))
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in result.decisions], indent=2))
+    else:
+        for d in result.decisions:
+            click.echo(decision_line(d))
+        click.echo(result.summary.text().splitlines()[0])
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.summary.failed or result.errors:
+        sys.exit(1)
+
+
+def decision_line(d: Decision) -> str:
+    done = f" [{d.outcome}]" if d.outcome else ""
+    return f"{d.instance_id} {d.region} {d.instance_type} {d.verdict} -> {d.action}{done}: {d.reason}"
+
+
+@watchdog_group.command("report")
+@click.option("--env", "env", help=ENV_HELP)
+@click.option(
+    "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
+)
+def report_command(env: str | None, regions: tuple[str, ...]) -> None:
+    """Table of the GPU instances running now, the watchdog's verdict on each and their hourly burn.
+
+    Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too.
+    """
+    from pyctl.clouds.aws import watchdog
+
+    where, settings, pricing = watch_target(env, regions)
+    result = watchdog.run(
+        where, replace(settings, dry_run=True), prices=hourly_prices(where, pricing), opt_in_only=False
+    )
+    gpu_nodes = [d for d in result.decisions if d.gpu_count]
+    render_report(gpu_nodes)
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+def render_report(decisions: list[Decision]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="GPU instances running now")
+    for column in (
+        "instance",
+        "region",
+        "type",
+        "GPUs",
+        "verdict",
+        "watchdog would",
+        "max GPU %",
+        "$/hour",
+        "reason",
+    ):
+        table.add_column(column, justify="right" if column in ("GPUs", "max GPU %", "$/hour") else "left")
+    for d in sorted(decisions, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id)):
+        peak = max((g.maximum for g in d.gpus if g.maximum is not None), default=None)
+        table.add_row(
+            d.instance_id,
+            d.region,
+            d.instance_type,
+            str(d.gpu_count),
+            d.verdict,
+            d.action,
+            "-" if peak is None else f"{peak:g}",
+            "-" if d.hourly_cost is None else f"{d.hourly_cost:.2f}",
+            d.reason,
+        )
+    console = Console(width=200)
+    console.print(table)
+    burn = sum(d.hourly_cost or 0.0 for d in decisions)
+    idle_burn = sum(d.hourly_cost or 0.0 for d in decisions if d.verdict == "idle")
+    unpriced = sum(d.hourly_cost is None for d in decisions)
+    note = f" ({unpriced} without a price)" if unpriced else ""
+    console.print(f"{len(decisions)} GPU instances, ${burn:.2f}/hour{note}; idle now: ${idle_burn:.2f}/hour")
