@@ -11,10 +11,9 @@ per module call.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POOL_MODULE = REPO_ROOT / "infra" / "modules" / "gcp-gpu-pool"
 GCP_STACK = REPO_ROOT / "infra" / "stacks" / "gcp"
-TERRAFORM = Path(sys.executable).with_name("pyctl-terraform")
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 # What each evaluated copy exposes (every local the resources use, plus the rendered scripts).
 _POOL_OUTPUTS = [
@@ -37,13 +36,6 @@ _POOL_OUTPUTS = [
     "shutdown_script",
 ]
 _STACK_OUTPUTS = ["labels", "pools", "model_versions"]
-
-
-def terraform(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
-    return subprocess.run(  # noqa: S603 - our own executable, fixed arguments
-        [str(TERRAFORM), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def rendered_tfvars(env: str) -> dict[str, Any]:
@@ -76,12 +68,15 @@ class Diagnostic:
 class EvalTree:
     """A scratch tree: resource-free copies of the GCP modules and a root that calls them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, run: Runner) -> None:
+        """`run(*args, cwd=...)` runs the bundled Terraform offline (conftest.py's run_terraform)."""
+        self.run = run
         self.base = root
         self.root = root / "root"
         modules = root / "infra" / "modules"
         self.pool_dir = modules / "gcp-gpu-pool-eval"
         self.stack_dir = root / "infra" / "stacks" / "gcp-eval"
+        root.mkdir(parents=True, exist_ok=True)
         (root / "scripts").symlink_to(REPO_ROOT / "scripts", target_is_directory=True)
         self._copy(POOL_MODULE, self.pool_dir, _POOL_OUTPUTS)
         self._copy(GCP_STACK, self.stack_dir, _STACK_OUTPUTS)
@@ -95,36 +90,36 @@ class EvalTree:
         doc = {"output": {name: {"value": f"${{local.{name}}}"} for name in outputs}}
         (target / "outputs.tf.json").write_text(json.dumps(doc, indent=2))
 
-    def write_root(self, pools: dict[str, dict[str, Any]], stacks: dict[str, dict[str, Any]]) -> None:
-        """Module calls: `pools` of the pool copy, `stacks` of the stack copy, by call name."""
+    def write_root(
+        self,
+        pools: dict[str, dict[str, Any]],
+        stacks: dict[str, dict[str, Any]],
+        expressions: dict[str, str] | None = None,
+    ) -> None:
+        """Module calls: `pools` of the pool copy, `stacks` of the stack copy, by call name; `expressions`
+        are extra root outputs (Terraform expressions; `scripts/` is at `../scripts`)."""
         calls: dict[str, Any] = {}
         for name, args in pools.items():
             calls[name] = {"source": "../infra/modules/gcp-gpu-pool-eval", **args}
         for name, args in stacks.items():
             calls[name] = {"source": "../infra/stacks/gcp-eval", **args}
         outputs = {name: {"value": f"${{module.{name}}}"} for name in calls}
+        outputs.update({name: {"value": f"${{{expr}}}"} for name, expr in (expressions or {}).items()})
         (self.root / "main.tf.json").write_text(json.dumps({"module": calls, "output": outputs}, indent=1))
-        init = terraform(
-            [
-                "init",
-                "-input=false",
-                "-no-color",
-            ],
-            self.root,
-        )
+        init = self.run("init", "-input=false", "-no-color", cwd=self.root)
         assert init.returncode == 0, init.stdout + init.stderr
 
     def evaluate(self) -> dict[str, Any]:
         """Apply the root (no resources: only evaluation) and return each module call's outputs."""
-        apply = terraform(["apply", "-auto-approve", "-input=false", "-no-color"], self.root)
+        apply = self.run("apply", "-auto-approve", "-input=false", "-no-color", cwd=self.root)
         assert apply.returncode == 0, apply.stdout + apply.stderr
-        out = terraform(["output", "-json"], self.root)
+        out = self.run("output", "-json", cwd=self.root)
         assert out.returncode == 0, out.stderr
         return {name: value["value"] for name, value in json.loads(out.stdout).items()}
 
     def errors(self) -> list[Diagnostic]:
         """Plan the root and return its error diagnostics (validation failures) by calling module."""
-        plan = terraform(["plan", "-json", "-input=false", "-no-color"], self.root)
+        plan = self.run("plan", "-json", "-input=false", "-no-color", cwd=self.root)
         found = []
         for line in plan.stdout.splitlines():
             message = json.loads(line)

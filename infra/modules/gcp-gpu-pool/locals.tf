@@ -55,5 +55,7 @@ locals {
     job            = local.job
     nvme_path      = var.nvme_path
     budget_seconds = var.shutdown_budget_seconds
+    # The watcher polls every 2 s: one tick plus the upload of the newest step.
+    upload_grace_seconds = 4
   })
 }
