@@ -70,9 +70,10 @@ def push(
     def log(line: str) -> None:
         click.echo(line, err=True)
 
-    version = version or default_version(datetime.now(UTC))  # one version across clouds
+    now = datetime.now(UTC)  # one version and one manifest across clouds
+    version = version or default_version(now)
     for ref, region in cache_buckets(env, cloud):
         store = model_cache.open_store(ref, region=region, concurrency=concurrency)
         log(f"pushing {name} version {version} to {ref.url()}")
-        model_cache.push_model(store, source, name, version, allow_pickle=allow_pickle, log=log)
+        model_cache.push_model(store, source, name, version, allow_pickle=allow_pickle, log=log, now=now)
     click.echo(version)

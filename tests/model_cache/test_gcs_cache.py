@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from .conftest import BUCKET, MODEL_FILES
 from .gcs_fake import GcsFake
 
 SHARD = "model-00001-of-00002.safetensors"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def push(model_dir: Path, version: str = "v1") -> Manifest:
@@ -86,3 +88,37 @@ def test_missing_model_and_bucket(gcs_fake: GcsFake, tmp_path: Path) -> None:
     result = fetch(tmp_path / "out")
     assert result.exit_code == 2
     assert f"bucket gs://{BUCKET} does not exist" in result.output
+
+
+def test_push_command_fills_every_cache_of_the_env(
+    gcs_fake: GcsFake, moto_server: object, model_dir: Path, tmp_path: Path
+) -> None:
+    from pyctl.clouds.aws import client
+    from pyctl.commands.model import model
+
+    gcs_fake.create_bucket("acme-staging-gpu-models-gcs")  # staging has model_cache.aws and .gcp
+    client("s3").create_bucket(Bucket="acme-staging-gpu-models")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    shutil.copy(REPO_ROOT / "infra/envs/staging/env.yaml", env_dir / "env.yaml")
+    (model_dir / "optimizer.pt").write_bytes(b"\x80\x04")
+    argv = ["push", str(model_dir), "--name", "llama", "--env", str(env_dir), "--version", "v7"]
+    refused = CliRunner().invoke(model, argv)
+    assert "refusing pickle-format file(s) optimizer.pt" in str(refused.exception)
+    result = CliRunner().invoke(model, [*argv, "--allow-pickle"])
+    assert result.exit_code == 0, result.output
+    assert "warning: optimizer.pt is a pickle format" in result.output
+    s3_manifest = client("s3").get_object(
+        Bucket="acme-staging-gpu-models", Key="models/llama/v7/manifest.json"
+    )
+    gcs_manifest = gcs_fake.buckets["acme-staging-gpu-models-gcs"]["models/llama/v7/manifest.json"].data
+    assert s3_manifest["Body"].read() == gcs_manifest
+    only_gcp = CliRunner().invoke(model, [*argv[:-1], "v8", "--allow-pickle", "--cloud", "gcp"])
+    assert only_gcp.exit_code == 0, only_gcp.output
+    assert "models/llama/v8/manifest.json" in gcs_fake.buckets["acme-staging-gpu-models-gcs"]
+    assert "Contents" in client("s3").list_objects_v2(
+        Bucket="acme-staging-gpu-models", Prefix="models/llama/v7/"
+    )
+    assert "Contents" not in client("s3").list_objects_v2(
+        Bucket="acme-staging-gpu-models", Prefix="models/llama/v8/"
+    )

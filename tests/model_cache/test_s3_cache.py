@@ -246,3 +246,12 @@ def test_a_locally_damaged_file_is_fetched_again(s3_bucket: str, model_dir: Path
     assert result.exit_code == 0, result.output
     assert "1 fetched, 4 already verified" in result.output
     same_tree(model_dir, dest)
+
+
+def test_progress_bar_mode_reports_each_file(s3_bucket: str, model_dir: Path, tmp_path: Path) -> None:
+    push(model_dir)
+    result = fetch(tmp_path / "out", "--progress")
+    assert result.exit_code == 0, result.output
+    for rel in MODEL_FILES:
+        assert f"{rel}: verified" in result.output
+    assert "fetch-model: config.json" not in result.output  # the bar replaces the log lines
