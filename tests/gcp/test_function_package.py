@@ -37,7 +37,7 @@ def test_package_is_deterministic_and_holds_only_the_function_sources(tmp_path: 
     assert not [n for n in names if n.startswith(("pyctl/clouds/aws", "pyctl/commands", "pyctl/cli"))]
 
 
-def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm(
+def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm_and_restarts_a_preempted_one(
     tmp_path: Path, compute_fake: ComputeFake, monitoring_fake: MonitoringFake
 ) -> None:
     # The function decides on the real clock: the VMs started two hours before it.
@@ -46,6 +46,8 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm(
     monitoring_fake.seed(doc["id"], IDLE, now)
     busy = compute_fake.add_instance("busy-l4", started=now - timedelta(hours=2))
     monitoring_fake.seed(busy["id"], [[80.0] * 40], now)
+    compute_fake.add_instance("spot-l4", spot=True, labels={"pyctl-capacity": "spot"})
+    compute_fake.preempt("spot-l4")
 
     package = build_function_package("gcp_watchdog", tmp_path / "dist")
     unpacked = tmp_path / "src"
@@ -55,6 +57,7 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm(
         "PYTHONPATH": str(unpacked),
         "WATCHDOG_PROJECT": PROJECT,
         "WATCHDOG_HOURLY_PRICES": json.dumps({"g2-standard-4": 0.71}),
+        "WATCHDOG_RECOVER_SPOT": "true",
     }
     proc = subprocess.run(
         [sys.executable, "-c", RUN_ENTRY_POINT],
@@ -69,7 +72,10 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm(
     response = json.loads(response_line)
     assert response["status"] == 200
     assert response["body"]["acted"] == ["idle-l4"] and response["body"]["hourly_saved"] == 0.71
-    logged = {entry["instance_id"]: entry for entry in map(json.loads, log_lines)}
+    assert [(r["name"], r["outcome"]) for r in response["body"]["spot_recovery"]] == [("spot-l4", "done")]
+    assert compute_fake.status("spot-l4") == "RUNNING"
+    entries = [json.loads(line) for line in log_lines]
+    logged = {entry["instance_id"]: entry for entry in entries if entry["message"] == "gpu-watchdog decision"}
     assert logged["idle-l4"]["action"] == "stop" and logged["idle-l4"]["outcome"] == "done"
     assert logged["busy-l4"]["verdict"] == "busy"
     assert compute_fake.status("idle-l4") == "TERMINATED" and compute_fake.status("busy-l4") == "RUNNING"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyctl.clouds.gcp import compute, monitoring
+from pyctl.clouds.gcp import compute, monitoring, recovery
 from pyctl.core import idle
 from pyctl.core.idle import Decision, Settings
 
@@ -27,9 +27,10 @@ class RunResult:
     errors: list[str]
 
 
-def iam_permissions() -> tuple[str, ...]:
-    """Every permission one run uses (the module's custom role grants exactly these)."""
-    return tuple(sorted(compute.iam_permissions()["compute"] + monitoring.METRIC_PERMISSIONS))
+def iam_permissions(recover_spot: bool = True) -> tuple[str, ...]:
+    """Every permission one run uses (the module's custom roles grant exactly these)."""
+    extra = recovery.RECOVERY_PERMISSIONS if recover_spot else ()
+    return tuple(sorted(set(compute.iam_permissions()["compute"] + monitoring.METRIC_PERMISSIONS + extra)))
 
 
 def run(
@@ -111,3 +112,20 @@ def run_and_log(
         "metric_requests": len(result.metric_requests),
         "text": summary.text("pyctl GPU watchdog (GCP)"),
     }
+
+
+def recover_and_log(
+    project: str,
+    zones: Sequence[str] | None,
+    dry_run: bool,
+    *,
+    log: Callable[[str], None] = print,
+    clients: compute.ComputeClients | None = None,
+) -> list[dict[str, str]]:
+    """The Spot recovery pass (pyctl.clouds.gcp.recovery) with one JSON log line per VM considered."""
+    results = [
+        r.to_json() for r in recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run)
+    ]
+    for r in results:
+        log(json.dumps({"message": "spot-recovery decision", "cloud": "gcp", **r}, sort_keys=True))
+    return results

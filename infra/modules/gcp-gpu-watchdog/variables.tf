@@ -1,0 +1,155 @@
+variable "project" {
+  description = "Project whose GPU VMs the watchdog inspects; the function, its schedule and its identities live here too."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project))
+    error_message = "project must be a GCP project id: 6-30 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region of the function and the Cloud Scheduler job (the watchdog itself covers every zone unless `zones` is set)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a GCP region such as us-central1."
+  }
+}
+
+variable "name" {
+  description = "Name of the function and prefix of every resource it owns (service accounts, roles, schedule, log bucket)."
+  type        = string
+  default     = "gpu-watchdog"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,38}[a-z0-9]$", var.name))
+    error_message = "name must be 2-40 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "filename" {
+  description = "Path of the function source zip built by pyctl (`pyctl render` builds it deterministically: main.py, requirements.txt, pyctl/core, pyctl/clouds/gcp)."
+  type        = string
+}
+
+variable "source_code_hash" {
+  description = "base64-encoded SHA-256 of the zip (pyctl writes it next to the path). It names the uploaded object, so a new zip redeploys the function."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9+/]{43}=$", var.source_code_hash))
+    error_message = "source_code_hash must be a base64-encoded SHA-256 (44 characters ending in '=')."
+  }
+}
+
+variable "source_bucket" {
+  description = "Existing bucket the source zip is uploaded to (Cloud Functions builds from it), e.g. the env's model-cache bucket."
+  type        = string
+}
+
+variable "source_prefix" {
+  description = "Object name prefix of the source zip inside source_bucket."
+  type        = string
+  default     = "functions/"
+}
+
+variable "schedule" {
+  description = "When the watchdog runs: a unix-cron expression (Cloud Scheduler), in time_zone."
+  type        = string
+  default     = "*/15 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.schedule))) == 5
+    error_message = "schedule must be a unix-cron expression with 5 fields, e.g. \"*/15 * * * *\"."
+  }
+}
+
+variable "time_zone" {
+  description = "Time zone of the schedule (tz database name)."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "zones" {
+  description = "Zones whose VMs the watchdog inspects; empty: every zone of the project (one aggregated list)."
+  type        = list(string)
+  default     = []
+}
+
+variable "settings" {
+  description = "What counts as idle and what the watchdog may do (the same settings as on AWS, see docs/gcp-watchdog.md)."
+  type = object({
+    idle_minutes               = optional(number, 30)
+    threshold_percent          = optional(number, 5)
+    min_uptime_minutes         = optional(number, 20)
+    missing_data               = optional(string, "no-data")
+    missing_data_grace_minutes = optional(number, 60)
+    max_actions_per_run        = optional(number, 10)
+    dry_run                    = optional(bool, false)
+    protected_env              = optional(bool, false)
+    act_in_protected_env       = optional(bool, false)
+  })
+  default = {}
+
+  validation {
+    condition     = var.settings.idle_minutes >= 5 && var.settings.idle_minutes <= 1440
+    error_message = "settings.idle_minutes must be between 5 and 1440."
+  }
+
+  validation {
+    condition     = var.settings.threshold_percent > 0 && var.settings.threshold_percent <= 100
+    error_message = "settings.threshold_percent must be in (0, 100]."
+  }
+
+  validation {
+    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
+    error_message = "settings.min_uptime_minutes, missing_data_grace_minutes and max_actions_per_run must not be negative."
+  }
+
+  validation {
+    condition     = contains(["no-data", "idle"], var.settings.missing_data)
+    error_message = "settings.missing_data must be \"no-data\" (never act without data) or \"idle\" (opt-in, after the grace period)."
+  }
+}
+
+variable "recover_spot" {
+  description = "Also run the Spot recovery pass: start standalone pyctl Spot VMs (termination action STOP) that were preempted, once capacity is back."
+  type        = bool
+  default     = true
+}
+
+variable "act_on_name_prefix" {
+  description = "The watchdog may stop/start/delete only VMs and instance groups whose names start with this (IAM condition); null: any labelled VM in the project."
+  type        = string
+  default     = "pyctl-"
+
+  validation {
+    condition     = var.act_on_name_prefix == null || can(regex("^[a-z][a-z0-9-]*$", var.act_on_name_prefix))
+    error_message = "act_on_name_prefix must be null or the start of a GCE resource name (lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "hourly_prices" {
+  description = "USD per hour by machine type, for the cost lines in decisions and summaries (pyctl fills it from its catalog)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "log_retention_days" {
+  description = "Days the function's logs (one JSON line per decision) are kept in a dedicated log bucket; null: only the project's _Default bucket."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.log_retention_days == null || try(var.log_retention_days >= 1 && var.log_retention_days <= 3650, false)
+    error_message = "log_retention_days must be null or between 1 and 3650."
+  }
+}
+
+variable "labels" {
+  description = "Labels applied to the function (GCP label rules: lowercase keys and values)."
+  type        = map(string)
+  default     = {}
+}
