@@ -18,7 +18,7 @@ from .conftest import NOW, PROJECT
 from .monitoring_fake import MonitoringFake
 
 IDLE = [[0.0, 1.0, 2.0, 4.9] * 10]  # one GPU that never reaches 5% over 40 minutes
-PRICES = {"a2-highgpu-8g": 29.39, "g2-standard-4": 0.71}
+PRICES = {"a2-highgpu-8g": 29.39, "g2-standard-4": 0.71, "g2-standard-4:spot": 0.28}
 A2 = "a2-highgpu-8g"
 
 # name -> (verdict, action) with the default settings.
@@ -124,7 +124,8 @@ def test_fleet_gets_the_exact_action_for_every_case(
     assert request.aggregation.per_series_aligner.name == "ALIGN_MAX"
     named = re.findall(r'"(\d+)"', request.filter)
     assert len(named) == len(EXPECTED) - 2  # not the young and keep-alive-live VMs
-    assert result.summary.hourly_saved == pytest.approx(29.39 + 3 * 0.71)
+    assert decisions["spot-standalone"].hourly_cost == 0.28  # Spot VMs are priced at the Spot rate
+    assert result.summary.hourly_saved == pytest.approx(29.39 + 2 * 0.71 + 0.28)
 
 
 def test_dry_run_reports_the_same_actions_and_changes_nothing(

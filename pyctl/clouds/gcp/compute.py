@@ -298,7 +298,7 @@ def to_instance(
         spot_request_type="persistent" if spot else None,
         asg=groups.get(ref.key) if ref else None,
         capacity_reservation_id=reservation,
-        hourly_cost=prices.get(machine_type),
+        hourly_cost=prices.get(f"{machine_type}:spot" if spot else machine_type),
         expected_gpus=gpus or None,
     )
     return GceInstance(facts, str(raw.id), zone, raw.name, raw.self_link, ref)

@@ -1,0 +1,89 @@
+"""The GCP side of `pyctl watchdog run`: which project and zones, with which settings and prices.
+
+`--cloud gcp --project P [--zone Z ...]` runs without an env file (default settings); `--env NAME` takes the
+env's GCP project, the zones of its GCP pools and its `watchdog:` settings. The run itself is the Cloud
+Function's (`pyctl.clouds.gcp.watchdog.run`). Honours PYCTL_GCP_COMPUTE_ENDPOINT and
+PYCTL_GCP_MONITORING_ENDPOINT; otherwise Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pyctl.errors import PyctlError
+
+if TYPE_CHECKING:
+    from pyctl.core.idle import Settings
+    from pyctl.spec import EnvSpec
+
+
+@dataclass(frozen=True)
+class GcpTarget:
+    project: str
+    zones: list[str] | None  # None: every zone (one aggregated list)
+    region: str | None  # for prices; None: the catalog's reference region
+    settings: Settings
+    pricing: Any = None
+
+
+def settings_from_spec(spec: EnvSpec) -> Settings:
+    """The watchdog settings env.yaml gives (the same fields the GCP module writes into the function)."""
+    from pyctl.core.idle import Settings
+
+    w = spec.watchdog
+    return Settings(
+        idle_minutes=w.idle_minutes,
+        threshold=w.threshold_percent,
+        min_uptime_minutes=w.min_uptime_minutes,
+        missing_data=w.missing_data,
+        missing_data_grace_minutes=w.missing_data_grace_minutes,
+        max_actions=w.max_actions_per_run,
+        dry_run=w.dry_run,
+        protected_env=spec.env.protected,
+        act_on_protected=w.act_in_protected_env,
+    )
+
+
+def gcp_target_from_spec(spec: EnvSpec) -> GcpTarget | None:
+    """The env's GCP project and pool zones, or None when the env has no GCP pools."""
+    gcp = spec.clouds.gcp
+    pools = [p for p in spec.pools if p.cloud == "gcp"]
+    if gcp is None or not pools:
+        return None
+    zones = sorted({z for p in pools for z in p.zones})
+    return GcpTarget(gcp.project, zones or None, gcp.region, settings_from_spec(spec), spec.pricing)
+
+
+def gcp_target(project: str | None, zones: tuple[str, ...]) -> GcpTarget:
+    """`--project P [--zone Z ...]` without an env file: default settings."""
+    from pyctl.core.idle import Settings
+
+    if not project:
+        raise PyctlError("--cloud gcp needs --project (or --env NAME with GCP pools)")
+    regions = {z.rsplit("-", 1)[0] for z in zones}
+    return GcpTarget(project, list(zones) or None, regions.pop() if len(regions) == 1 else None, Settings())
+
+
+def hourly_prices(region: str | None, pricing: Any) -> dict[str, float]:
+    """`machine-type` (on-demand) and `machine-type:spot` -> $/hour from the catalog."""
+    from pyctl.catalog import load_catalog
+    from pyctl.catalog.prices import env_pricer
+
+    catalog = load_catalog()
+    price = env_pricer({"gcp": region} if region else {}, pricing, catalog=catalog)
+    found: dict[str, float] = {}
+    for name, machine in catalog.instance_types["gcp"].items():
+        for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
+            quote = price("gcp", name, kind, machine.gpu_count or 1)
+            if quote is not None:
+                found[key] = round(quote.hourly, 4)
+    return found
+
+
+def run(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> Any:
+    """One watchdog pass on GCP with `settings` (the target's, with the command line's overrides)."""
+    from pyctl.clouds.gcp import watchdog
+
+    prices = hourly_prices(target.region, target.pricing)
+    return watchdog.run(target.project, settings, zones=target.zones, prices=prices, opt_in_only=opt_in_only)
