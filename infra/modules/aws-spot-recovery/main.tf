@@ -1,0 +1,417 @@
+# Checkpoint-aware spot recovery: EventBridge sends EC2 interruption warnings, rebalance recommendations and
+# state changes to a Lambda (pyctl's deterministic zip) that records them in DynamoDB and launches
+# replacements for standalone job instances. Least-privilege IAM; failed deliveries land in an SQS DLQ.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.region
+  ec2_arn   = "arn:${local.partition}:ec2:${local.region}:${local.account}"
+
+  # The key layout of pyctl.core.checkpoint: <prefix>/checkpoints/<job>/step-<N>/.
+  prefix_clean      = trim(var.checkpoint_prefix, "/")
+  checkpoint_prefix = "${local.prefix_clean == "" ? "" : "${local.prefix_clean}/"}checkpoints/"
+
+  launch_template_arns = sort(distinct([for job in var.jobs : "${local.ec2_arn}:launch-template/${job.launch_template_id}"]))
+  job_subnet_arns      = sort(distinct(flatten([for job in var.jobs : [for s in job.subnet_ids : "${local.ec2_arn}:subnet/${s}"]])))
+  has_jobs             = length(var.jobs) > 0
+
+  # Read by pyctl.clouds.aws.recovery.RecoveryConfig.from_environ.
+  environment = {
+    PYCTL_RECOVERY_TABLE = aws_dynamodb_table.this.name
+    PYCTL_RECOVERY_CONFIG = jsonencode({
+      policy            = var.policy
+      jobs              = var.jobs
+      checkpoint_bucket = var.checkpoint_bucket == null ? "" : var.checkpoint_bucket
+      checkpoint_prefix = local.prefix_clean
+    })
+  }
+
+  # Only the states after which an instance no longer trains reach the function.
+  event_patterns = {
+    notices = {
+      source      = ["aws.ec2"]
+      detail-type = ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]
+    }
+    state-change = {
+      source      = ["aws.ec2"]
+      detail-type = ["EC2 Instance State-change Notification"]
+      detail      = { state = ["shutting-down", "terminated", "stopping", "stopped"] }
+    }
+  }
+
+  tags = merge(var.tags, { Component = "spot-recovery" })
+}
+
+# --- the interruption record --------------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "this" {
+  name                        = var.name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  range_key                   = "sk"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  # Idempotency rows (EVENT#...) expire after a week.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = local.tags
+}
+
+# --- dead-letter queue (failed async invocations and failed EventBridge deliveries) ---------------------
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dlq"
+  message_retention_seconds = 1209600 # 14 days, the maximum: time to look at what failed
+  kms_master_key_id         = var.kms_key_arn
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  tags                      = local.tags
+}
+
+data "aws_iam_policy_document" "dead_letter" {
+  statement {
+    sid       = "EventBridgeDeliveryFailures"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [for rule in aws_cloudwatch_event_rule.this : rule.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+  policy    = data.aws_iam_policy_document.dead_letter.json
+}
+
+# --- IAM: what the code calls (pyctl.clouds.aws.recovery.IAM_ACTIONS; tests/recovery compare the two) ----
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = var.name
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "code" {
+  statement {
+    sid     = "DescribeInstancesAndSubnets"
+    actions = ["ec2:DescribeInstances", "ec2:DescribeSubnets"]
+    # Describe calls do not support resource-level permissions.
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "RecordInterruptions"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.this.arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.has_jobs ? [1] : []
+
+    content {
+      sid       = "LaunchFromJobTemplates"
+      actions   = ["ec2:RunInstances"]
+      resources = local.launch_template_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_jobs ? [1] : []
+
+    content {
+      sid       = "LaunchJobInstancesTagged"
+      actions   = ["ec2:RunInstances"]
+      resources = ["${local.ec2_arn}:instance/*"]
+
+      condition {
+        test     = "ArnEquals"
+        variable = "ec2:LaunchTemplate"
+        values   = local.launch_template_arns
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestTag/pyctl:job"
+        values   = sort(keys(var.jobs))
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_jobs ? [1] : []
+
+    content {
+      sid     = "LaunchIntoJobSubnetsFromJobTemplates"
+      actions = ["ec2:RunInstances"]
+      resources = concat(local.job_subnet_arns, [
+        "${local.ec2_arn}:volume/*",
+        "${local.ec2_arn}:network-interface/*",
+        "${local.ec2_arn}:security-group/*",
+        "${local.ec2_arn}:key-pair/*",
+        "${local.ec2_arn}:spot-instances-request/*",
+        "arn:${local.partition}:ec2:${local.region}::image/*",
+      ])
+
+      condition {
+        test     = "ArnEquals"
+        variable = "ec2:LaunchTemplate"
+        values   = local.launch_template_arns
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_jobs ? [1] : []
+
+    content {
+      sid     = "TagAtLaunchOnly"
+      actions = ["ec2:CreateTags"]
+      resources = [
+        "${local.ec2_arn}:instance/*",
+        "${local.ec2_arn}:volume/*",
+        "${local.ec2_arn}:network-interface/*",
+        "${local.ec2_arn}:spot-instances-request/*",
+      ]
+
+      condition {
+        test     = "StringEquals"
+        variable = "ec2:CreateAction"
+        values   = ["RunInstances"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_jobs && length(var.instance_role_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "PassOnlyTheJobInstanceRoles"
+      actions   = ["iam:PassRole"]
+      resources = var.instance_role_arns
+
+      condition {
+        test     = "StringEquals"
+        variable = "iam:PassedToService"
+        values   = ["ec2.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.checkpoint_bucket == null ? [] : [var.checkpoint_bucket]
+
+    content {
+      sid       = "ListCheckpoints"
+      actions   = ["s3:ListBucket"]
+      resources = ["arn:${local.partition}:s3:::${statement.value}"]
+
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${local.checkpoint_prefix}*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.checkpoint_bucket == null ? [] : [var.checkpoint_bucket]
+
+    content {
+      sid       = "ReadCheckpointManifests"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${local.partition}:s3:::${statement.value}/${local.checkpoint_prefix}*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.checkpoint_bucket != null && var.checkpoint_kms_key_arn != null ? [var.checkpoint_kms_key_arn] : []
+
+    content {
+      sid       = "DecryptCheckpointManifests"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+# --- IAM: what the Lambda runtime needs around the code -----------------------------------------------
+
+data "aws_iam_policy_document" "runtime" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid     = "Tracing"
+    actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    # X-Ray trace APIs do not support resource-level permissions.
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseTheCustomerKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "code" {
+  name   = "recovery"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.code.json
+}
+
+resource "aws_iam_role_policy" "runtime" {
+  name   = "runtime"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.runtime.json
+}
+
+# --- the function -------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_338:The durable record is the DynamoDB table (with PITR); logs default to 30 days (var.log_retention_days).
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = local.tags
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_117:The function only calls regional AWS APIs; a VPC would add NAT or endpoints and protect nothing.
+  #checkov:skip=CKV_AWS_272:The zip is built deterministically by pyctl and pinned by source_code_hash; code signing adds a signer profile per env.
+  function_name                  = var.name
+  description                    = "pyctl spot recovery: record interruptions, launch replacements, on-demand fallback."
+  role                           = aws_iam_role.this.arn
+  runtime                        = "python3.12"
+  handler                        = "handler.handler"
+  filename                       = var.lambda_filename
+  source_code_hash               = var.lambda_source_code_hash
+  timeout                        = 60
+  memory_size                    = 256
+  reserved_concurrent_executions = 10
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = local.environment
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letter.arn
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.this.name
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.runtime]
+}
+
+# --- EventBridge ----------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_event_rule" "this" {
+  for_each = local.event_patterns
+
+  name          = "${var.name}-${each.key}"
+  description   = "pyctl spot recovery: EC2 ${each.key}"
+  event_pattern = jsonencode(each.value)
+  tags          = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "this" {
+  for_each = aws_cloudwatch_event_rule.this
+
+  rule      = each.value.name
+  target_id = "spot-recovery"
+  arn       = aws_lambda_function.this.arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 10
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dead_letter.arn
+  }
+}
+
+resource "aws_lambda_permission" "events" {
+  for_each = aws_cloudwatch_event_rule.this
+
+  statement_id  = "events-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = each.value.arn
+}
