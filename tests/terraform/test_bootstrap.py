@@ -115,6 +115,8 @@ def test_spot_pool_fetches_its_model_and_runs_the_spot_watcher(spot_script: str)
     main = spot_script.split("main() {", 1)[1]
     assert "  fetch_model\n" in main and "  start_spot_watcher\n" in main
     assert "readonly AGENT_PACKAGE='pyctl==0.1.0'" in spot_script
+    # The fetch takes minutes: user data enables the units and does not wait for them.
+    assert 'systemctl start --no-block "$name"' in spot_script and "enable --now" not in spot_script
 
 
 def test_on_demand_pool_without_model_runs_neither_fetch_nor_watcher(on_demand_script: str) -> None:
@@ -134,3 +136,39 @@ def test_secrets_are_named_never_valued(spot_script: str, render_bootstrap) -> N
     # Whatever the names, the rendered user data holds nothing that looks like a credential.
     for pattern in (r"hf_[A-Za-z0-9]{30,}", r"AKIA[0-9A-Z]{16}", r"-----BEGIN", r"(?i)password\s*="):
         assert not re.search(pattern, spot_script), pattern
+
+
+def test_user_data_fits_the_ec2_limit(spot_script: str) -> None:
+    # EC2 refuses user data above 16 KB (before base64); the launch template sends this script as is.
+    assert len(spot_script.encode()) < 16 * 1024
+
+
+def _exec_start_argv(script: str, unit: str) -> list[str]:
+    """The ExecStart of a unit the script installs, with the script's readonly values substituted."""
+    values = dict(re.findall(r"^readonly (\w+)='([^']*)'$", script, flags=re.M))
+    values.update(dict(re.findall(r"^readonly (\w+)=(/\S+)$", script, flags=re.M)))
+    body = script.split(f"install_unit {unit} <<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    command = next(line for line in body.splitlines() if line.startswith("ExecStart="))
+    command = command.removeprefix("ExecStart=").replace("${prefix_arg[*]}", "")
+    command = re.sub(r"\$(\w+)", lambda m: values[m.group(1)], command)
+    argv = command.split()
+    assert argv[0] == "/usr/local/bin/pyctl-agent"
+    return argv[1:]
+
+
+@pytest.mark.parametrize(
+    ("unit", "command"), [("pyctl-spot-watch.service", "watch"), ("pyctl-fetch-model.service", "fetch-model")]
+)
+def test_units_call_pyctl_agent_with_options_it_accepts(spot_script: str, unit: str, command: str) -> None:
+    from pyctl.agent.cli import main
+
+    argv = _exec_start_argv(spot_script, unit)
+    assert argv[0] == command
+    # Parse only (no run): an unknown option, a missing required one or a bad job name raises here.
+    ctx = main.commands[command].make_context(command, argv[1:])
+    assert ctx.params["bucket"] == "acme-prod-gpu-models"
+    if command == "watch":
+        assert ctx.params["job"] == "h100-spot-burst"
+        assert str(ctx.params["checkpoint_dir"]) == "/mnt/nvme/checkpoints/h100-spot-burst"
+    else:
+        assert (ctx.params["name"], ctx.params["version"]) == ("llama-3-70b-instruct", "2024-07-23")
