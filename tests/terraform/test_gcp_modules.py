@@ -428,7 +428,7 @@ def validation_errors(tmp_path_factory: pytest.TempPathFactory, run_terraform) -
         pools[call] = {**common, "name": call.replace("_", "-"), "pool": {**GOOD_POOL, **change}}
     pools["bad_label"] = {**common, "name": "bad-label", "pool": GOOD_POOL, "labels": {"CostCenter": "x"}}
     bad_stack = stack_arguments(rendered_tfvars("staging"))
-    bad_stack["pools"]["l4-overflow"]["termination_action"] = None
+    bad_stack["pools"] = {"L4_Overflow": bad_stack["pools"]["l4-overflow"]}
     tree.write_root(pools, {"bad_stack": bad_stack})
     errors: dict[str, list[str]] = {}
     for diag in tree.errors():
@@ -450,7 +450,7 @@ def test_invalid_pools_are_rejected_at_plan_time(call: str, validation_errors: d
 
 def test_invalid_labels_and_stack_values_are_rejected(validation_errors: dict[str, list[str]]) -> None:
     assert any("GCP label rules" in d for d in validation_errors["module.bad_label"])
-    assert any("Spot pools need termination_action" in d for d in validation_errors["module.bad_stack"])
+    assert any("Pool names must be 2-32 lowercase" in d for d in validation_errors["module.bad_stack"])
 
 
 def test_examples_are_the_documented_ones() -> None:

@@ -46,7 +46,7 @@ variable "gcp" {
 }
 
 variable "pools" {
-  description = "GCP GPU pools keyed by name, as `pyctl render` writes gcp_pools. capacity: reserved | on_demand | spot; spot pools take termination_action STOP | DELETE, reserved pools `reservation`."
+  description = "GCP GPU pools keyed by name, as `pyctl render` writes gcp_pools. capacity: reserved | on_demand | spot; spot pools take termination_action STOP | DELETE, reserved pools `reservation`. Each pool's own rules (capacity kind, GPU machine family, accelerators, termination action, zones, sizes, reservation) are validated by gcp-gpu-pool, whose errors name the pool (module.pool[\"NAME\"])."
   type = map(object({
     capacity               = string
     machine_type           = string
@@ -73,50 +73,6 @@ variable "pools" {
   validation {
     condition     = alltrue([for name, p in var.pools : can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", name))])
     error_message = "Pool names must be 2-32 lowercase letters, digits and hyphens, starting with a letter (they are part of GCE resource names)."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : contains(["reserved", "on_demand", "spot"], p.capacity)])
-    error_message = "Every pool's capacity must be one of: reserved, on_demand, spot."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : p.min_size >= 0 && p.min_size <= p.desired_size && p.desired_size <= p.max_size])
-    error_message = "Every pool needs 0 <= min_size <= desired_size <= max_size."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : can(regex("^(n1|a2|a3|a4|a4x|g2|g4)-[a-z0-9-]+$", p.machine_type))])
-    error_message = "Pool machine types must be GPU machine types: n1-* with an attached accelerator, or accelerator-optimized a2, a3, a4, a4x, g2, g4 types."
-  }
-
-  validation {
-    condition = alltrue([for name, p in var.pools : (
-      startswith(p.machine_type, "n1-")
-      ? p.accelerator_type != null && p.accelerator_count >= 1
-      : p.accelerator_type == null && p.accelerator_count == 0
-    )])
-    error_message = "N1 pools need accelerator_type and accelerator_count >= 1; accelerator-optimized types (a2, a3, a4, g2...) carry their GPUs and take accelerator_type = null, accelerator_count = 0."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : p.capacity == "spot" ? contains(["STOP", "DELETE"], coalesce(p.termination_action, "-")) : p.termination_action == null])
-    error_message = "Spot pools need termination_action STOP or DELETE; other pools take null."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : contains(["regional", "zonal"], p.distribution) && length(p.zones) >= 1 && (p.distribution == "regional" || length(p.zones) == 1)])
-    error_message = "distribution must be regional (one or more zones) or zonal (exactly one zone)."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : (p.capacity == "reserved") == (p.reservation != null)])
-    error_message = "Reserved pools need `reservation` settings, and only reserved pools may have them."
-  }
-
-  validation {
-    condition     = alltrue([for name, p in var.pools : p.reservation == null || try(p.distribution == "zonal" && p.reservation.instance_count >= p.max_size, false)])
-    error_message = "A reserved pool is zonal (a reservation lives in one zone) and its reservation.instance_count is at least max_size (pinned instances cannot start outside it)."
   }
 
   validation {
