@@ -72,6 +72,8 @@ locals {
     metrics_interval     = var.metrics_interval_seconds
   })
 
+  # One rule per source and port; "intra-pool" lets the pool's nodes talk to each other on any port (NCCL).
+  intra_pool = var.allow_intra_pool ? { "intra-pool" = { cidr = null, security_group = "self", port = null } } : {}
   ingress_rules = merge(
     { for pair in setproduct(var.ingress.cidrs, var.ingress.ports) : "${pair[0]}:${pair[1]}" => {
       cidr = pair[0], security_group = null, port = pair[1]
@@ -79,10 +81,14 @@ locals {
     { for pair in setproduct(var.ingress.security_group_ids, var.ingress.ports) : "${pair[0]}:${pair[1]}" => {
       cidr = null, security_group = pair[0], port = pair[1]
     } },
+    local.intra_pool,
   )
-  egress_rules = { for pair in setproduct(var.egress.cidrs, var.egress.ports) : "${pair[0]}:${pair[1]}" => {
-    cidr = pair[0], port = pair[1]
-  } }
+  egress_rules = merge(
+    { for pair in setproduct(var.egress.cidrs, var.egress.ports) : "${pair[0]}:${pair[1]}" => {
+      cidr = pair[0], security_group = null, port = pair[1]
+    } },
+    local.intra_pool,
+  )
 }
 
 # --- network -------------------------------------------------------------------------------------------
@@ -102,44 +108,25 @@ resource "aws_vpc_security_group_ingress_rule" "this" {
   for_each = local.ingress_rules
 
   security_group_id            = aws_security_group.this.id
-  description                  = "TCP ${each.value.port} from ${coalesce(each.value.cidr, each.value.security_group)}"
-  ip_protocol                  = "tcp"
+  description                  = each.value.port == null ? "All traffic between the pool's nodes" : "TCP ${each.value.port} from ${coalesce(each.value.cidr, each.value.security_group)}"
+  ip_protocol                  = each.value.port == null ? "-1" : "tcp"
   from_port                    = each.value.port
   to_port                      = each.value.port
   cidr_ipv4                    = each.value.cidr
-  referenced_security_group_id = each.value.security_group
-  tags                         = local.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "intra_pool" {
-  count = var.allow_intra_pool ? 1 : 0
-
-  security_group_id            = aws_security_group.this.id
-  description                  = "All traffic between the pool's nodes (NCCL)"
-  ip_protocol                  = "-1"
-  referenced_security_group_id = aws_security_group.this.id
+  referenced_security_group_id = each.value.security_group == "self" ? aws_security_group.this.id : each.value.security_group
   tags                         = local.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "this" {
   for_each = local.egress_rules
 
-  security_group_id = aws_security_group.this.id
-  description       = "TCP ${each.value.port} to ${each.value.cidr}"
-  ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  cidr_ipv4         = each.value.cidr
-  tags              = local.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "intra_pool" {
-  count = var.allow_intra_pool ? 1 : 0
-
   security_group_id            = aws_security_group.this.id
-  description                  = "All traffic between the pool's nodes (NCCL)"
-  ip_protocol                  = "-1"
-  referenced_security_group_id = aws_security_group.this.id
+  description                  = each.value.port == null ? "All traffic between the pool's nodes" : "TCP ${each.value.port} to ${each.value.cidr}"
+  ip_protocol                  = each.value.port == null ? "-1" : "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
+  cidr_ipv4                    = each.value.cidr
+  referenced_security_group_id = each.value.security_group == "self" ? aws_security_group.this.id : null
   tags                         = local.tags
 }
 
