@@ -65,17 +65,18 @@ def gcp_target(project: str | None, zones: tuple[str, ...]) -> GcpTarget:
     return GcpTarget(project, list(zones) or None, regions.pop() if len(regions) == 1 else None, Settings())
 
 
-def hourly_prices(region: str | None, pricing: Any) -> dict[str, float]:
-    """`machine-type` (on-demand) and `machine-type:spot` -> $/hour from the catalog."""
+def catalog_prices(cloud: str, region: str | None, pricing: Any) -> dict[str, float]:
+    """`type` (on-demand) and `type:spot` -> $/hour from the catalog, for one cloud's region (None: the
+    catalog's reference region); types without a price are left out."""
     from pyctl.catalog import load_catalog
     from pyctl.catalog.prices import env_pricer
 
     catalog = load_catalog()
-    price = env_pricer({"gcp": region} if region else {}, pricing, catalog=catalog)
+    price = env_pricer({cloud: region} if region else {}, pricing, catalog=catalog)
     found: dict[str, float] = {}
-    for name, machine in catalog.instance_types["gcp"].items():
+    for name, itype in catalog.instance_types[cloud].items():  # type: ignore[index]
         for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
-            quote = price("gcp", name, kind, machine.gpu_count or 1)
+            quote = price(cloud, name, kind, itype.gpu_count or 1)
             if quote is not None:
                 found[key] = round(quote.hourly, 4)
     return found
@@ -85,5 +86,44 @@ def run(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> A
     """One watchdog pass on GCP with `settings` (the target's, with the command line's overrides)."""
     from pyctl.clouds.gcp import watchdog
 
-    prices = hourly_prices(target.region, target.pricing)
+    prices = catalog_prices("gcp", target.region, target.pricing)
     return watchdog.run(target.project, settings, zones=target.zones, prices=prices, opt_in_only=opt_in_only)
+
+
+def target_for(
+    env: str | None, cloud: str | None, project: str | None, zones: tuple[str, ...]
+) -> GcpTarget | None:
+    """The GCP part of one `pyctl watchdog run`, or None when it has none.
+
+    `--project`/`--zone` (or `--cloud gcp` without `--env`): that project; `--env`: the env's GCP pools.
+    """
+    if cloud == "aws":
+        if project or zones:
+            raise PyctlError("--project and --zone are for --cloud gcp")
+        return None
+    if env and (project or zones):
+        raise PyctlError("--env and --project/--zone exclude each other: the env names its project and zones")
+    if project or zones or (cloud == "gcp" and not env):
+        return gcp_target(project, zones)
+    if not env:
+        return None
+    from pyctl.spec import load_env
+
+    spec = load_env(env).spec
+    target = gcp_target_from_spec(spec)
+    if target is None and cloud == "gcp":
+        raise PyctlError(f"env {spec.env.name!r} has no GCP pools: the GCP watchdog has nothing to watch")
+    return target
+
+
+def aws_wanted(env: str | None, cloud: str | None, regions: tuple[str, ...], gcp: GcpTarget | None) -> bool:
+    """Whether the run has an AWS part: regions given, or an env with clouds.aws, unless --cloud gcp."""
+    if cloud == "gcp":
+        if regions:
+            raise PyctlError("--region is for AWS; with --cloud gcp use --zone")
+        return False
+    if regions or not env:
+        return bool(regions) or gcp is None  # nothing at all named: the AWS path explains what to give
+    from pyctl.spec import load_env
+
+    return load_env(env).spec.clouds.aws is not None
