@@ -3,7 +3,10 @@ client factory that records every API call through botocore's event hooks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import http.server
+import json
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,3 +169,34 @@ def recorder() -> CallRecorder:
 @pytest.fixture
 def settings() -> Settings:
     return Settings()
+
+
+class SlackHook:
+    """A local HTTP server standing in for a Slack incoming webhook; `received` holds the JSON bodies."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXXX"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackHook]:
+    hook = SlackHook()
+    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
+    thread.start()
+    yield hook
+    hook.server.shutdown()
+    hook.server.server_close()

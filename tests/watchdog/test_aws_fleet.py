@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import boto3
 import pytest
 
 from pyctl.clouds.aws import watchdog
 from pyctl.core import idle
 from pyctl.core.idle import Settings
 
-from .conftest import REGION, CallRecorder, Fleet
+from .conftest import REGION, CallRecorder, Fleet, SlackHook
 
-PRICES = {"p4d.24xlarge": 21.96, "g5.xlarge": 1.006}
+PRICES = {"p4d.24xlarge": 21.96, "g5.xlarge": 1.006, "g5.xlarge:spot": 0.402}
 IDLE = [[0.0, 1.0, 2.0, 4.9]]  # one GPU that never reaches 5%
 IDLE8 = IDLE * 8
 
@@ -75,9 +77,18 @@ def by_name(fleet: Fleet, result: watchdog.RunResult) -> dict[str, idle.Decision
     return {names[d.instance_id]: d for d in result.decisions}
 
 
-def test_fleet_gets_the_exact_action_for_every_case(fleet: Fleet, recorder: CallRecorder) -> None:
+def test_fleet_gets_the_exact_action_for_every_case(
+    fleet: Fleet, recorder: CallRecorder, slack: SlackHook
+) -> None:
     build_fleet(fleet)
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="gpu-watchdog-summary")["TopicArn"]
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/dev/slack", Value=slack.url, Type="SecureString"
+    )
+    target = watchdog.Notify(sns_topic_arn=topic, slack_webhook_parameter="/dev/slack", region=REGION)
     result = run(fleet, Settings(), recorder)
+    lines: list[str] = []
+    out = watchdog.publish_run(result, target, log=lines.append, factory=recorder)
     got = {name: (d.verdict, d.action) for name, d in by_name(fleet, result).items()}
     assert got == EXPECTED  # the untagged instance is not even a candidate
     decisions = by_name(fleet, result)
@@ -109,52 +120,73 @@ def test_fleet_gets_the_exact_action_for_every_case(fleet: Fleet, recorder: Call
     # Each acted-on instance was marked before the action (idempotency within the window).
     marked = {p["Resources"][0] for p in recorder.ops("CreateTags")}
     assert marked == {fleet.ids[n] for n in ACTED}
-    assert result.summary.notify and result.summary.hourly_saved == pytest.approx(21.96 + 4 * 1.006)
+    assert result.summary.notify and result.summary.hourly_saved == pytest.approx(
+        21.96 + 2 * 1.006 + 2 * 0.402
+    )
+    assert decisions["spot-persistent"].hourly_cost == 0.402  # spot instances at the spot price
+    # The run called exactly the IAM actions the code declares (and the module grants, see test_iam_and_module).
+    assert recorder.iam_actions() == {a for group in watchdog.iam_permissions().values() for a in group}
+    # One JSON log line per decision, with its evidence; a summary to SNS and Slack.
+    logged = [json.loads(line) for line in lines]
+    assert sorted(d["instance_id"] for d in logged) == sorted(fleet.ids[n] for n in EXPECTED)
+    assert all(
+        {"instance_id", "verdict", "action", "reason", "evidence", "hourly_cost_saved"} <= d.keys()
+        for d in logged
+    )
+    assert (
+        out["notified"]
+        and sorted(out["acted"]) == sorted(fleet.ids[n] for n in ACTED)
+        and out["errors"] == []
+    )
+    assert len(slack.received) == 1 and fleet.ids["idle-standalone"] in slack.received[0]["text"]
+    assert (
+        len(recorder.ops("Publish")) == 1
+        and "idle reserved capacity" in recorder.ops("Publish")[0]["Message"]
+    )
 
 
-def test_protected_env_is_left_alone_unless_opted_in(fleet: Fleet, recorder: CallRecorder) -> None:
+def test_dry_run_and_protected_env_change_nothing(fleet: Fleet, recorder: CallRecorder) -> None:
     build_fleet(fleet)
-    result = run(fleet, Settings(protected_env=True), recorder)
-    assert {d.verdict for d in result.decisions} == {"excluded"}
+    dry = run(fleet, Settings(dry_run=True), recorder)
+    assert {n for n, d in by_name(fleet, dry).items() if d.outcome == "dry-run"} == ACTED
+    assert "(dry run)" in dry.summary.text()
+    protected = run(fleet, Settings(protected_env=True), recorder)
+    assert {d.verdict for d in protected.decisions} == {"excluded"}
     others = {fleet.ids["opted-out"], fleet.ids["keep-alive-live"]}
-    assert all("protected env" in d.reason for d in result.decisions if d.instance_id not in others)
-    assert not recorder.ops("StopInstances") and not recorder.ops("TerminateInstances")
+    assert all("protected env" in d.reason for d in protected.decisions if d.instance_id not in others)
+    mutating = {"StopInstances", "TerminateInstances", "TerminateInstanceInAutoScalingGroup", "CreateTags"}
+    assert not [op for _, op, _ in recorder.calls if op in mutating]
+    assert all(fleet.state(n) == "running" for n in EXPECTED)
     opted_in = run(fleet, Settings(protected_env=True, act_on_protected=True))
     assert {fleet.ids[n] for n in ACTED} == {d.instance_id for d in opted_in.decisions if d.outcome == "done"}
 
 
-def test_dry_run_reports_actions_and_changes_nothing(fleet: Fleet, recorder: CallRecorder) -> None:
-    build_fleet(fleet)
-    result = run(fleet, Settings(dry_run=True), recorder)
-    acted = {n for n, d in by_name(fleet, result).items() if d.outcome == "dry-run"}
-    assert acted == ACTED
-    mutating = {"StopInstances", "TerminateInstances", "TerminateInstanceInAutoScalingGroup", "CreateTags"}
-    assert not [op for _, op, _ in recorder.calls if op in mutating]
-    assert all(fleet.state(n) == "running" for n in EXPECTED)
-    assert "(dry run)" in result.summary.text()
-
-
 def test_max_actions_acts_on_the_costliest_and_reports_the_rest(fleet: Fleet) -> None:
-    build_fleet(fleet)
-    result = run(fleet, Settings(max_actions=2))
-    decisions = by_name(fleet, result)
-    done = [n for n, d in decisions.items() if d.outcome == "done"]
-    assert len(done) == 2 and "idle-standalone" in done  # the p4d ($21.96/h) goes first
-    capped = [n for n, d in decisions.items() if "max actions per run (2) reached" in d.reason]
-    assert sorted(capped + done) == sorted(ACTED)
-    assert all(decisions[n].alert and decisions[n].action == "none" for n in capped)
-    assert all(fleet.state(n) == "running" for n in capped)
+    for name, itype in (("p4d", "p4d.24xlarge"), ("g5-a", "g5.xlarge"), ("g5-b", "g5.xlarge")):
+        fleet.gpu_metrics(fleet.instance(name, itype), IDLE8 if itype.startswith("p4d") else IDLE)
+    decisions = by_name(fleet, run(fleet, Settings(max_actions=2)))
+    done = sorted(n for n, d in decisions.items() if d.outcome == "done")
+    assert len(done) == 2 and "p4d" in done  # the p4d ($21.96/h) goes first, then one g5 by instance id
+    (capped,) = set(decisions) - set(done)
+    assert decisions[capped].action == "none" and decisions[capped].alert
+    assert "max actions per run (2) reached, would stop" in decisions[capped].reason
+    assert fleet.state(capped) == "running"
 
 
 def test_a_failed_api_call_is_reported_and_the_run_goes_on(fleet: Fleet) -> None:
-    build_fleet(fleet)
-    stuck = fleet.instance("stop-protected", DisableApiStop=True)
-    fleet.gpu_metrics(stuck, IDLE)
+    stuck = fleet.instance(
+        "stop-protected", "p4d.24xlarge", DisableApiStop=True
+    )  # the costliest: acted on first
+    fleet.gpu_metrics(stuck, IDLE8)
+    fleet.gpu_metrics(fleet.instance("idle-standalone"), IDLE)
     result = run(fleet, Settings())
     decisions = by_name(fleet, result)
     failed = decisions["stop-protected"]
     assert failed.outcome == "failed" and "OperationNotPermitted" in failed.error
-    assert {n for n, d in decisions.items() if d.outcome == "done"} == ACTED
+    assert decisions["idle-standalone"].outcome == "done" and fleet.state("idle-standalone") in (
+        "stopping",
+        "stopped",
+    )
     assert [d.instance_id for d in result.summary.failed] == [stuck]
     assert "FAILED" in result.summary.text() and "OperationNotPermitted" in result.summary.text()
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
-import boto3
 import hcl2
-import pytest
 from hcl2 import SerializationOptions
 
 from pyctl.clouds.aws import watchdog
@@ -19,7 +15,6 @@ from pyctl.core import idle
 from pyctl.core.idle import Settings
 
 from .conftest import REGION, CallRecorder, Fleet
-from .test_aws_fleet import ACTED, EXPECTED, PRICES, build_fleet
 
 MODULE = Path(__file__).resolve().parents[2] / "infra" / "modules" / "aws-gpu-watchdog"
 HANDLER = Path(__file__).resolve().parents[2] / "lambdas" / "gpu_watchdog" / "handler.py"
@@ -90,68 +85,6 @@ def test_the_module_sets_every_setting_the_code_reads() -> None:
     }
     read_by_handler = set(re.findall(r'"(WATCHDOG_[A-Z_]+)"', HANDLER.read_text()))
     assert read_by_settings | read_by_handler == keys
-
-
-class _SlackHook(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _SlackHook.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def slack_url():
-    _SlackHook.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlackHook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXX"
-    server.shutdown()
-
-
-def test_a_full_run_calls_exactly_the_granted_actions_and_notifies(
-    fleet: Fleet, recorder: CallRecorder, slack_url: str
-) -> None:
-    build_fleet(fleet)
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name="gpu-watchdog-summary")["TopicArn"]
-    boto3.client("ssm", region_name=REGION).put_parameter(
-        Name="/dev/gpu-watchdog/slack", Value=slack_url, Type="SecureString"
-    )
-    target = watchdog.Notify(
-        sns_topic_arn=topic, slack_webhook_parameter="/dev/gpu-watchdog/slack", region=REGION
-    )
-    lines: list[str] = []
-    out = watchdog.run_and_notify(
-        [REGION], Settings(), target, prices=PRICES, log=lines.append, now=fleet.now, factory=recorder
-    )
-    declared = {a for group in watchdog.iam_permissions().values() for a in group}
-    assert recorder.iam_actions() == declared
-    # One JSON log line per instance decision, with its evidence.
-    decisions = [json.loads(line) for line in lines]
-    assert sorted(d["instance_id"] for d in decisions) == sorted(fleet.ids[n] for n in EXPECTED)
-    assert all(
-        {"instance_id", "verdict", "action", "reason", "evidence", "hourly_cost_saved"} <= d.keys()
-        for d in decisions
-    )
-    assert {d["instance_id"] for d in decisions if d["outcome"] == "done"} == {fleet.ids[n] for n in ACTED}
-    assert (
-        out["notified"]
-        and sorted(out["acted"]) == sorted(fleet.ids[n] for n in ACTED)
-        and out["errors"] == []
-    )
-    assert len(_SlackHook.received) == 1 and "acted: " in _SlackHook.received[0]["text"]
-    assert fleet.ids["idle-standalone"] in _SlackHook.received[0]["text"]
-    assert (
-        len(recorder.ops("Publish")) == 1
-        and "idle reserved capacity" in recorder.ops("Publish")[0]["Message"]
-    )
 
 
 def test_nothing_is_sent_when_nothing_was_done_or_is_wrong(fleet: Fleet, recorder: CallRecorder) -> None:

@@ -465,9 +465,19 @@ def run_and_notify(
     now: datetime | None = None,
     factory: ClientFactory = make_client,
 ) -> dict[str, Any]:
-    """One run as the scheduled function does it: a JSON log line per decision, a summary sent when
-    something was done or is wrong. Returns the summary as JSON."""
+    """One run as the scheduled function does it; returns the summary as JSON."""
     result = run(regions, settings, now=now, prices=prices, factory=factory)
+    return publish_run(result, target, log=log, factory=factory)
+
+
+def publish_run(
+    result: RunResult,
+    target: Notify,
+    *,
+    log: Callable[[str], None] = print,
+    factory: ClientFactory = make_client,
+) -> dict[str, Any]:
+    """A JSON log line per decision; the summary sent only when something was done or is wrong."""
     for d in result.decisions:
         log(json.dumps({"message": "gpu-watchdog decision", **d.to_json()}, sort_keys=True))
     errors = list(result.errors)
@@ -476,7 +486,7 @@ def run_and_notify(
     for e in errors:
         log(json.dumps({"message": "gpu-watchdog error", "error": e}))
     return {
-        "dry_run": settings.dry_run,
+        "dry_run": result.summary.dry_run,
         "counts": dict(result.summary.counts),
         "acted": [d.instance_id for d in result.summary.acted],
         "failed": [d.instance_id for d in result.summary.failed],
