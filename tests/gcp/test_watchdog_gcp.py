@@ -10,7 +10,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from pyctl.clouds.gcp import compute, watchdog
+from pyctl.clouds.gcp import compute, monitoring, watchdog
 from pyctl.core.idle import Settings
 
 from .compute_fake import ComputeFake
@@ -237,3 +237,22 @@ def test_run_and_log_writes_one_json_line_per_decision(
 )
 def test_keep_until_label_values(label: str, expected: str) -> None:
     assert compute.keep_until_from_label(label) == expected
+
+
+def test_metrics_are_read_in_batches_never_one_call_per_vm(
+    compute_fake: ComputeFake, monitoring_fake: MonitoringFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 VMs per request and 10,000 series per page in production: a smaller fleet here.
+    monkeypatch.setattr(monitoring, "INSTANCES_PER_REQUEST", 10)
+    monkeypatch.setattr(monitoring, "PAGE_SIZE", 4)
+    compute_fake.page_size = 500
+    for i in range(25):
+        doc = compute_fake.add_instance(f"vm-{i:03d}")
+        monitoring_fake.seed(doc["id"], IDLE, NOW)
+    result = run(Settings(dry_run=True, max_actions=1000))
+    named = [len(re.findall(r'"(\d+)"', r.filter)) for r in monitoring_fake.requests]
+    assert named == [10] * 3 + [10] * 3 + [5] * 2  # three requests, each followed over its pages
+    assert [r.page_token for r in monitoring_fake.requests[:3]] == ["", "4", "8"]
+    assert result.metric_requests == named
+    # Every page was read: every VM has its full series (a missed page would make it no-data).
+    assert {d.verdict for d in result.decisions} == {"idle"} and len(result.decisions) == 25
