@@ -1,0 +1,96 @@
+"""`pyctl jobs`: the spot-recovery record of an env (jobs, interruptions, checkpoints, time lost)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from pyctl.errors import PyctlError
+
+
+def _region_and_table(env: str) -> tuple[str, str]:
+    from pyctl.clouds.aws.recovery import table_name
+    from pyctl.spec import load_env
+
+    loaded = load_env(env)
+    if loaded.spec.clouds.aws is None:
+        raise PyctlError(f"{env}: clouds.aws is not set; spot recovery runs on AWS only")
+    if not loaded.spec.spot_recovery.enabled:
+        raise PyctlError(f"{env}: spot_recovery.enabled is false")
+    return loaded.spec.clouds.aws.region, table_name(loaded.name)
+
+
+def format_duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes == 0:
+        return f"{int(delta.total_seconds())}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+@click.group()
+def jobs() -> None:
+    """Spot-recovery jobs: interruptions, checkpoints, on-demand fallback."""
+
+
+@jobs.command()
+@click.option(
+    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(env: str, as_json: bool) -> None:
+    """Jobs, their interruptions, last checkpoint step and estimated training time lost."""
+    from pyctl.clouds.aws import client
+    from pyctl.clouds.aws.recovery import job_statuses
+
+    region, table = _region_and_table(env)
+    rows = job_statuses(client("dynamodb", region), table)
+    if as_json:
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            item = asdict(row)
+            item["time_lost_seconds"] = int(item.pop("time_lost").total_seconds())
+            out.append(item)
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo(f"no jobs recorded in {table}")
+        return
+    header = ("JOB", "MARKET", "DONE", "INTERRUPTIONS", "LAST STEP", "TIME LOST", "INSTANCE")
+    lines = [header] + [
+        (
+            r.job,
+            r.market,
+            "yes" if r.done else "no",
+            str(r.interruptions),
+            "-" if r.last_checkpoint_step is None else str(r.last_checkpoint_step),
+            format_duration(r.time_lost),
+            r.last_instance or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@jobs.command()
+@click.option(
+    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+)
+@click.option("--job", required=True, help="The job (tag pyctl:job).")
+@click.option("--undo", is_flag=True, help="Mark the job running again.")
+def done(env: str, job: str, undo: bool) -> None:
+    """Mark a job done: its interrupted instances are no longer replaced."""
+    from pyctl.clouds.aws import client
+    from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig
+
+    region, table = _region_and_table(env)
+    Recovery(RecoveryConfig(table=table), ec2=None, dynamodb=client("dynamodb", region)).mark_done(
+        job, not undo
+    )
+    click.echo(f"job {job}: {'running' if undo else 'done'}")

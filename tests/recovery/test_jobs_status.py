@@ -1,0 +1,74 @@
+"""`pyctl jobs status` / `pyctl jobs done` over the table the handler writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pyctl.clouds.aws.checkpoints import upload_checkpoint
+from pyctl.clouds.aws.recovery import Recovery
+from pyctl.commands.jobs import jobs
+from pyctl.errors import PyctlError
+
+from .conftest import AwsWorld, load_event
+
+DEV_ENV = Path(__file__).resolve().parents[2] / "infra" / "envs" / "dev" / "env.yaml"
+
+
+def test_status_shows_interruptions_checkpoint_and_time_lost(aws: AwsWorld, tmp_path: Path) -> None:
+    env_dir = tmp_path / "dev"
+    env_dir.mkdir()
+    shutil.copy(DEV_ENV, env_dir / "env.yaml")
+    step = tmp_path / "step-1200"
+    step.mkdir()
+    (step / "state.json").write_text("{}")
+    # The last checkpoint was taken 7 minutes before the interruption warning.
+    upload_checkpoint(
+        aws.s3, "ckpt", "team-a", "llm-train", 1200, step, now=datetime(2026, 11, 22, 7, 53, tzinfo=UTC)
+    )
+    victim = aws.launch_job_instance()
+    Recovery(aws.config(), aws.ec2, aws.dynamodb, aws.s3).handle(
+        load_event("spot_interruption_warning", victim)
+    )
+
+    runner = CliRunner()
+    table = runner.invoke(jobs, ["status", "--env", str(env_dir)])
+    assert table.exit_code == 0, table.output
+    header, row = table.output.splitlines()
+    assert header.split() == [
+        "JOB",
+        "MARKET",
+        "DONE",
+        "INTERRUPTIONS",
+        "LAST",
+        "STEP",
+        "TIME",
+        "LOST",
+        "INSTANCE",
+    ]
+    assert row.split()[:6] == ["llm-train", "spot", "no", "1", "1200", "7m"]
+
+    assert runner.invoke(jobs, ["done", "--env", str(env_dir), "--job", "llm-train"]).exit_code == 0
+    as_json = json.loads(runner.invoke(jobs, ["status", "--env", str(env_dir), "--json"]).output)
+    assert as_json[0]["done"] is True and as_json[0]["time_lost_seconds"] == 420
+
+
+def test_status_needs_an_env_with_aws(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(jobs, ["status", "--env", str(tmp_path / "missing")])
+    assert isinstance(missing.exception, PyctlError) and "no such env directory" in missing.exception.message
+    disabled_env = tmp_path / "gcp"
+    disabled_env.mkdir()
+    text = DEV_ENV.read_text()
+    assert "spot_recovery:\n" in text
+    (disabled_env / "env.yaml").write_text(
+        text.replace("spot_recovery:\n", "spot_recovery:\n  enabled: false\n")
+    )
+    disabled = CliRunner().invoke(jobs, ["status", "--env", str(disabled_env)])
+    assert (
+        isinstance(disabled.exception, PyctlError)
+        and "spot_recovery.enabled is false" in disabled.exception.message
+    )
