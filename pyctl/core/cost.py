@@ -175,8 +175,6 @@ def pool_usage_from_output(name: str, value: Any, hours: float | None = None) ->
     if not isinstance(value, Mapping):
         return None
     try:
-        # `instances` is the contract; `desired_size` is what older fixture modules name it.
-        count = value["instances"] if "instances" in value else value["desired_size"]
         kind = str(value["capacity"])
         return PoolUsage(
             name=name,
@@ -184,7 +182,7 @@ def pool_usage_from_output(name: str, value: Any, hours: float | None = None) ->
             capacity_kind=kind,
             instance_type=str(value["instance_type"]),
             gpus_per_instance=int(value["gpus_per_instance"]),
-            instances=int(count),
+            instances=int(value["instances"]),
             # A reservation is billed all month whatever the pool's expected hours.
             hours_per_month=None if kind == "reserved" else hours,
         )

@@ -111,11 +111,12 @@ def test_cost_change_of_the_fixture_plan_at_list_prices_with_the_env_discount(pl
     assert by_pool["a100-legacy"] == pytest.approx(-730 * 3.673385 * 0.92)
 
 
-def test_output_entries_named_desired_size_are_read_too(pricer):
+def test_output_entries_that_are_not_pools_are_ignored(pricer):
     before = {"p": {"cloud": "aws", "capacity": "spot", "instance_type": "g6.xlarge", "gpu": "l4",
-                    "gpus_per_instance": 1, "desired_size": 1}}  # fmt: skip
-    after = {"p": {**before["p"], "desired_size": 3}}
+                    "gpus_per_instance": 1, "instances": 1}}  # fmt: skip
+    after = {**before, "p": {**before["p"], "instances": 3}, "junk": "x", "partial": {"cloud": "aws"}}
     change = plan_cost_change(before, after, pricer)
+    assert [p.pool for p in change.pools] == ["p"]
     assert change.total == pytest.approx(2 * 730 * 0.4)
 
 
