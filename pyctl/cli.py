@@ -126,7 +126,7 @@ def catalog_cmd(cloud: str | None, gpu: str | None) -> None:
 
 def _register() -> None:
     """Commands that live in their own modules (pyctl/commands/*), each a thin layer over one function."""
-    from pyctl.commands import model, workflow
+    from pyctl.commands import cost, jobs, model, watchdog, workflow
 
     for command in (
         workflow.init_cmd,
@@ -137,6 +137,10 @@ def _register() -> None:
         workflow.output_cmd,
         workflow.force_unlock_cmd,
         model.model,
+        watchdog.watchdog_group,
+        jobs.jobs,
+        cost.size_cmd,
+        cost.cost_cmd,
     ):
         cli.add_command(command)
 

@@ -70,6 +70,10 @@ def functions_for(spec: EnvSpec) -> list[str]:
     names = []
     if spec.clouds.aws is not None and spec.watchdog.enabled:
         names.append("gpu_watchdog")
+    if spec.clouds.aws is not None and spec.spot_recovery.enabled:
+        names.append("spot_recovery")
+    if spec.clouds.gcp is not None and spec.watchdog.enabled:
+        names.append("gcp_watchdog")
     return names
 
 
