@@ -29,6 +29,7 @@ _POOL_OUTPUTS = [
     "template_prefix",
     "account_id",
     "labels",
+    "gpu_capacity",
     "local_ssd_count",
     "boot_disk_type",
     "reservation_name",

@@ -342,6 +342,24 @@ def test_pool_labels_carry_the_keys_pyctl_reads(evaluated: dict[str, Any]) -> No
     assert reserved["auto-shutdown"] == "false" and reserved["pyctl-capacity"] == "reserved"
 
 
+def test_gpu_capacity_counts_what_each_pool_pays_for(evaluated: dict[str, Any]) -> None:
+    assert evaluated["prod_a3"]["gpu_capacity"] == {
+        "cloud": "gcp",
+        "capacity": "spot",
+        "instance_type": "a3-highgpu-8g",
+        "gpu": "h100",
+        "gpus_per_instance": 8,
+        "instances": 0,
+    }
+    reserved = evaluated["example_reserved"]["gpu_capacity"]
+    assert (reserved["capacity"], reserved["instance_type"], reserved["instances"]) == (
+        "reserved",
+        "n1-standard-8",
+        2,
+    )
+    assert evaluated["example_spot"]["gpu_capacity"]["instances"] == 1  # desired_size
+
+
 def test_names_fit_gce_limits(evaluated: dict[str, Any]) -> None:
     for call in ("staging_l4", "prod_a3", "example_reserved", "long_names"):
         out = evaluated[call]

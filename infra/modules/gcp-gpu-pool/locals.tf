@@ -35,6 +35,16 @@ locals {
   }
   labels = merge(var.labels, var.pool.tags, local.pyctl_labels)
 
+  # The env's gpu_capacity entry. Reserved pools count the reservation: it is paid whether used or not.
+  gpu_capacity = {
+    cloud             = "gcp"
+    capacity          = var.pool.capacity
+    instance_type     = var.pool.machine_type
+    gpu               = var.pool.gpu
+    gpus_per_instance = var.pool.gpus_per_instance
+    instances         = local.reserved ? var.pool.reservation.instance_count : var.pool.desired_size
+  }
+
   scripts_dir = "${path.module}/../../../scripts"
   startup_script = templatefile("${local.scripts_dir}/gcp-startup.sh.tftpl", {
     env           = var.env

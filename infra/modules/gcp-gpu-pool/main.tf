@@ -111,6 +111,7 @@ resource "google_compute_instance_template" "this" {
 
   # No access_config block: the nodes have no external IP.
   network_interface {
+    network    = var.network
     subnetwork = var.subnetwork
   }
 

@@ -39,13 +39,6 @@ output "labels" {
 }
 
 output "gpu_capacity" {
-  description = "This pool's entry of the env's gpu_capacity output (read by pyctl's plan summary)."
-  value = {
-    cloud             = "gcp"
-    capacity          = var.pool.capacity
-    instance_type     = var.pool.machine_type
-    gpu               = var.pool.gpu
-    gpus_per_instance = var.pool.gpus_per_instance
-    instances         = var.pool.desired_size
-  }
+  description = "This pool's entry of the env's gpu_capacity output (read by pyctl's plan summary): instances is the reservation's size for reserved pools (paid whether used or not), otherwise the desired size."
+  value       = local.gpu_capacity
 }

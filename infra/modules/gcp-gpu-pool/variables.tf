@@ -28,6 +28,12 @@ variable "region" {
   type        = string
 }
 
+variable "network" {
+  description = "VPC network self link or path (projects/P/global/networks/N); null lets GCE take it from the subnetwork."
+  type        = string
+  default     = null
+}
+
 variable "subnetwork" {
   description = "Subnetwork self link or path (projects/P/regions/R/subnetworks/S) the nodes attach to. Nodes get no external IP: the subnet needs Private Google Access (or Cloud NAT) to reach Google APIs and package mirrors."
   type        = string

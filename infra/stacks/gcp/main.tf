@@ -25,6 +25,7 @@ module "pool" {
   env        = var.env.name
   project    = var.gcp.project
   region     = var.gcp.region
+  network    = var.gcp.network
   subnetwork = var.gcp.subnetwork
   pool       = each.value
   labels     = local.labels

@@ -9,12 +9,20 @@ output "gpu_capacity" {
 }
 
 output "model_cache_bucket" {
-  description = "The GCS model-cache bucket (name, url, location, key prefix), or null when the env has none."
+  description = "Name of the GCS model-cache bucket (null when the env has no GCP model cache)."
+  value       = try(local.cache.bucket, null)
+}
+
+output "model_cache" {
+  description = "The GCS model cache: bucket name and URL, location, KMS key, key prefixes (null when the env has none)."
   value = local.cache == null ? null : {
-    name       = module.model_cache[0].bucket
-    url        = module.model_cache[0].bucket_url
-    location   = module.model_cache[0].location
-    key_prefix = module.model_cache[0].key_prefix
+    bucket            = module.model_cache[0].bucket
+    bucket_url        = module.model_cache[0].bucket_url
+    location          = module.model_cache[0].location
+    kms_key_name      = module.model_cache[0].kms_key_name
+    key_prefix        = module.model_cache[0].key_prefix
+    model_prefix      = module.model_cache[0].model_prefix
+    checkpoint_prefix = module.model_cache[0].checkpoint_prefix
   }
 }
 
