@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0"
+      version = ">= 7.0" # gcp-gpu-pool sets delete_at_time on reservations (added in 6.40)
     }
   }
 }

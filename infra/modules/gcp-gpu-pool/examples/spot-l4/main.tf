@@ -7,7 +7,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0"
+      version = ">= 7.0" # delete_at_time on google_compute_reservation (added in 6.40)
     }
   }
 }
