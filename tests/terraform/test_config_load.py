@@ -39,11 +39,35 @@ def test_fmt_check_fails_on_unformatted_code(run_terraform, tmp_path: Path) -> N
     assert proc.returncode == 3 and "main.tf" in proc.stdout
 
 
+def root_dirs() -> list[Path]:
+    """The directories no other directory calls as a local module: loading them loads every module."""
+    called = set()
+    for directory in MODULE_DIRS:
+        module = load_module(directory)
+        for call in module.labelled("module").values():
+            source = call.get("source")
+            if isinstance(source, str) and source.startswith(("./", "../")):
+                called.add((directory / source).resolve())
+    return [d for d in MODULE_DIRS if d.resolve() not in called]
+
+
 def test_every_module_loads_with_terraform_core(terraform_bin: Path, tf_scratch: Path) -> None:
+    roots = root_dirs()
+    assert INFRA / "stacks" / "aws" not in roots  # loaded through the envs
+    assert INFRA / "envs" / "prod" in roots
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(lambda d: core_load_errors(terraform_bin, d, tf_scratch / "load"), MODULE_DIRS)
+        results = pool.map(lambda d: core_load_errors(terraform_bin, d, tf_scratch / "load"), roots)
         errors = [e for result in results for e in result]
     assert errors == []
+
+
+def test_core_loader_reports_errors_in_called_modules(terraform_bin: Path, tmp_path: Path) -> None:
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "main.tf").write_text('variable "x" {\n  type = strin\n}\n')
+    (tmp_path / "main.tf").write_text('module "c" {\n  source = "./child"\n  x      = "a"\n}\n')
+    errors = core_load_errors(terraform_bin, tmp_path, tmp_path / "scratch")
+    assert len(errors) == 1 and "Invalid type specification" in errors[0]
 
 
 def test_core_loader_reports_configuration_errors(terraform_bin: Path, tmp_path: Path) -> None:
