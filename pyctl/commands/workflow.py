@@ -50,6 +50,10 @@ _TERRAFORM = click.option(
 )
 
 
+def _echo(text: str) -> None:
+    click.echo(text, nl=not text.endswith("\n"))
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = _TERRAFORM(fn)
     fn = click.option(
@@ -159,47 +163,57 @@ def apply_cmd(
         plan_file,
         gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
         lock_timeout=lock_timeout,
-        echo=lambda text: click.echo(text, nl=False),
-    )
-
-
-def _up(env: str, terraform_path: str | None, lock_timeout: str | None, destroy: bool, **kw: Any) -> None:
-    from pyctl import workflow
-
-    workflow.up(
-        _terraform(terraform_path),
-        prepare_target(env),
-        auto_approve=kw["auto_approve"],
-        confirm=lambda question: click.confirm(question, default=False),
-        gates=GateFlags(allow_destroy=kw["allow_destroy"], confirm_purchase=kw["confirm_purchase"]),
-        destroy=destroy,
-        lock_timeout=lock_timeout,
-        summary_md=kw.get("summary_md"),
-        echo=lambda text: click.echo(text, nl=not text.endswith("\n")),
+        echo=_echo,
     )
 
 
 _AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
 
 
-@click.command("up")
-@_common
-@_AUTO_APPROVE
-@_gates
-@_SUMMARY_MD
-def up_cmd(env: str, terraform_path: str | None, lock_timeout: str | None, **kw: Any) -> None:
-    """Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan."""
-    _up(env, terraform_path, lock_timeout, destroy=False, **kw)
+def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
+    """`up` and `destroy`: plan (a destroy plan for `destroy`), summary, gates, confirm, apply that plan."""
+
+    @click.command(name, help=doc)
+    @_common
+    @_AUTO_APPROVE
+    @_gates
+    @_SUMMARY_MD
+    def command(
+        env: str,
+        terraform_path: str | None,
+        lock_timeout: str | None,
+        auto_approve: bool,
+        allow_destroy: bool,
+        confirm_purchase: bool,
+        summary_md: Path | None,
+    ) -> None:
+        from pyctl import workflow
+
+        workflow.up(
+            _terraform(terraform_path),
+            prepare_target(env),
+            auto_approve=auto_approve,
+            confirm=lambda question: click.confirm(question, default=False),
+            gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+            destroy=destroy,
+            lock_timeout=lock_timeout,
+            summary_md=summary_md,
+            echo=_echo,
+        )
+
+    return command
 
 
-@click.command("destroy")
-@_common
-@_AUTO_APPROVE
-@_gates
-@_SUMMARY_MD
-def destroy_cmd(env: str, terraform_path: str | None, lock_timeout: str | None, **kw: Any) -> None:
-    """Plan destroying the env, show the summary, confirm, then apply that saved destroy plan."""
-    _up(env, terraform_path, lock_timeout, destroy=True, **kw)
+up_cmd = _up_command(
+    "up",
+    destroy=False,
+    doc="Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan.",
+)
+destroy_cmd = _up_command(
+    "destroy",
+    destroy=True,
+    doc="Plan destroying the env, show the summary, confirm (y/N), then apply that saved destroy plan.",
+)
 
 
 @click.command("output")

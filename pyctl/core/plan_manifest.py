@@ -69,7 +69,12 @@ def mismatches(reviewed: PlanManifest, current: PlanManifest) -> list[str]:
         )
         problems.append(f"rendered inputs changed since planning: {', '.join(changed) or 'file set'}")
     if reviewed.lock_file_sha256 != current.lock_file_sha256:
-        problems.append(".terraform.lock.hcl changed since planning (provider versions or hashes)")
+        missing = (
+            " (missing here: commit the lock file terraform init wrote)"
+            if current.lock_file_sha256 is None
+            else ""
+        )
+        problems.append(f".terraform.lock.hcl changed since planning (provider versions or hashes){missing}")
     if reviewed.terraform_version != current.terraform_version:
         problems.append(
             f"terraform version differs: planned with {reviewed.terraform_version}, "

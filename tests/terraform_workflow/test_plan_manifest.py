@@ -42,7 +42,14 @@ def changed(**fields):
             changed(inputs={"backend.hcl": "b" * 64}),
             ["rendered inputs changed since planning: terraform.tfvars.json"],
         ),
-        (changed(lock_file_sha256=None), [".terraform.lock.hcl changed since planning"]),
+        (
+            changed(lock_file_sha256="3" * 64),
+            [".terraform.lock.hcl changed since planning (provider versions or hashes)"],
+        ),
+        (
+            changed(lock_file_sha256=None),
+            [".terraform.lock.hcl changed since planning (provider versions or hashes) (missing here"],
+        ),
         (
             changed(terraform_version="1.15.6"),
             ["terraform version differs: planned with 1.15.5, this is 1.15.6"],
