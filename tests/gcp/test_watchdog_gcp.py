@@ -103,6 +103,11 @@ def test_fleet_gets_the_exact_action_for_every_case(
     assert compute_fake.groups[("zones/us-central1-a", "mig-autoscaled")]["targetSize"] == 1
     for name in set(EXPECTED) - ACTED:
         assert compute_fake.status(name, zone_of[name]) == "RUNNING", name
+    # Every action is started before any operation is waited for (stops take about a minute each).
+    verbs = [path.rsplit("/", 1)[1] for method, path, _ in compute_fake.calls if method == "POST"]
+    first_wait = verbs.index("wait")
+    assert sorted(verbs[:first_wait]) == ["deleteInstances", "stop", "stop", "stop"]
+    assert set(verbs[first_wait:]) == {"wait"}
     # The group removal names the idle VM: resize would let the group pick (maybe a busy VM).
     assert not compute_fake.ops("POST", "/resize")
     [(_, _, body)] = [c for c in compute_fake.calls if c[1].endswith("/deleteInstances")]

@@ -105,7 +105,8 @@ def compute_clients(endpoint: str | None = None) -> ComputeClients:
         from google.auth.credentials import AnonymousCredentials
 
         # An override means an emulator or a test fake: never send real credentials to it.
-        kwargs = {"client_options": {"api_endpoint": endpoint}, "credentials": AnonymousCredentials()}  # type: ignore[no-untyped-call]
+        anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        kwargs = {"client_options": {"api_endpoint": endpoint}, "credentials": anonymous}
     return ComputeClients(
         instances=compute_v1.InstancesClient(**kwargs),
         zone_operations=compute_v1.ZoneOperationsClient(**kwargs),
@@ -131,7 +132,7 @@ OPERATION_PERMISSIONS = ("compute.zoneOperations.get", "compute.regionOperations
 def wait_for_operation(
     clients: ComputeClients, project: str, operation: Any, *, timeout: float = 120.0
 ) -> Any:
-    """Poll a zonal or regional operation until DONE (the `wait` call blocks up to about 2 minutes on
+    """Poll a zonal or regional operation until DONE (each `wait` call blocks up to about 2 minutes on
     GCP); raise OperationError when it fails or does not finish within `timeout` seconds."""
     import time
 
@@ -140,15 +141,16 @@ def wait_for_operation(
     done = compute_v1.Operation.Status.DONE
     deadline = time.monotonic() + timeout
     while operation.status != done:
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise OperationError(f"operation {operation.name} not done after {timeout:g} s")
         if operation.zone:
             operation = clients.zone_operations.wait(
-                project=project, zone=last_segment(operation.zone), operation=operation.name
+                project=project, zone=last_segment(operation.zone), operation=operation.name, timeout=left
             )
         else:
             operation = clients.region_operations.wait(
-                project=project, region=last_segment(operation.region), operation=operation.name
+                project=project, region=last_segment(operation.region), operation=operation.name, timeout=left
             )
     errors = list(operation.error.errors) if operation.error else []
     if errors:
@@ -377,24 +379,55 @@ ACTIONS: dict[str, InstanceAction] = {
 }
 
 
-def execute(clients: ComputeClients, project: str, vm: GceInstance, d: Decision, dry_run: bool) -> Decision:
-    """Carry out one decision and wait for its operation; an API error is recorded, never raised."""
+def execute(
+    clients: ComputeClients,
+    project: str,
+    planned: Sequence[tuple[GceInstance, Decision]],
+    dry_run: bool,
+    *,
+    timeout: float = 300.0,
+) -> list[Decision]:
+    """Carry out the decisions: every call is made first, then the operations are waited for (a GPU VM
+    takes about a minute to stop; waiting one by one would not fit the function's timeout). An API error
+    or an operation not done within `timeout` seconds in all is recorded on its decision, never raised.
+    """
+    import time
+
     from google.api_core.exceptions import GoogleAPICallError
 
-    if d.action == "none":
-        return d
-    if dry_run:
-        return replace(d, outcome="dry-run")
-    action = ACTIONS.get(d.action)
-    if action is None:  # "terminate" is never chosen on GCP (no one-time spot requests)
-        return replace(d, outcome="failed", alert=True, error=f"action {d.action} is not supported on GCP")
-    try:
-        wait_for_operation(clients, project, action.call(clients, project, vm))
-    except GoogleAPICallError as exc:
-        return replace(d, outcome="failed", alert=True, error=f"{exc.code}: {exc.message}")
-    except OperationError as exc:
-        return replace(d, outcome="failed", alert=True, error=str(exc))
-    return replace(d, outcome="done")
+    started: list[tuple[Decision, Any]] = []
+    for vm, d in planned:
+        if d.action == "none" or dry_run:
+            started.append((d if d.action == "none" else replace(d, outcome="dry-run"), None))
+            continue
+        action = ACTIONS.get(d.action)
+        if action is None:  # "terminate" is never chosen on GCP (there are no one-time spot requests)
+            started.append((_failed(d, f"action {d.action} is not supported on GCP"), None))
+            continue
+        try:
+            started.append((d, action.call(clients, project, vm)))
+        except GoogleAPICallError as exc:
+            started.append((_failed(d, f"{exc.code}: {exc.message}"), None))
+    deadline = time.monotonic() + timeout
+    done = []
+    for d, operation in started:
+        if operation is None:
+            done.append(d)
+            continue
+        try:
+            left = max(deadline - time.monotonic(), 1.0)
+            wait_for_operation(clients, project, operation, timeout=left)
+        except GoogleAPICallError as exc:
+            done.append(_failed(d, f"{exc.code}: {exc.message}"))
+        except OperationError as exc:
+            done.append(_failed(d, str(exc)))
+        else:
+            done.append(replace(d, outcome="done"))
+    return done
+
+
+def _failed(d: Decision, error: str) -> Decision:
+    return replace(d, outcome="failed", alert=True, error=error)
 
 
 def iam_permissions() -> dict[str, tuple[str, ...]]:

@@ -244,32 +244,62 @@ def recover_spot_vms(
         r for r in compute.list_instances(clients, project, zones, filter_) if r.status == "TERMINATED"
     ]
     history: dict[str, dict[str, datetime]] = {}
-    out = []
+    decisions = []
     for raw in stopped:
         zone = compute.last_segment(raw.zone)
         if zone not in history:
             history[zone] = last_preemptions(clients, project, zone)
-        decision = spot_recovery_decision(raw, history[zone].get(str(raw.id)))
-        if decision.action == "start":
-            decision = start_vm(clients, project, decision, dry_run)
+        decisions.append(spot_recovery_decision(raw, history[zone].get(str(raw.id))))
+    out = start_vms(clients, project, decisions, dry_run)
+    for decision in out:
         log.info("spot recovery: %s", decision.to_json())
-        out.append(decision)
     return out
 
 
-def start_vm(clients: compute.ComputeClients, project: str, d: Recovery, dry_run: bool) -> Recovery:
-    """Start the VM and wait; a capacity refusal is an outcome of its own (not a failure)."""
+def start_vms(
+    clients: compute.ComputeClients,
+    project: str,
+    decisions: Sequence[Recovery],
+    dry_run: bool,
+    *,
+    timeout: float = 300.0,
+) -> list[Recovery]:
+    """Start every VM decided so, then wait for the operations; a refusal for lack of capacity is an
+    outcome of its own (`no-capacity`, retried next pass), not a failure."""
+    import time
+
     from google.api_core.exceptions import GoogleAPICallError
 
-    if dry_run:
-        return replace(d, outcome="dry-run")
-    try:
-        op = clients.instances.start_unary(project=project, zone=d.zone, instance=d.name)
-        compute.wait_for_operation(clients, project, op)
-    except compute.OperationError as exc:
-        if CAPACITY_CODES.intersection(exc.codes):
-            return replace(d, outcome="no-capacity", reason=f"{d.reason}; no capacity yet, retried next pass")
-        return replace(d, outcome="failed", reason=f"{d.reason}; {exc}")
-    except GoogleAPICallError as exc:
-        return replace(d, outcome="failed", reason=f"{d.reason}; {exc}")
-    return replace(d, outcome="done")
+    started: list[tuple[Recovery, Any]] = []
+    for d in decisions:
+        if d.action != "start" or dry_run:
+            started.append((replace(d, outcome="dry-run") if d.action == "start" else d, None))
+            continue
+        try:
+            started.append((d, clients.instances.start_unary(project=project, zone=d.zone, instance=d.name)))
+        except GoogleAPICallError as exc:
+            started.append((replace(d, outcome="failed", reason=f"{d.reason}; {exc}"), None))
+    deadline = time.monotonic() + timeout
+    out = []
+    for d, operation in started:
+        if operation is None:
+            out.append(d)
+            continue
+        try:
+            compute.wait_for_operation(
+                clients, project, operation, timeout=max(deadline - time.monotonic(), 1.0)
+            )
+        except compute.OperationError as exc:
+            if CAPACITY_CODES.intersection(exc.codes):
+                out.append(
+                    replace(
+                        d, outcome="no-capacity", reason=f"{d.reason}; no capacity yet, retried next pass"
+                    )
+                )
+            else:
+                out.append(replace(d, outcome="failed", reason=f"{d.reason}; {exc}"))
+        except GoogleAPICallError as exc:
+            out.append(replace(d, outcome="failed", reason=f"{d.reason}; {exc}"))
+        else:
+            out.append(replace(d, outcome="done"))
+    return out

@@ -70,9 +70,7 @@ def run(
             series = dict.fromkeys(wanted)
     decided = [idle.decide(vm.facts, series.get(vm.numeric_id), window, settings, now) for vm in vms]
     limited = idle.limit_actions(decided, settings, room)
-    decisions = [
-        compute.execute(clients, project, vm, d, settings.dry_run) for vm, d in zip(vms, limited, strict=True)
-    ]
+    decisions = compute.execute(clients, project, list(zip(vms, limited, strict=True)), settings.dry_run)
     return RunResult(decisions, idle.summarize(decisions, settings.dry_run, errors), requests, errors)
 
 
