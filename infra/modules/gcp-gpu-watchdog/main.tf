@@ -140,7 +140,8 @@ resource "google_cloudfunctions2_function" "watchdog" {
     max_instance_request_concurrency = 1
     min_instance_count               = 0
     available_memory                 = "512Mi"
-    timeout_seconds                  = 540
+    # Waits for operations: at most 240 s for the watchdog's, 180 s for the recovery pass's.
+    timeout_seconds = 540
     # Cloud Scheduler requests count as internal traffic; nothing else needs to reach the function.
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true

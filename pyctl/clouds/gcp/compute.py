@@ -385,7 +385,7 @@ def execute(
     planned: Sequence[tuple[GceInstance, Decision]],
     dry_run: bool,
     *,
-    timeout: float = 300.0,
+    timeout: float = 240.0,
 ) -> list[Decision]:
     """Carry out the decisions: every call is made first, then the operations are waited for (a GPU VM
     takes about a minute to stop; waiting one by one would not fit the function's timeout). An API error

@@ -262,7 +262,7 @@ def start_vms(
     decisions: Sequence[Recovery],
     dry_run: bool,
     *,
-    timeout: float = 300.0,
+    timeout: float = 180.0,
 ) -> list[Recovery]:
     """Start every VM decided so, then wait for the operations; a refusal for lack of capacity is an
     outcome of its own (`no-capacity`, retried next pass), not a failure."""
