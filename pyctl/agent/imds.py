@@ -9,6 +9,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from pyctl.core.checkpoint import Notice
@@ -82,8 +83,19 @@ class Imds:
 
     def interruption_notice(self) -> Notice | None:
         document = self.get_json(INSTANCE_ACTION_PATH)
-        return Notice.interruption(document) if document else None
+        return _parse(Notice.interruption, document, INSTANCE_ACTION_PATH)
 
     def rebalance_recommendation(self) -> Notice | None:
         document = self.get_json(REBALANCE_PATH)
-        return Notice.rebalance(document) if document else None
+        return _parse(Notice.rebalance, document, REBALANCE_PATH)
+
+
+def _parse(
+    parse: Callable[[dict[str, Any]], Notice], document: dict[str, Any] | None, path: str
+) -> Notice | None:
+    if not document:
+        return None
+    try:
+        return parse(document)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ImdsError(f"IMDS {path} is not a documented notice: {document!r} ({exc})") from exc

@@ -111,6 +111,7 @@ class Watcher:
         self.clock = clock
         self.uploaded: set[int] = set()
         self.handled: list[Notice] = []
+        self.drain_pending = False
 
     def seed_from_store(self) -> None:
         """After a restart, do not upload again what S3 already holds."""
@@ -138,6 +139,7 @@ class Watcher:
             else:
                 self.final_checkpoint(notice)
         self.sync()
+        self.drain()  # a final upload that failed in an earlier tick went up now
 
     def sync(self, *, retention: bool = True) -> int | None:
         """Upload the newest complete local checkpoint newer than anything uploaded; return its step."""
@@ -169,10 +171,16 @@ class Watcher:
             log.warning(
                 "no new checkpoint before the deadline %s: uploading the newest one", deadline.isoformat()
             )
+        self.drain_pending = True
         step = self.sync(retention=False)
         log.info("final checkpoint: step %s uploaded", step)
-        if c.drain_signal is not None:
-            c.trainer.send(c.drain_signal)
+        self.drain()
+
+    def drain(self) -> None:
+        """After the final checkpoint is in S3, stop the trainer: later steps could not be saved."""
+        if self.drain_pending and self.config.drain_signal is not None:
+            self.config.trainer.send(self.config.drain_signal)
+        self.drain_pending = False
 
     def run(self, stop: threading.Event) -> None:
         try:

@@ -53,7 +53,8 @@ def status(env: str, as_json: bool) -> None:
         out: list[dict[str, Any]] = []
         for row in rows:
             item = asdict(row)
-            item["time_lost_seconds"] = int(item.pop("time_lost").total_seconds())
+            lost = item.pop("time_lost")
+            item["time_lost_seconds"] = None if lost is None else int(lost.total_seconds())
             out.append(item)
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
@@ -68,7 +69,7 @@ def status(env: str, as_json: bool) -> None:
             "yes" if r.done else "no",
             str(r.interruptions),
             "-" if r.last_checkpoint_step is None else str(r.last_checkpoint_step),
-            format_duration(r.time_lost),
+            "unknown" if r.time_lost is None else format_duration(r.time_lost),
             r.last_instance or "-",
         )
         for r in rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -153,3 +154,63 @@ def test_watch_options_are_checked() -> None:
         main, ["watch", "--job", "j", "--checkpoint-dir", "d", "--bucket", "b", "--signal", "SIGNOPE"]
     )
     assert bad.exit_code == 2 and "SIGNOPE" in bad.output
+
+
+def test_a_malformed_notice_is_an_imds_error_and_uploads_go_on(
+    aws: AwsWorld, imds: tuple[str, ImdsState], tmp_path: Path
+) -> None:
+    _, state = imds
+    state.instance_action = {"action": "terminate", "time": "soon"}
+    with pytest.raises(ImdsError, match="not a documented notice"):
+        Imds().interruption_notice()
+    _complete_step(tmp_path, 3)
+    watcher = Watcher(WatchConfig(job="llm", checkpoint_dir=tmp_path, bucket="ckpt"), Imds(), aws.s3)
+    watcher.tick()
+    assert watcher.uploaded == {3}
+
+
+def test_the_trainer_is_found_by_process_name(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while sleeper.pid not in Trainer(process_name="sleep").pids() and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the child has exec'd (before that it is still named python)
+        assert sleeper.pid in Trainer(process_name="sleep").pids()
+        assert Trainer(process_name="no-such-trainer").pids() == []
+        (tmp_path / "pid").write_text("not a pid")
+        assert Trainer(pid_file=tmp_path / "pid").pids() == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_drain_waits_until_the_final_checkpoint_is_stored(
+    aws: AwsWorld, imds: tuple[str, ImdsState], tmp_path: Path
+) -> None:
+    """S3 fails during the notice: the trainer is drained only once a later tick has uploaded."""
+    _, state = imds
+    trainer = subprocess.Popen(["sleep", "30"])
+    pid_file = tmp_path / "trainer.pid"
+    pid_file.write_text(str(trainer.pid))
+    _complete_step(tmp_path / "ckpt", 8)
+    config = WatchConfig(
+        job="llm",
+        checkpoint_dir=tmp_path / "ckpt",
+        bucket="not-yet",
+        trainer=Trainer(pid_file=pid_file),
+        checkpoint_signal=signal.SIGCONT,  # harmless for `sleep`; the drain (SIGTERM) is what we watch
+        upload_margin=timedelta(seconds=60),
+    )
+    watcher = Watcher(config, Imds(), aws.s3)
+    state.instance_action = {"action": "terminate", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    try:
+        with pytest.raises(Exception, match="NoSuchBucket"):
+            watcher.tick()
+        assert trainer.poll() is None  # not drained: nothing is stored yet
+        aws.s3.create_bucket(Bucket="not-yet")
+        watcher.tick()
+        assert trainer.wait(timeout=10) == -signal.SIGTERM
+        assert watcher.uploaded == {8}
+    finally:
+        trainer.kill()
+        trainer.wait()

@@ -72,3 +72,15 @@ def test_status_needs_an_env_with_aws(tmp_path: Path) -> None:
         isinstance(disabled.exception, PyctlError)
         and "spot_recovery.enabled is false" in disabled.exception.message
     )
+
+
+def test_time_lost_is_unknown_without_any_checkpoint(aws: AwsWorld, tmp_path: Path) -> None:
+    env_dir = tmp_path / "dev"
+    env_dir.mkdir()
+    shutil.copy(DEV_ENV, env_dir / "env.yaml")
+    victim = aws.launch_job_instance()
+    Recovery(aws.config(), aws.ec2, aws.dynamodb, aws.s3).handle(
+        load_event("spot_interruption_warning", victim)
+    )
+    result = CliRunner().invoke(jobs, ["status", "--env", str(env_dir)])
+    assert result.output.splitlines()[1].split()[4:6] == ["-", "unknown"]

@@ -404,7 +404,7 @@ class JobStatus:
     market: str
     interruptions: int
     last_checkpoint_step: int | None
-    time_lost: timedelta
+    time_lost: timedelta | None  # None: an interruption hit the job before any complete checkpoint
     last_instance: str
 
 
@@ -414,7 +414,7 @@ def job_statuses(dynamodb: Any, table: str) -> list[JobStatus]:
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         items.extend(page.get("Items", []))
     jobs: dict[str, dict[str, Any]] = {}
-    lost: dict[str, timedelta] = {}
+    lost: dict[str, timedelta | None] = {}
     counts: dict[str, int] = {}
     for item in items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
@@ -427,9 +427,9 @@ def job_statuses(dynamodb: Any, table: str) -> list[JobStatus]:
             counts[job] = counts.get(job, 0) + 1
             at = parse_time(item["time"]["S"])
             cp = item.get("checkpoint_time", {}).get("S")
-            lost[job] = lost.get(job, timedelta(0)) + (
-                time_lost(at, parse_time(cp) if cp else None) or timedelta(0)
-            )
+            this = time_lost(at, parse_time(cp) if cp else None)
+            so_far = lost.get(job, timedelta(0))
+            lost[job] = None if this is None or so_far is None else so_far + this
     out = []
     for job in sorted(set(jobs) | set(counts)):
         state = jobs.get(job, {})
