@@ -289,7 +289,7 @@ variable "nvme_path" {
 }
 
 variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the nodes (pin a version, or point at your own index/wheel URL)."
+  description = "pip requirement that installs pyctl-agent on the nodes (pin a version, or point at your own index/wheel URL: the default installs whatever the node's index serves under that name)."
   type        = string
   default     = "pyctl"
 
