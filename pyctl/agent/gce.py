@@ -17,7 +17,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
 
 from pyctl.agent.imds import ImdsError
 from pyctl.core.checkpoint import Notice, NoticeKind
@@ -90,3 +93,30 @@ class GceMetadata:
 
     def rebalance_recommendation(self) -> Notice | None:
         return None
+
+
+# --- the node's cloud: where notices come from and where checkpoints go -------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeCloud:
+    """What `pyctl-agent watch` / `resume` use on one cloud. `store` is a module with the checkpoint
+    protocol's functions (upload_checkpoint, newest_complete, complete_checkpoints, download_checkpoint,
+    apply_retention, ChecksumError): `pyctl.clouds.aws.checkpoints` or `pyctl.clouds.gcp.recovery`."""
+
+    name: str
+    client: Any
+    store: ModuleType
+    upload_margin: timedelta
+
+
+def node_cloud(cloud: str | None, bucket: str, region: str | None = None) -> NodeCloud:
+    """`cloud` ("aws" | "gcp"), or when None: gcp for a `gs://` bucket, else aws."""
+    name = cloud or ("gcp" if bucket.startswith("gs://") else "aws")
+    if name == "gcp":
+        from pyctl.clouds.gcp import recovery
+
+        return NodeCloud("gcp", recovery.gcs_client(), recovery, UPLOAD_MARGIN)
+    from pyctl.clouds.aws import checkpoints
+
+    return NodeCloud("aws", checkpoints.s3_client(region), checkpoints, timedelta(seconds=30))
