@@ -114,3 +114,19 @@ def test_a_type_mismatch_is_refused_by_terraform_core(plan_stack_variables) -> N
     proc = plan_stack_variables(bad)
     assert proc.returncode != 0
     assert "Invalid value for input variable" in proc.stderr or "Invalid value for variable" in proc.stderr
+
+
+def test_gpu_capacity_output_has_the_keys_the_plan_summary_and_cost_read() -> None:
+    from pyctl.core.cost import pools_from_output
+
+    pool_outputs = load_module(INFRA / "modules" / "aws-gpu-pool").labelled("output")
+    value = pool_outputs["gpu_capacity"]["value"]
+    assert set(value) == {"cloud", "capacity", "instance_type", "gpu", "gpus_per_instance", "instances"}
+    assert value["cloud"] == "aws"
+    # Reserved pools report the reservation's size, the others their desired size.
+    assert "var.reservation.instance_count" in value["instances"] and "var.desired_size" in value["instances"]
+    sample = {"cloud": "aws", "capacity": "spot", "instance_type": "p5.48xlarge", "gpu": "h100"}
+    parsed = pools_from_output({"burst": {**sample, "gpus_per_instance": 8, "instances": 2}})
+    assert parsed["burst"].gpus_per_instance * parsed["burst"].instances == 16
+    stack_output = load_module(INFRA / "stacks" / "aws").labelled("output")["gpu_capacity"]["value"]
+    assert "pool.gpu_capacity" in stack_output and "module.pool" in stack_output
