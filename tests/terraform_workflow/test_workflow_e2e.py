@@ -47,7 +47,9 @@ def test_reviewed_plan_is_applied_with_its_manifest(fixture_env, pyctl, tmp_path
     assert manifest["env"] == "wf-test"
     rendered = render_env(load_env(str(fixture_env.dir)))  # tfvars, backend config, function packages
     assert set(manifest["inputs"]) == {p.relative_to(fixture_env.dir).as_posix() for p in rendered.paths()}
-    assert {"backend.hcl", "terraform.tfvars.json", ".pyctl-build/gpu_watchdog.zip"} <= set(manifest["inputs"])
+    assert {"backend.hcl", "terraform.tfvars.json", ".pyctl-build/gpu_watchdog.zip"} <= set(
+        manifest["inputs"]
+    )
     assert manifest["lock_file_sha256"] is None  # terraform_data needs no provider, so no lock file
     assert manifest["terraform_version"].count(".") == 2
     assert "| 3 | 0 | 0 | 0 | 0 |" in (tmp_path / "summary.md").read_text()
