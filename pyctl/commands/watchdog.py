@@ -24,7 +24,8 @@ ENV_HELP = (
 
 
 def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], Settings, Any]:
-    """(regions, settings from env.yaml or defaults, the env's pricing or None)."""
+    """(AWS regions, settings from env.yaml or defaults, the env's pricing or None)."""
+    from pyctl.commands.watchdog_gcp import settings_from_spec
     from pyctl.core.idle import Settings
 
     if env and regions:
@@ -38,37 +39,16 @@ def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], 
     spec = load_env(env).spec
     if spec.clouds.aws is None:
         raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
-    w = spec.watchdog
-    settings = Settings(
-        idle_minutes=w.idle_minutes,
-        threshold=w.threshold_percent,
-        min_uptime_minutes=w.min_uptime_minutes,
-        missing_data=w.missing_data,
-        missing_data_grace_minutes=w.missing_data_grace_minutes,
-        max_actions=w.max_actions_per_run,
-        dry_run=w.dry_run,
-        protected_env=spec.env.protected,
-        act_on_protected=w.act_in_protected_env,
-        namespace=w.metric.namespace,
-        metric_name=w.metric.name,
-    )
+    metric = spec.watchdog.metric  # the CloudWatch agent's names; GCP reads its own metric
+    settings = replace(settings_from_spec(spec), namespace=metric.namespace, metric_name=metric.name)
     return [spec.clouds.aws.region], settings, spec.pricing
 
 
 def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
-    """`type` (on-demand) and `type:spot` -> $/hour from the catalog; types without a price are left out."""
-    from pyctl.catalog import load_catalog
-    from pyctl.catalog.prices import env_pricer
+    """`type` (on-demand) and `type:spot` -> $/hour from the catalog for the first region."""
+    from pyctl.commands.watchdog_gcp import catalog_prices
 
-    catalog = load_catalog()
-    price = env_pricer({"aws": regions[0]}, pricing, catalog=catalog)
-    found: dict[str, float] = {}
-    for name, itype in catalog.instance_types["aws"].items():
-        for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
-            quote = price("aws", name, kind, itype.gpu_count or 1)
-            if quote is not None:
-                found[key] = round(quote.hourly, 4)
-    return found
+    return catalog_prices("aws", regions[0], pricing)
 
 
 def _override(settings: Settings, **flags: Any) -> Settings:
@@ -87,17 +67,27 @@ def watchdog_group() -> None:
 @watchdog_group.command("run")
 @click.option("--env", "env", help=ENV_HELP)
 @click.option(
-    "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
+    "--cloud", type=click.Choice(["aws", "gcp"]), help="Only this cloud (default: every cloud named)."
 )
+@click.option(
+    "--region", "regions", multiple=True, help="AWS region to inspect (repeatable), without an env file."
+)
+@click.option("--project", help="GCP project to inspect (with --cloud gcp), without an env file.")
+@click.option("--zone", "zones", multiple=True, help="GCP zone to inspect (repeatable; default: every zone).")
 @click.option("--idle-minutes", type=int, help="Window every GPU must stay below the threshold [30].")
 @click.option("--threshold", type=float, help="GPU utilization percent below which a GPU is idle [5].")
 @click.option("--min-uptime-minutes", type=int, help="Younger instances are 'young', never idle [20].")
-@click.option("--max-actions", type=int, help="At most this many actions; the rest are reported [10].")
+@click.option(
+    "--max-actions", type=int, help="At most this many actions per cloud; the rest are reported [10]."
+)
 @click.option("--dry-run", is_flag=True, help="Decide and report; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of decisions.")
 def run_command(
     env: str | None,
+    cloud: str | None,
     regions: tuple[str, ...],
+    project: str | None,
+    zones: tuple[str, ...],
     idle_minutes: int | None,
     threshold: float | None,
     min_uptime_minutes: int | None,
@@ -105,31 +95,44 @@ def run_command(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Run the watchdog once now: decide per instance tagged AutoShutdown and act (unless --dry-run).
+    """Run the watchdog once now: decide per instance tagged AutoShutdown (GCP: label) and act, unless
+    --dry-run. With --env: the env's AWS region and GCP pool zones, with its `watchdog:` settings.
 
-    Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials.
+    Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials
+    (GCP: PYCTL_GCP_*_ENDPOINT and Application Default Credentials).
     """
-    from pyctl.clouds.aws import watchdog
+    from pyctl.commands import watchdog_gcp
 
-    where, settings, pricing = watch_target(env, regions)
-    settings = _override(
-        settings,
-        idle_minutes=idle_minutes,
-        threshold=threshold,
-        min_uptime_minutes=min_uptime_minutes,
-        max_actions=max_actions,
-        dry_run=dry_run,
-    )
-    result = watchdog.run(where, settings, prices=hourly_prices(where, pricing))
+    flags = {
+        "idle_minutes": idle_minutes,
+        "threshold": threshold,
+        "min_uptime_minutes": min_uptime_minutes,
+        "max_actions": max_actions,
+        "dry_run": dry_run,
+    }
+    gcp = watchdog_gcp.target_for(env, cloud, project, zones)
+    results = []
+    if watchdog_gcp.aws_wanted(env, cloud, regions, gcp):
+        from pyctl.clouds.aws import watchdog
+
+        where, settings, pricing = watch_target(env, regions)
+        results.append(
+            watchdog.run(where, _override(settings, **flags), prices=hourly_prices(where, pricing))
+        )
+    if gcp is not None:
+        results.append(watchdog_gcp.run(gcp, _override(gcp.settings, **flags)))
+    decisions = [d for r in results for d in r.decisions]
     if as_json:
-        click.echo(json.dumps([d.to_json() for d in result.decisions], indent=2))
+        click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
     else:
-        for d in result.decisions:
+        for d in decisions:
             click.echo(decision_line(d))
-        click.echo(result.summary.text().splitlines()[0])
-    for error in result.errors:
+        for r in results:
+            click.echo(r.summary.text().splitlines()[0])
+    errors = [e for r in results for e in r.errors]
+    for error in errors:
         click.echo(f"error: {error}", err=True)
-    if result.summary.failed or result.errors:
+    if errors or any(r.summary.failed for r in results):
         sys.exit(1)
 
 
