@@ -9,6 +9,10 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 6.0"
     }
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 7.0"
+    }
   }
 
   # Partial configuration: `terraform init -backend-config=backend.hcl` (pyctl does this).

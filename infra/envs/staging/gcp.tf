@@ -1,8 +1,8 @@
 # GCP half of the env: the GCS model cache and the GCP GPU pools (overflow capacity when AWS is short).
 # Values come from terraform.tfvars.json (`pyctl render`); the types are in infra/stacks/gcp/variables.tf.
 
-# The google provider's source and lower bound come from infra/stacks/gcp/versions.tf: a module may have
-# only one required_providers block, and this env's is in main.tf (AWS).
+# The google provider's source and lower bound are declared with the AWS one in main.tf (a module has one
+# required_providers block).
 provider "google" {
   project = var.gcp.project
   region  = var.gcp.region
