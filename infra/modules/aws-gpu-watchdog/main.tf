@@ -120,7 +120,22 @@ data "aws_iam_policy_document" "code" {
 
 # --- what the Lambda runtime needs around the code (logs, dead-letter queue, tracing, the CMK) ---
 
+# Encrypting with a customer key (SNS publish, SQS send, logs): both roles need it; empty without one.
+data "aws_iam_policy_document" "customer_key" {
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "UseCustomerKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "runtime" {
+  source_policy_documents = [data.aws_iam_policy_document.customer_key.json]
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -137,16 +152,6 @@ data "aws_iam_policy_document" "runtime" {
     sid       = "Tracing"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseCustomerKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
   }
 }
 
@@ -267,6 +272,8 @@ data "aws_iam_policy_document" "assume_scheduler" {
 }
 
 data "aws_iam_policy_document" "scheduler" {
+  source_policy_documents = [data.aws_iam_policy_document.customer_key.json]
+
   statement {
     sid       = "InvokeWatchdog"
     actions   = ["lambda:InvokeFunction"]
@@ -277,16 +284,6 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "SendToDeadLetterQueue"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letter.arn]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseCustomerKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
   }
 }
 
