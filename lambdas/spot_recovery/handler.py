@@ -15,19 +15,19 @@ from typing import Any
 from pyctl.clouds.aws import client
 from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig
 
-_recovery: Recovery | None = None
+_clients: dict[str, Any] = {}
 
 
-def _build() -> Recovery:
-    # Built once per container: clients are reused across invocations (cold start pays for them once).
-    global _recovery
-    if _recovery is None:
-        config = RecoveryConfig.from_environ(os.environ)
-        _recovery = Recovery(config=config, ec2=client("ec2"), dynamodb=client("dynamodb"), s3=client("s3"))
-    return _recovery
+def _client(service: str) -> Any:
+    # Built once per container and reused by every invocation (a cold start pays for them once).
+    if service not in _clients:
+        _clients[service] = client(service)
+    return _clients[service]
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    decision = _build().handle(event)
+    config = RecoveryConfig.from_environ(os.environ)
+    recovery = Recovery(config=config, ec2=_client("ec2"), dynamodb=_client("dynamodb"), s3=_client("s3"))
+    decision = recovery.handle(event)
     print(json.dumps({"detail_type": event.get("detail-type"), **decision}, default=str, sort_keys=True))
     return decision

@@ -24,6 +24,9 @@ def at(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 @pytest.fixture
 def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
     config = {
@@ -40,10 +43,14 @@ def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
     }
     monkeypatch.setenv("PYCTL_RECOVERY_TABLE", aws.table)
     monkeypatch.setenv("PYCTL_RECOVERY_CONFIG", json.dumps(config))
-    spec = importlib.util.spec_from_file_location("spot_recovery_handler", HANDLER)
-    assert spec and spec.loader
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    if "module" not in _LOADED:
+        # Loaded once: like a warm Lambda container, its clients are reused across events (building
+        # them costs about a second). Every setting it reads is the same in each test.
+        spec = importlib.util.spec_from_file_location("spot_recovery_handler", HANDLER)
+        assert spec and spec.loader
+        _LOADED["module"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_LOADED["module"])
+    module = _LOADED["module"]
     return lambda event: module.handler(event, None)
 
 
