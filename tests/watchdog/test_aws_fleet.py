@@ -242,3 +242,24 @@ def _access_denied(model, **_):
 
     error = {"Error": {"Code": "AccessDenied", "Message": "not authorized"}}
     raise ClientError(error, model.name)
+
+
+def test_a_gpu_reported_under_two_dimension_sets_counts_once(fleet: Fleet) -> None:
+    """The agent's dimensions changed mid-window (`name` dropped): the halves join into one covered series."""
+    node = fleet.instance("idle-standalone")
+    fleet.gpu_metrics(node, [[1.0]], minutes=16)
+    older = [
+        {
+            "MetricName": "nvidia_smi_utilization_gpu",
+            "Dimensions": [{"Name": "InstanceId", "Value": node}, {"Name": "index", "Value": "0"}],
+            "Timestamp": fleet.now - timedelta(minutes=m),
+            "Value": 2.0,
+        }
+        for m in range(17, 33)
+    ]
+    fleet.cloudwatch.put_metric_data(Namespace="CWAgent", MetricData=older)
+    (decision,) = run(fleet, Settings(dry_run=True)).decisions
+    assert (decision.verdict, [(g.index, g.datapoints, g.maximum) for g in decision.gpus]) == (
+        "idle",
+        [("0", 30, 2.0)],
+    )

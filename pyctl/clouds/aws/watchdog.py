@@ -256,7 +256,13 @@ def read_gpu_series(
             if qid in failed:
                 result[instance_id] = None
             elif series is not None:
-                series.append(GpuSeries(index=index, timestamps=ts, values=vs))
+                same = next((s for s in series if s.index == index), None)
+                if same is None:
+                    series.append(GpuSeries(index=index, timestamps=ts, values=vs))
+                else:  # one GPU under two dimension sets (agent config changed): one series
+                    series[series.index(same)] = GpuSeries(
+                        index, [*same.timestamps, *ts], [*same.values, *vs]
+                    )
     return result, cost
 
 
