@@ -1,45 +1,35 @@
-"""Checkpoints in S3: parallel upload (multipart for large files) with the manifest last, listing,
-download with verification, and retention. The protocol itself is in `pyctl.core.checkpoint`.
+"""Checkpoints in S3: the S3 adapter of `pyctl.core.checkpoint_store` (boto3's managed transfer, so
+large files go up and down in parts), and the S3-flavoured entry points the agent and the Lambda call.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pyctl.core.checkpoint import (
-    COMPLETE_MARKER,
-    MANIFEST_NAME,
-    CheckpointManifest,
-    build_checkpoint_manifest,
-    candidate_steps,
-    group_listing,
-    job_prefix,
-    manifest_problem,
-    retention_plan,
-    step_dir_name,
-    step_prefix,
-)
-from pyctl.core.manifest import FileState, ManifestError, verify_file
-from pyctl.errors import PyctlError
+from pyctl.core import checkpoint_store
+from pyctl.core.checkpoint import CheckpointManifest
+from pyctl.core.checkpoint_store import FILE_WORKERS, ChecksumError
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "ChecksumError",
+    "S3Store",
+    "apply_retention",
+    "complete_checkpoints",
+    "download_checkpoint",
+    "newest_complete",
+    "s3_client",
+    "transfer_config",
+    "upload_checkpoint",
+]
 
-# Files at or above the threshold go up in parts, several parts at a time (boto3 managed transfer).
+# Files at or above the threshold are transferred in parts, several parts at a time.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
-FILE_WORKERS = 8
 PART_WORKERS = 4
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
-
-
-class ChecksumError(PyctlError):
-    """A downloaded checkpoint file does not match its manifest."""
 
 
 def transfer_config(
@@ -58,8 +48,40 @@ def transfer_config(
 def s3_client(region: str | None = None) -> Any:
     from pyctl.clouds.aws import client
 
-    # Every file worker may run PART_WORKERS part uploads at once: size the pool for all of them.
+    # Every file worker may run PART_WORKERS part transfers at once: size the pool for all of them.
     return client("s3", region, max_pool_connections=FILE_WORKERS * PART_WORKERS + 2)
+
+
+class S3Store:
+    """One bucket, through a boto3 S3 client (`pyctl.core.checkpoint_store.ObjectStore`)."""
+
+    def __init__(self, s3: Any, bucket: str, config: Any = None) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.url = f"s3://{bucket}"
+        self.config = config or transfer_config()
+
+    def list(self, key_prefix: str) -> list[tuple[str, int]]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
+        return [(obj["Key"], int(obj["Size"])) for page in pages for obj in page.get("Contents", [])]
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    def upload_file(self, path: Path, key: str) -> None:
+        self.s3.upload_file(str(path), self.bucket, key, Config=self.config)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def download_file(self, key: str, path: Path) -> None:
+        self.s3.download_file(self.bucket, key, str(path), Config=self.config)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
 
 def upload_checkpoint(
@@ -73,122 +95,24 @@ def upload_checkpoint(
     now: datetime,
     config: Any = None,
 ) -> CheckpointManifest:
-    """Upload every file of a local `step-<N>` directory in parallel, then MANIFEST.json last."""
-    manifest = build_checkpoint_manifest(step_dir, job=job, step=step, now=now)
-    head = step_prefix(prefix, job, step)
-    config = config or transfer_config()
-
-    def put(entry_path: str) -> None:
-        local = manifest.files.entry(entry_path)
-        assert local is not None
-        s3.upload_file(str(local.local_path(step_dir)), bucket, head + entry_path, Config=config)
-
-    with ThreadPoolExecutor(max_workers=FILE_WORKERS) as pool:
-        for future in [pool.submit(put, e.path) for e in manifest.files.files]:
-            future.result()
-    s3.put_object(
-        Bucket=bucket,
-        Key=head + MANIFEST_NAME,
-        Body=manifest.to_json().encode(),
-        ContentType="application/json",
+    return checkpoint_store.upload_checkpoint(
+        S3Store(s3, bucket, config), prefix, job, step, step_dir, now=now
     )
-    log.info(
-        "uploaded checkpoint s3://%s/%s (%d files, %d bytes)",
-        bucket,
-        head,
-        len(manifest.files.files),
-        manifest.files.total_size,
-    )
-    return manifest
-
-
-def list_objects(s3: Any, bucket: str, key_prefix: str) -> list[tuple[str, int]]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
-    return [(obj["Key"], int(obj["Size"])) for page in pages for obj in page.get("Contents", [])]
 
 
 def complete_checkpoints(s3: Any, bucket: str, prefix: str, job: str) -> Iterator[CheckpointManifest]:
-    """The job's complete checkpoints, newest first. Steps without a manifest, with a manifest that does
-    not parse, or whose files are not all stored, are skipped: they do not exist.
-    """
-    steps = group_listing(prefix, job, list_objects(s3, bucket, job_prefix(prefix, job)))
-    for step in candidate_steps(steps):
-        key = step_prefix(prefix, job, step) + MANIFEST_NAME
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        try:
-            manifest = CheckpointManifest.from_json(body, job=job, step=step)
-        except ManifestError as exc:
-            log.warning("skipping s3://%s/%s: %s", bucket, key, exc)
-            continue
-        problem = manifest_problem(steps[step], manifest)
-        if problem:
-            log.warning("skipping checkpoint step %d: %s", step, problem)
-            continue
-        yield manifest
+    return checkpoint_store.complete_checkpoints(S3Store(s3, bucket), prefix, job)
 
 
 def newest_complete(s3: Any, bucket: str, prefix: str, job: str) -> CheckpointManifest | None:
-    return next(complete_checkpoints(s3, bucket, prefix, job), None)
+    return checkpoint_store.newest_complete(S3Store(s3, bucket), prefix, job)
 
 
 def download_checkpoint(
     s3: Any, bucket: str, prefix: str, manifest: CheckpointManifest, to_dir: Path
 ) -> Path:
-    """Download and verify every file into `<to_dir>/step-<N>/` (COMPLETE written last, as the trainer
-    would). A verified local copy is reused. Raise ChecksumError if any file differs from the manifest.
-    """
-    final = to_dir / step_dir_name(manifest.step)
-    if (final / COMPLETE_MARKER).is_file() and _verified(final, manifest):
-        return final
-    partial = to_dir / f".{step_dir_name(manifest.step)}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    head = step_prefix(prefix, manifest.job, manifest.step)
-
-    def get(entry_path: str) -> None:
-        entry = manifest.files.entry(entry_path)
-        assert entry is not None
-        target = entry.local_path(partial)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, head + entry.path, str(target), Config=transfer_config())
-
-    with ThreadPoolExecutor(max_workers=FILE_WORKERS) as pool:
-        for future in [pool.submit(get, e.path) for e in manifest.files.files]:
-            future.result()
-    for entry in manifest.files.files:
-        state = verify_file(partial, entry)
-        if state is not FileState.VERIFIED:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise ChecksumError(
-                f"checkpoint {manifest.job} step {manifest.step}: {entry.path}: {state.value}"
-            )
-    (partial / COMPLETE_MARKER).write_text("")
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    return final
-
-
-def _verified(root: Path, manifest: CheckpointManifest) -> bool:
-    return all(verify_file(root, e) is FileState.VERIFIED for e in manifest.files.files)
+    return checkpoint_store.download_checkpoint(S3Store(s3, bucket), prefix, manifest, to_dir)
 
 
 def apply_retention(s3: Any, bucket: str, prefix: str, job: str, keep_last: int) -> list[int]:
-    """Delete checkpoints older than the newest `keep_last` complete ones; return the deleted steps."""
-    listing = list_objects(s3, bucket, job_prefix(prefix, job))
-    stored = group_listing(prefix, job, listing)
-    complete: list[int] = []
-    for manifest in complete_checkpoints(s3, bucket, prefix, job):
-        complete.append(manifest.step)
-        if len(complete) == keep_last:
-            break
-    plan = retention_plan(complete, stored, keep_last)
-    doomed = {step_prefix(prefix, job, s) for s in plan.delete}
-    keys = [key for key, _ in listing if any(key.startswith(p) for p in doomed)]
-    # Manifests first: a half-deleted checkpoint must already not exist.
-    keys.sort(key=lambda k: not k.endswith("/" + MANIFEST_NAME))
-    for start in range(0, len(keys), _DELETE_BATCH):
-        batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-    if plan.delete:
-        log.info("retention: deleted steps %s of job %s", list(plan.delete), job)
-    return list(plan.delete)
+    return checkpoint_store.apply_retention(S3Store(s3, bucket), prefix, job, keep_last)
