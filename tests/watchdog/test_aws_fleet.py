@@ -263,3 +263,41 @@ def test_a_gpu_reported_under_two_dimension_sets_counts_once(fleet: Fleet) -> No
         "idle",
         [("0", 30, 2.0)],
     )
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def test_a_transient_error_is_retried_by_the_client_and_the_action_succeeds(fleet: Fleet) -> None:
+    """EC2 answers the first StopInstances with 503 RequestLimitExceeded: the factory's standard retry mode
+    (backoff with jitter) sends it again and the stop goes through."""
+    from botocore.awsrequest import AWSResponse
+
+    fleet.gpu_metrics(fleet.instance("idle-standalone"), IDLE)
+    sent: list[str] = []
+    recorder = CallRecorder()
+
+    def throttle_once(request, **_):
+        sent.append("StopInstances")
+        if len(sent) == 1:
+            body = b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message></Error></Errors></Response>"
+            return AWSResponse(request.url, 503, {}, _Raw(body))
+        return None
+
+    def factory(service: str, region: str):
+        c = recorder(service, region)
+        if service == "ec2":
+            c.meta.events.register("before-send.ec2.StopInstances", throttle_once)
+        return c
+
+    (decision,) = watchdog.run([REGION], Settings(), now=fleet.now, factory=factory).decisions
+    assert (decision.action, decision.outcome) == ("stop", "done")
+    assert sent == ["StopInstances", "StopInstances"] and fleet.state("idle-standalone") in (
+        "stopping",
+        "stopped",
+    )
