@@ -68,6 +68,7 @@ class ComputeFake:
     autoscalers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     operations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (scope path, name)
     no_capacity: set[str] = field(default_factory=set)  # zones where start fails for lack of resources
+    unreachable: set[str] = field(default_factory=set)  # zones the aggregated list cannot read
     failures: dict[tuple[str, str], tuple[int, str, str]] = field(default_factory=dict)  # one-shot
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     page_size: int = 3  # small, so paging is exercised
@@ -345,6 +346,10 @@ class ComputeFake:
         items: dict[str, Any] = {}
         for z in zones:
             mine = [d for zz, d in chunk if zz == z]
+            if z in self.unreachable:
+                message = f"Scope zones/{z} is unreachable"
+                items[f"zones/{z}"] = {"warning": {"code": "UNREACHABLE", "message": message}}
+                continue
             items[f"zones/{z}"] = (
                 {"instances": mine}
                 if mine

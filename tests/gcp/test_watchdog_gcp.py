@@ -261,3 +261,28 @@ def test_metrics_are_read_in_batches_never_one_call_per_vm(
     assert result.metric_requests == named
     # Every page was read: every VM has its full series (a missed page would make it no-data).
     assert {d.verdict for d in result.decisions} == {"idle"} and len(result.decisions) == 25
+
+
+def test_an_unreachable_zone_is_reported_and_the_other_zones_are_handled(
+    compute_fake: ComputeFake, monitoring_fake: MonitoringFake
+) -> None:
+    for name, zone in (("a", "us-central1-a"), ("b", "us-central1-b")):
+        doc = compute_fake.add_instance(name, zone=zone)
+        monitoring_fake.seed(doc["id"], IDLE, NOW)
+    compute_fake.unreachable.add("us-central1-b")
+    result = run()
+    assert [(d.instance_id, d.outcome) for d in result.decisions] == [("a", "done")]
+    assert result.errors == [f"{PROJECT}: zones/us-central1-b: Scope zones/us-central1-b is unreachable"]
+    assert result.summary.notify
+
+
+def test_a_member_of_an_unreadable_group_is_never_stopped_as_a_standalone_vm(
+    compute_fake: ComputeFake, monitoring_fake: MonitoringFake
+) -> None:
+    group = compute_fake.add_group("pool", target_size=2)
+    doc = compute_fake.add_instance("pool-0", group=group, labels={"pyctl-min-size": "0"})
+    monitoring_fake.seed(doc["id"], IDLE, NOW)
+    compute_fake.fail_once("GET", "instanceGroupManagers/pool", 403, "forbidden", "Required permission")
+    result = run()
+    assert result.decisions == [] and "instance group us-central1-a/pool" in result.errors[0]
+    assert compute_fake.status("pool-0") == "RUNNING"

@@ -174,29 +174,30 @@ def label_filter(labels: Mapping[str, str], status: str | None = None) -> str:
     return " AND ".join(terms)
 
 
-class ZoneUnreachable(RuntimeError):
-    """The aggregated list could not read a zone."""
-
-
 def list_instances(
     clients: ComputeClients, project: str, zones: Sequence[str] | None, filter_: str
-) -> list[Any]:
-    """Instances matching `filter_`: one aggregated list for the project, or a list per given zone."""
+) -> tuple[list[Any], list[str]]:
+    """Instances matching `filter_` (one aggregated list for the project, or a list per given zone), and
+    the zones that could not be read: their VMs are missing from this pass, and someone should know."""
+    from google.api_core.exceptions import GoogleAPICallError
     from google.cloud import compute_v1
 
     found: list[Any] = []
+    missed: list[str] = []
     if zones:
         for zone in zones:
             request = compute_v1.ListInstancesRequest(project=project, zone=zone, filter=filter_)
-            found.extend(clients.instances.list(request=request))
-        return found
+            try:
+                found.extend(clients.instances.list(request=request))
+            except GoogleAPICallError as exc:
+                missed.append(f"zones/{zone}: {exc.code}: {exc.message}")
+        return found, missed
     request = compute_v1.AggregatedListInstancesRequest(project=project, filter=filter_)
     for scope, scoped in clients.instances.aggregated_list(request=request):
         found.extend(scoped.instances)
         if scoped.warning.code == "UNREACHABLE":
-            # A zone that could not be read: its VMs are missing from this run, and someone should know.
-            raise ZoneUnreachable(f"{scope}: {scoped.warning.message}")
-    return found
+            missed.append(f"{scope}: {scoped.warning.message}")
+    return found, missed
 
 
 def gpu_count(raw: Any) -> int:
@@ -313,24 +314,31 @@ def describe_instances(
     prices: Mapping[str, float],
     *,
     opt_in_only: bool = True,
-) -> tuple[list[GceInstance], dict[str, int]]:
-    """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`) and each group's scale-in room."""
+) -> tuple[list[GceInstance], dict[str, int], list[str]]:
+    """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`), each group's scale-in room, and
+    what could not be read. A VM whose group could not be read is left out: it must not be handled as a
+    standalone VM."""
+    from google.api_core.exceptions import GoogleAPICallError
+
     wanted = {OPT_IN_LABEL: "true"} if opt_in_only else {}
-    raw = [
-        r for r in list_instances(clients, project, zones, label_filter(wanted, "RUNNING")) if gpu_count(r)
-    ]
-    raw = [r for r in raw if r.status == "RUNNING"]  # the filter is the API's; checked again here
-    groups: dict[str, idle.AutoScalingGroup] = {}
+    listed, problems = list_instances(clients, project, zones, label_filter(wanted, "RUNNING"))
+    raw = [r for r in listed if gpu_count(r) and r.status == "RUNNING"]  # the API filtered; checked again
+    groups: dict[str, idle.AutoScalingGroup | None] = {}
     for r in raw:
         url = group_url(r)
-        if url is None:
+        ref = GroupRef.from_url(url) if url else None
+        if ref is None or ref.key in groups:
             continue
-        ref = GroupRef.from_url(url)
-        if ref.key not in groups:
+        try:
             groups[ref.key] = read_group(clients, project, ref, dict(r.labels).get(MIN_SIZE_LABEL))
-    instances = [to_instance(r, groups=groups, prices=prices) for r in raw]
-    room = {key: g.desired_capacity - g.min_size for key, g in groups.items()}
-    return instances, room
+        except GoogleAPICallError as exc:
+            groups[ref.key] = None
+            problems.append(f"instance group {ref.key}: {exc.code}: {exc.message}; its VMs were skipped")
+    known = {key: g for key, g in groups.items() if g is not None}
+    instances = [to_instance(r, groups=known, prices=prices) for r in raw]
+    instances = [vm for vm in instances if vm.group is None or vm.group.key in known]
+    room = {key: g.desired_capacity - g.min_size for key, g in known.items()}
+    return instances, room, problems
 
 
 # --- acting --------------------------------------------------------------------------------------------------

@@ -240,9 +240,10 @@ def recover_spot_vms(
     """Start preempted standalone pyctl Spot VMs (label pyctl-capacity=spot) where capacity is back."""
     clients = clients or compute.compute_clients()
     filter_ = compute.label_filter({compute.CAPACITY_LABEL: "spot"}, "TERMINATED")
-    stopped = [
-        r for r in compute.list_instances(clients, project, zones, filter_) if r.status == "TERMINATED"
-    ]
+    listed, missed = compute.list_instances(clients, project, zones, filter_)
+    for problem in missed:
+        log.warning("spot recovery: %s could not be listed", problem)
+    stopped = [r for r in listed if r.status == "TERMINATED"]
     history: dict[str, dict[str, datetime]] = {}
     decisions = []
     for raw in stopped:

@@ -52,10 +52,13 @@ def run(
     clients = clients or compute.compute_clients()
     errors: list[str] = []
     try:
-        vms, room = compute.describe_instances(clients, project, zones, prices or {}, opt_in_only=opt_in_only)
-    except (GoogleAPICallError, compute.ZoneUnreachable) as exc:
+        vms, room, missed = compute.describe_instances(
+            clients, project, zones, prices or {}, opt_in_only=opt_in_only
+        )
+    except GoogleAPICallError as exc:
         errors.append(f"{project}: listing instances failed: {exc}")
         return RunResult([], idle.summarize([], settings.dry_run, errors), [], errors)
+    errors.extend(f"{project}: {problem}" for problem in missed)
     wanted = [vm.numeric_id for vm in vms if idle.needs_metrics(vm.facts, settings, now)]
     series: Mapping[str, list[idle.GpuSeries] | None] = {}
     requests: list[int] = []
