@@ -7,7 +7,7 @@ a change is seen at once and an unchanged value returns after N seconds (one wat
 
 It offers the same two calls as `pyctl.agent.imds.Imds`, so `pyctl-agent watch` runs unchanged on GCE:
 `interruption_notice()` (a Notice whose time is the expected power-off) and `rebalance_recommendation()`
-(GCE has no such signal: always None). Honours GCE_METADATA_HOST (host[:port]), like Google's libraries.
+(upcoming host maintenance, which terminates GPU VMs: an early checkpoint). Honours GCE_METADATA_HOST (host[:port]), like Google's libraries.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pyctl.core.checkpoint import Notice, NoticeKind
 
 DEFAULT_HOST = "metadata.google.internal"
 PREEMPTED_PATH = "/computeMetadata/v1/instance/preempted"
+MAINTENANCE_PATH = "/computeMetadata/v1/instance/maintenance-event"
 # Compute Engine powers a preempted Spot VM off about 30 s after the notice.
 POWER_OFF_AFTER = timedelta(seconds=30)
 # What pyctl plans for: the checkpoint and its upload are done 25 s after the notice (5 s to spare).
@@ -57,6 +58,7 @@ class GceMetadata:
         self.clock = clock
         self._etag: str | None = None
         self._notice: Notice | None = None
+        self._maintenance: Notice | None = None
 
     def _get(self, path: str, query: dict[str, str], timeout: float) -> tuple[str, str]:
         url = f"{self.endpoint}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
@@ -92,7 +94,15 @@ class GceMetadata:
         return self._notice
 
     def rebalance_recommendation(self) -> Notice | None:
-        return None
+        """Upcoming host maintenance: GPU VMs cannot live-migrate, so `instance/maintenance-event` turning
+        TERMINATE_ON_HOST_MAINTENANCE (about an hour ahead) asks for an early checkpoint, like EC2's
+        rebalance recommendation. One Notice per event, so the trainer is asked once."""
+        value, _ = self._get(MAINTENANCE_PATH, {}, timeout=2.0)
+        if value.upper() != "TERMINATE_ON_HOST_MAINTENANCE":
+            self._maintenance = None
+        elif self._maintenance is None:
+            self._maintenance = Notice(NoticeKind.REBALANCE, self.clock(), "host-maintenance")
+        return self._maintenance
 
 
 # --- the node's cloud: where notices come from and where checkpoints go -------------------------------------

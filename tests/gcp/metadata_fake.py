@@ -1,6 +1,7 @@
-"""A local fake of the GCE metadata server's `instance/preempted`, with `wait_for_change` semantics:
-a request whose `last_etag` matches the current value waits until the value changes or `timeout_sec`
-passes; any other request answers at once. Requests without `Metadata-Flavor: Google` get 403."""
+"""A local fake of the GCE metadata server: `instance/preempted` with `wait_for_change` semantics (a request
+whose `last_etag` matches the current value waits until the value changes or `timeout_sec` passes; any
+other request answers at once), and `instance/maintenance-event` (plain reads). Requests without
+`Metadata-Flavor: Google` get 403."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 PREEMPTED_PATH = "/computeMetadata/v1/instance/preempted"
+MAINTENANCE_PATH = "/computeMetadata/v1/instance/maintenance-event"
 
 
 @dataclass
 class MetadataFake:
     value: str = "FALSE"
+    maintenance: str = "NONE"
     requests: list[dict[str, str]] = field(default_factory=list)
     host: str = ""
     _changed: threading.Condition = field(default_factory=threading.Condition)
@@ -49,6 +52,8 @@ class MetadataFake:
                 parsed = urlparse(self.path)
                 if self.headers.get("Metadata-Flavor") != "Google":
                     status, body, etag = 403, "Missing Metadata-Flavor:Google header.", ""
+                elif parsed.path == MAINTENANCE_PATH:
+                    status, body, etag = 200, fake.maintenance, ""
                 elif parsed.path != PREEMPTED_PATH:
                     status, body, etag = 404, "not found", ""
                 else:

@@ -55,3 +55,16 @@ def test_an_unreachable_metadata_server_is_an_imds_error_the_watch_loop_logs(
     with pytest.raises(MetadataError) as caught:
         GceMetadata().interruption_notice()
     assert isinstance(caught.value, ImdsError)
+
+
+def test_upcoming_host_maintenance_asks_for_one_early_checkpoint(metadata: MetadataFake) -> None:
+    source = GceMetadata(clock=lambda: T0)
+    assert source.rebalance_recommendation() is None
+    metadata.maintenance = "TERMINATE_ON_HOST_MAINTENANCE"
+    notice = source.rebalance_recommendation()
+    assert notice is not None and notice.kind is NoticeKind.REBALANCE
+    assert source.rebalance_recommendation() == notice  # the same event: the trainer is asked once
+    assert agent_action(notice, []) is AgentAction.EARLY_CHECKPOINT
+    assert agent_action(notice, [notice]) is AgentAction.NOTHING
+    metadata.maintenance = "NONE"
+    assert source.rebalance_recommendation() is None
