@@ -29,7 +29,6 @@ from pyctl.core.manifest import (
 )
 from pyctl.core.models import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_PART_SIZE,
     BucketRef,
     StoredVersion,
     check_model_files,
@@ -127,9 +126,9 @@ def open_store(
     *,
     region: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
-    part_size: int = DEFAULT_PART_SIZE,
+    part_size: int | None = None,
 ) -> ModelStore:
-    """The ModelStore for a bucket (the cloud SDK is imported here, lazily)."""
+    """The ModelStore for a bucket (the cloud SDK is imported here, lazily); part_size None: automatic."""
     if ref.cloud == "gcp":
         from pyctl.clouds.gcp.models import GcsModelStore
 

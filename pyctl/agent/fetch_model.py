@@ -12,7 +12,7 @@ import click
 
 from pyctl import model_cache
 from pyctl.core.manifest import FileEntry
-from pyctl.core.models import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MIB, parse_bucket
+from pyctl.core.models import DEFAULT_CONCURRENCY, MAX_AUTO_PART_SIZE, MIB, MIN_AUTO_PART_SIZE, parse_bucket
 from pyctl.errors import PyctlError
 
 
@@ -116,9 +116,11 @@ def _stderr_console() -> Any:
 @click.option(
     "--part-size-mib",
     type=click.IntRange(1, 5120),
-    default=DEFAULT_PART_SIZE // MIB,
-    show_default=True,
-    help="Bytes per ranged GET, in MiB.",
+    default=None,
+    help=(
+        "Bytes per ranged GET, in MiB [default: automatic: the bytes to fetch / --concurrency, "
+        f"within {MIN_AUTO_PART_SIZE // MIB}-{MAX_AUTO_PART_SIZE // MIB} MiB]."
+    ),
 )
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on when stderr is a terminal)."
@@ -132,7 +134,7 @@ def fetch_model(
     cloud: str | None,
     region: str | None,
     concurrency: int,
-    part_size_mib: int,
+    part_size_mib: int | None,
     progress: bool | None,
 ) -> None:
     """Fetch model NAME from the model cache into --to, verifying every file's sha256.
@@ -145,7 +147,7 @@ def fetch_model(
             parse_bucket(bucket, prefix, cloud),
             region=region,
             concurrency=concurrency,
-            part_size=part_size_mib * MIB,
+            part_size=part_size_mib * MIB if part_size_mib else None,
         )
         result = model_cache.fetch_model(
             store, name, version, dest, ProgressBar() if show_bar else LogLines()

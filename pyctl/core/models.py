@@ -23,9 +23,14 @@ PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 MANIFEST_NAME = "manifest.json"
 MIB = 1024 * 1024
 
-# Fetch tuning, measured with benchmarks/model_fetch.py (see benchmarks/RESULTS.md).
-DEFAULT_PART_SIZE = 32 * MIB
+# Fetch tuning, measured with benchmarks/model_fetch.py (see benchmarks/RESULTS.md): every ranged GET
+# costs a request's latency (and, on moto, a read of the whole object), so parts are as large as keeps
+# every connection busy, within these bounds (the upper one bounds a retry and the tail of the fetch).
 DEFAULT_CONCURRENCY = 16
+MIN_AUTO_PART_SIZE = 8 * MIB
+MAX_AUTO_PART_SIZE = 256 * MIB
+# Multipart upload chunk (s3transfer) before the 10,000-part adjustment.
+UPLOAD_PART_SIZE = 32 * MIB
 # S3 multipart rules: parts of at least 5 MiB (except the last), at most 10,000 parts.
 S3_MIN_PART_SIZE = 5 * MIB
 S3_MAX_PARTS = 10_000
@@ -146,7 +151,14 @@ def plan_ranges(size: int, part_size: int) -> list[ByteRange]:
     return [ByteRange(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 
 
-def upload_part_size(size: int, preferred: int = DEFAULT_PART_SIZE) -> int:
+def auto_part_size(total_bytes: int, concurrency: int) -> int:
+    """The ranged-GET size for `total_bytes` over `concurrency` connections: one part per connection,
+    in whole MiB, within [MIN_AUTO_PART_SIZE, MAX_AUTO_PART_SIZE]."""
+    per_connection = math.ceil(total_bytes / max(concurrency, 1) / MIB) * MIB
+    return min(MAX_AUTO_PART_SIZE, max(MIN_AUTO_PART_SIZE, per_connection))
+
+
+def upload_part_size(size: int, preferred: int = UPLOAD_PART_SIZE) -> int:
     """The multipart chunk size for an upload of `size` bytes: `preferred`, grown (in MiB) to stay within
     S3's 10,000-part limit, and never under S3's 5 MiB minimum."""
     needed = math.ceil(size / S3_MAX_PARTS) if size else 0

@@ -12,6 +12,7 @@ from pyctl.core.models import (
     BucketRef,
     ByteRange,
     StoredVersion,
+    auto_part_size,
     check_model_files,
     check_model_name,
     check_version,
@@ -170,3 +171,17 @@ def test_parse_bucket_refuses(bucket: str, cloud: str | None) -> None:
 def test_bucket_url() -> None:
     assert BucketRef("gcp", "c", "p").url() == "gs://c/p"
     assert BucketRef("aws", "c", "").url() == "s3://c"
+
+
+@pytest.mark.parametrize(
+    ("total", "concurrency", "expected"),
+    [
+        (0, 16, 8 * MIB),  # never under the minimum
+        (2 * 1024 * MIB, 16, 128 * MIB),  # one part per connection
+        (2 * 1024 * MIB + 1, 16, 129 * MIB),  # rounded up to whole MiB
+        (140 * 1024 * MIB, 16, 256 * MIB),  # capped: bounded retries and tail
+        (100 * MIB, 0, 100 * MIB),
+    ],
+)
+def test_auto_part_size(total: int, concurrency: int, expected: int) -> None:
+    assert auto_part_size(total, concurrency) == expected

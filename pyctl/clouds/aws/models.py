@@ -1,6 +1,7 @@
 """The model cache on S3: parallel multipart upload (s3transfer) and parallel ranged GETs for fetch.
 
-Fetch splits every file into `part_size` ranges and runs them all through ONE pool of `concurrency`
+Fetch splits every file into `part_size` ranges (default: automatic, see
+`pyctl.core.models.auto_part_size`) and runs them all through ONE pool of `concurrency`
 threads (one HTTP connection each), so small and large files keep every connection busy. Each thread
 streams its range in `read_size` pieces straight into the temporary file at its offset (os.pwrite): memory
 stays near concurrency x read_size whatever the model size. The endpoint comes from AWS_ENDPOINT_URL when
@@ -19,10 +20,11 @@ from typing import Any
 from pyctl.clouds.aws import client
 from pyctl.core.models import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_PART_SIZE,
     MIB,
+    UPLOAD_PART_SIZE,
     ByteRange,
     StoredVersion,
+    auto_part_size,
     manifest_key,
     model_prefix,
     plan_ranges,
@@ -51,7 +53,7 @@ class S3ModelStore:
         *,
         region: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        part_size: int = DEFAULT_PART_SIZE,
+        part_size: int | None = None,
         read_size: int = READ_SIZE,
     ) -> None:
         self.bucket = bucket
@@ -107,7 +109,7 @@ class S3ModelStore:
         from s3transfer.subscribers import BaseSubscriber
 
         largest = max((t.entry.size for t in transfers), default=0)
-        chunk = upload_part_size(largest, self.part_size)
+        chunk = upload_part_size(largest, self.part_size or UPLOAD_PART_SIZE)
         config = TransferConfig(
             multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=self.concurrency
         )
@@ -131,9 +133,10 @@ class S3ModelStore:
     def download(
         self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
     ) -> None:
+        part_size = self.part_size or auto_part_size(sum(t.entry.size for t in transfers), self.concurrency)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
             for transfer in transfers:
-                target = _PartialFile(transfer, plan_ranges(transfer.entry.size, self.part_size), done)
+                target = _PartialFile(transfer, plan_ranges(transfer.entry.size, part_size), done)
                 if not target.ranges:
                     target.close()
                 for byte_range in target.ranges:

@@ -2,7 +2,7 @@
 
 Upload: `upload_many` (threads; the client picks a multipart upload up to 8 MiB, resumable above).
 Fetch: `download_chunks_concurrently` per file: `concurrency` threads of ranged media GETs of `part_size`
-bytes written in place into the temporary file, checked against the object's crc32c; the model cache then
+bytes (default: automatic from the file's size, see `pyctl.core.models.auto_part_size`) written in place into the temporary file, checked against the object's crc32c; the model cache then
 checks sha256 against the manifest. STORAGE_EMULATOR_HOST points the client at an emulator or fake.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pyctl.clouds.gcp import storage_client
 from pyctl.core.models import (
     DEFAULT_CONCURRENCY,
-    DEFAULT_PART_SIZE,
     StoredVersion,
+    auto_part_size,
     manifest_key,
     model_prefix,
     version_of_manifest_key,
@@ -34,7 +34,7 @@ class GcsModelStore:
         *,
         project: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
-        part_size: int = DEFAULT_PART_SIZE,
+        part_size: int | None = None,
     ) -> None:
         self.bucket_name = bucket
         self.prefix = prefix.strip("/")
@@ -104,7 +104,7 @@ class GcsModelStore:
                 transfer_manager.download_chunks_concurrently(
                     blob,
                     str(transfer.local),
-                    chunk_size=self.part_size,
+                    chunk_size=self.part_size or auto_part_size(blob.size, self.concurrency),
                     max_workers=self.concurrency,
                     worker_type=transfer_manager.THREAD,
                     crc32c_checksum=True,
