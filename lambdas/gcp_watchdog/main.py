@@ -2,8 +2,8 @@
 
 Thin on purpose: settings come from environment variables (written by infra/modules/gcp-gpu-watchdog),
 the work is `pyctl.clouds.gcp.watchdog.run_and_log` (one JSON log line per decision), then, when enabled,
-the Spot recovery pass; the response is the run's summary as JSON. The request body is ignored: what the function does is fixed by its
-deployment, not by the caller.
+the Spot recovery pass; the response is the run's summary as JSON. The request body is ignored: what the
+function does is fixed by its deployment, not by the caller.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:
         options["project"], settings, zones=options["zones"], prices=options["prices"]
     )
     if recover_spot_enabled(env):
-        summary["spot_recovery"] = watchdog.recover_and_log(
-            options["project"], options["zones"], settings.dry_run
-        )
+        recovered = watchdog.recover_and_log(options["project"], options["zones"], settings.dry_run)
+        summary["spot_recovery"] = recovered["vms"]
+        summary["errors"] = [*summary["errors"], *recovered["errors"]]
     status = 500 if summary["errors"] else 200
     return json.dumps(summary, sort_keys=True), status, {"Content-Type": "application/json"}

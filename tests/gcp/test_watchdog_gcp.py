@@ -228,6 +228,12 @@ def test_run_and_log_writes_one_json_line_per_decision(
     decisions = [json.loads(line) for line in lines]
     assert len(decisions) == len(EXPECTED)
     assert {d["instance_id"] for d in decisions if d["action"] != "none"} == ACTED
+    severity = {d["instance_id"]: d["severity"] for d in decisions}
+    assert (severity["idle-standalone"], severity["reserved"], severity["busy"]) == (
+        "NOTICE",
+        "WARNING",
+        "INFO",
+    )
     assert summary["counts"]["idle"] == 7 and summary["dry_run"] is True
     assert sorted(summary["acted"]) == sorted(ACTED)
 
@@ -286,3 +292,13 @@ def test_a_member_of_an_unreadable_group_is_never_stopped_as_a_standalone_vm(
     result = run()
     assert result.decisions == [] and "instance group us-central1-a/pool" in result.errors[0]
     assert compute_fake.status("pool-0") == "RUNNING"
+
+
+def test_a_failed_recovery_listing_is_an_error_of_the_run_not_an_exception(compute_fake: ComputeFake) -> None:
+    compute_fake.fail_once(
+        "GET", "/aggregated/instances", 403, "forbidden", "Required 'compute.instances.list'"
+    )
+    lines: list[str] = []
+    recovered = watchdog.recover_and_log(PROJECT, None, False, log=lines.append)
+    assert recovered["vms"] == [] and "compute.instances.list" in recovered["errors"][0]
+    assert json.loads(lines[0])["severity"] == "ERROR"

@@ -78,7 +78,10 @@ def run(
 
 
 def decision_log(d: Decision) -> str:
-    return json.dumps({"message": "gpu-watchdog decision", "cloud": "gcp", **d.to_json()}, sort_keys=True)
+    """One structured line; Cloud Logging reads `severity` (alerts are warnings, actions notices)."""
+    severity = "WARNING" if d.alert else "NOTICE" if d.action != "none" else "INFO"
+    line = {"message": "gpu-watchdog decision", "cloud": "gcp", "severity": severity, **d.to_json()}
+    return json.dumps(line, sort_keys=True)
 
 
 def run_and_log(
@@ -122,11 +125,28 @@ def recover_and_log(
     *,
     log: Callable[[str], None] = print,
     clients: compute.ComputeClients | None = None,
-) -> list[dict[str, str]]:
-    """The Spot recovery pass (pyctl.clouds.gcp.recovery) with one JSON log line per VM considered."""
-    results = [
-        r.to_json() for r in recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run)
-    ]
-    for r in results:
-        log(json.dumps({"message": "spot-recovery decision", "cloud": "gcp", **r}, sort_keys=True))
-    return results
+) -> dict[str, Any]:
+    """The Spot recovery pass (pyctl.clouds.gcp.recovery) with one JSON log line per VM considered:
+    `{"vms": [...], "errors": [...]}` (a failed listing is an error, never an exception)."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    try:
+        found = recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run)
+    except GoogleAPICallError as exc:
+        error = f"{project}: spot recovery could not list instances: {exc}"
+        log(
+            json.dumps(
+                {"message": "spot-recovery error", "cloud": "gcp", "severity": "ERROR", "error": error}
+            )
+        )
+        return {"vms": [], "errors": [error]}
+    vms = [r.to_json() for r in found]
+    for r in vms:
+        severity = "WARNING" if r["outcome"] in ("failed", "no-capacity") else "INFO"
+        log(
+            json.dumps(
+                {"message": "spot-recovery decision", "cloud": "gcp", "severity": severity, **r},
+                sort_keys=True,
+            )
+        )
+    return {"vms": vms, "errors": []}
