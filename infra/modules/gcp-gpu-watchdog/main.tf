@@ -202,10 +202,11 @@ resource "google_logging_project_bucket_config" "watchdog" {
 resource "google_logging_project_sink" "watchdog" {
   count = var.log_retention_days == null ? 0 : 1
 
-  project                = var.project
-  name                   = "${var.name}-logs"
-  description            = "Routes the ${var.name} function's logs to its log bucket."
-  destination            = "logging.googleapis.com/${google_logging_project_bucket_config.watchdog[0].id}"
-  filter                 = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.watchdog.service_config[0].service}\""
+  project     = var.project
+  name        = "${var.name}-logs"
+  description = "Routes the ${var.name} function's logs to its log bucket."
+  destination = "logging.googleapis.com/${google_logging_project_bucket_config.watchdog[0].id}"
+  # A gen2 function's Cloud Run service carries the function's name.
+  filter                 = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.watchdog.name}\""
   unique_writer_identity = true
 }
