@@ -160,7 +160,7 @@ class Instance:
     asg: AutoScalingGroup | None = None
     capacity_reservation_id: str | None = None
     hourly_cost: float | None = None
-    expected_gpus: int | None = None  # from the catalog; a missing series then counts as missing data
+    expected_gpus: int | None = None  # GPUs of the type (None: unknown); a missing series is missing data
 
     @property
     def reserved(self) -> bool:
@@ -282,6 +282,8 @@ def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | No
     """Why the watchdog must leave this instance alone, or None."""
     if instance.tags.get(OPT_IN_TAG, "").strip().lower() != "true":
         return f"{OPT_IN_TAG} tag absent or not 'true'"
+    if instance.expected_gpus == 0:
+        return f"{instance.instance_type or 'the instance type'} has no GPUs"
     keep = instance.tags.get(KEEP_UNTIL_TAG)
     if keep is not None:
         try:

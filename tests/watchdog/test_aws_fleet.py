@@ -34,6 +34,7 @@ EXPECTED = {
     "opted-out": ("excluded", "none"),
     "busy": ("busy", "none"),
     "idle-standalone": ("idle", "stop"),
+    "cpu-only-tagged": ("excluded", "none"),
 }
 ACTED = {"keep-alive-expired", "asg-above-0", "spot-one-time-allowed", "spot-persistent", "idle-standalone"}
 
@@ -63,6 +64,7 @@ def build_fleet(fleet: Fleet) -> None:
     fleet.gpu_metrics(fleet.instance("opted-out", tags={"AutoShutdown": "false"}), IDLE)
     fleet.gpu_metrics(fleet.instance("busy"), [[50.0]])
     fleet.gpu_metrics(fleet.instance("idle-standalone", p4d), IDLE8)
+    fleet.instance("cpu-only-tagged", "m5.large")
     fleet.instance("untagged", tags={"AutoShutdown": ""})  # tag-key present, empty value
     fleet.ec2.delete_tags(Resources=[fleet.ids["untagged"]], Tags=[{"Key": "AutoShutdown"}])
 
@@ -106,6 +108,7 @@ def test_fleet_gets_the_exact_action_for_every_case(
     assert "GPU 3 max 60%" in busy.reason
     assert "7 of 8 GPUs" in decisions["partial-7-of-8"].reason
     assert "at min size" in decisions["asg-min-0"].reason
+    assert decisions["cpu-only-tagged"].reason == "m5.large has no GPUs"
     assert decisions["reserved"].alert and "idle reserved capacity" in decisions["reserved"].reason
     assert "$1.01/h" in decisions["reserved"].reason
     assert decisions["idle-standalone"].hourly_cost_saved == 21.96
@@ -152,7 +155,7 @@ def test_dry_run_and_protected_env_change_nothing(fleet: Fleet, recorder: CallRe
     assert "(dry run)" in dry.summary.text()
     protected = run(fleet, Settings(protected_env=True), recorder)
     assert {d.verdict for d in protected.decisions} == {"excluded"}
-    others = {fleet.ids["opted-out"], fleet.ids["keep-alive-live"]}
+    others = {fleet.ids[n] for n in ("opted-out", "keep-alive-live", "cpu-only-tagged")}
     assert all("protected env" in d.reason for d in protected.decisions if d.instance_id not in others)
     mutating = {"StopInstances", "TerminateInstances", "TerminateInstanceInAutoScalingGroup", "CreateTags"}
     assert not [op for _, op, _ in recorder.calls if op in mutating]

@@ -177,6 +177,11 @@ def test_exclusion(tags, settings, reason) -> None:
     assert (got is None) if reason is None else (got is not None and reason in got)
 
 
+def test_an_instance_type_without_gpus_is_excluded() -> None:
+    assert idle.exclusion(node(instance_type="m5.large", expected_gpus=0), S, NOW) == "m5.large has no GPUs"
+    assert idle.exclusion(node(expected_gpus=None), S, NOW) is None  # unknown type: decided on its metrics
+
+
 def test_an_instance_leaving_its_group_is_excluded() -> None:
     asg = AutoScalingGroup("pool", min_size=0, desired_capacity=2, lifecycle_state="Terminating")
     assert "Terminating" in idle.exclusion(node(asg=asg), S, NOW)

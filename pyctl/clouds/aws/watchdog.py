@@ -142,7 +142,7 @@ def to_instance(
         asg=asg,
         capacity_reservation_id=raw.get("CapacityReservationId"),
         hourly_cost=prices.get(f"{instance_type}:spot" if lifecycle == "spot" else instance_type),
-        expected_gpus=gpus.get(instance_type) or None,
+        expected_gpus=gpus.get(instance_type),
     )
 
 
