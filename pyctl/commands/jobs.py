@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -22,6 +24,22 @@ def _region_and_table(env: str) -> tuple[str, str]:
     if not loaded.spec.spot_recovery.enabled:
         raise PyctlError(f"{env}: spot_recovery.enabled is false")
     return loaded.spec.clouds.aws.region, table_name(loaded.name)
+
+
+@contextmanager
+def _aws_errors(table: str) -> Iterator[None]:
+    """Turn the AWS errors a user can fix into one clear line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ResourceNotFoundException":
+            raise PyctlError(f"table {table} not found: is spot recovery deployed (pyctl up)?") from None
+        raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}") from None
+    except BotoCoreError as exc:
+        raise PyctlError(f"AWS: {exc}") from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -48,7 +66,8 @@ def status(env: str, as_json: bool) -> None:
     from pyctl.clouds.aws.recovery import job_statuses
 
     region, table = _region_and_table(env)
-    rows = job_statuses(client("dynamodb", region), table)
+    with _aws_errors(table):
+        rows = job_statuses(client("dynamodb", region), table)
     if as_json:
         out: list[dict[str, Any]] = []
         for row in rows:

@@ -84,3 +84,12 @@ def test_time_lost_is_unknown_without_any_checkpoint(aws: AwsWorld, tmp_path: Pa
     )
     result = CliRunner().invoke(jobs, ["status", "--env", str(env_dir)])
     assert result.output.splitlines()[1].split()[4:6] == ["-", "unknown"]
+
+
+def test_a_missing_table_is_a_user_error(moto_server: object, tmp_path: Path) -> None:
+    env_dir = tmp_path / "dev"
+    env_dir.mkdir()
+    shutil.copy(DEV_ENV, env_dir / "env.yaml")
+    result = CliRunner().invoke(jobs, ["status", "--env", str(env_dir)])
+    assert isinstance(result.exception, PyctlError)
+    assert "table pyctl-dev-spot-recovery not found" in result.exception.message
