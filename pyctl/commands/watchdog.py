@@ -61,7 +61,7 @@ def _override(settings: Settings, **flags: Any) -> Settings:
 
 @click.group("watchdog")
 def watchdog_group() -> None:
-    """Idle-GPU watchdog: stop GPU instances whose every GPU stayed idle (AWS)."""
+    """Idle-GPU watchdog: stop GPU instances whose every GPU stayed idle (run: AWS and GCP; report: AWS)."""
 
 
 @watchdog_group.command("run")
@@ -74,11 +74,19 @@ def watchdog_group() -> None:
 )
 @click.option("--project", help="GCP project to inspect (with --cloud gcp), without an env file.")
 @click.option("--zone", "zones", multiple=True, help="GCP zone to inspect (repeatable; default: every zone).")
-@click.option("--idle-minutes", type=int, help="Window every GPU must stay below the threshold [30].")
-@click.option("--threshold", type=float, help="GPU utilization percent below which a GPU is idle [5].")
-@click.option("--min-uptime-minutes", type=int, help="Younger instances are 'young', never idle [20].")
 @click.option(
-    "--max-actions", type=int, help="At most this many actions per cloud; the rest are reported [10]."
+    "--idle-minutes", type=int, help="Window every GPU must stay below the threshold [env's, else 30]."
+)
+@click.option(
+    "--threshold", type=float, help="GPU utilization percent below which a GPU is idle [env's, else 5]."
+)
+@click.option(
+    "--min-uptime-minutes", type=int, help="Younger instances are 'young', never idle [env's, else 20]."
+)
+@click.option(
+    "--max-actions",
+    type=int,
+    help="At most this many actions per cloud; the rest are reported [env's, else 10].",
 )
 @click.option("--dry-run", is_flag=True, help="Decide and report; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of decisions.")
@@ -147,7 +155,7 @@ def decision_line(d: Decision) -> str:
     "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
 )
 def report_command(env: str | None, regions: tuple[str, ...]) -> None:
-    """Table of the GPU instances running now, the watchdog's verdict on each and their hourly burn.
+    """Table of the AWS GPU instances running now, the watchdog's verdict on each and their hourly burn.
 
     Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too.
     """
