@@ -148,6 +148,8 @@ def resume(
     job: str, bucket: str, prefix: str, to_dir: Path, env_file: Path | None, region: str | None
 ) -> None:
     """Download and verify the newest complete checkpoint; print its local path (nothing if none)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from pyctl.agent.resume import resume as fetch_newest
     from pyctl.agent.resume import write_env_file
     from pyctl.clouds.aws.checkpoints import s3_client
@@ -157,6 +159,10 @@ def resume(
     except PyctlError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    except (BotoCoreError, ClientError) as exc:
+        # The training unit must not start from nothing when S3 is unreachable: fail, systemd retries.
+        click.echo(f"error: s3://{bucket}: {exc}", err=True)
+        sys.exit(1)
     if env_file is not None:
         write_env_file(env_file, path)
     if path is not None:

@@ -134,3 +134,24 @@ def test_bad_job_names_are_a_user_error(aws: AwsWorld, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["resume", "--job", "../x", "--bucket", "ckpt", "--to", str(tmp_path)])
     assert result.exit_code == 2
     assert "job name '../x'" in result.output
+
+
+def test_resume_fails_loudly_when_the_bucket_is_unreachable(aws: AwsWorld, tmp_path: Path) -> None:
+    env_file = tmp_path / "resume.env"
+    result = CliRunner().invoke(
+        main,
+        [
+            "resume",
+            "--job",
+            "llm",
+            "--bucket",
+            "no-such-bucket",
+            "--to",
+            str(tmp_path),
+            "--env-file",
+            str(env_file),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "s3://no-such-bucket" in result.stderr and "NoSuchBucket" in result.stderr
+    assert not env_file.exists()  # the training unit does not start as if there were nothing to resume
