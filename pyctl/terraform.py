@@ -200,7 +200,7 @@ class Terraform:
         reader.join()
         stderr = "".join(stderr_lines)
         if not diagnostics:
-            diagnostics = _text_diagnostics(stderr + "".join(stdout_lines))
+            diagnostics = _text_diagnostics(stderr) or _text_diagnostics("".join(stdout_lines))
         result = RunResult(list(argv), returncode, "".join(stdout_lines), stderr, diagnostics)
         if returncode not in tuple(ok_codes):
             raise TerraformFailed(result)
@@ -261,12 +261,13 @@ def _diagnostic(doc: Mapping[str, Any]) -> Diagnostic:
 def _text_diagnostics(stderr: str) -> list[Diagnostic]:
     """`Error: summary` blocks from terraform's text output (commands run without -json)."""
     diagnostics = []
-    lines = [_ANSI.sub("", line).strip(" │╷╵\t") for line in stderr.splitlines()]
+    raw = [_ANSI.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line.strip(" │╷╵\t") for line in raw]
     for i, line in enumerate(lines):
         if line.startswith("Error: "):
             rest = []
-            for follow in lines[i + 1 :]:
-                if follow.startswith(("Error: ", "Warning: ")):
+            for follow, follow_raw in zip(lines[i + 1 :], raw[i + 1 :], strict=True):
+                if follow.startswith(("Error: ", "Warning: ")) or follow_raw == "╵":  # next one, or box end
                     break
                 rest.append(follow)
             diagnostics.append(Diagnostic("error", line.removeprefix("Error: "), "\n".join(rest).strip()))

@@ -107,10 +107,14 @@ def test_text_diagnostics_are_read_from_terraforms_boxes():
         "\x1b[31m╷\x1b[0m\n\x1b[31m│\x1b[0m \x1b[1m\x1b[31mError: \x1b[0mSaved plan is stale\n│ \n"
         "│ The given plan file can no longer be applied because the state was changed\n"
         "│ by another operation after the plan was created.\n╵\n"
+        "Releasing state lock. This may take a few moments...\n"
     )
     (diag,) = _text_diagnostics(stderr)
     assert diag.summary == "Saved plan is stale"
-    assert diag.detail.startswith("The given plan file can no longer be applied")
+    assert diag.detail == (
+        "The given plan file can no longer be applied because the state was changed\n"
+        "by another operation after the plan was created."
+    )
     failed = TerraformFailed(RunResult(["-chdir=x", "apply", "p"], 1, "", stderr, [diag]))
     assert str(failed).startswith("terraform apply failed: Saved plan is stale: The given plan file")
     assert failed.exit_code == 1
