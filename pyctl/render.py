@@ -194,6 +194,7 @@ def _aws_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
         "spot": spot,
         "reservation": _reservation(pool, aws=True),
         "ingress": pool.ingress.model_dump(),
+        "boot_secrets": [b.model_dump() for b in pool.boot_secrets],
     }
 
 

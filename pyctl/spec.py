@@ -129,6 +129,14 @@ class Ingress(Strict):
         return value
 
 
+class BootSecret(Strict):
+    """A secret a node reads at boot, by name: the value never appears in user-data, variables or outputs."""
+
+    env_var: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    ssm_parameter: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]+$")] | None = None
+    secrets_manager_secret: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_+=.@:-]+$")] | None = None
+
+
 class Pool(Strict):
     name: Name
     cloud: Literal["aws", "gcp"]
@@ -151,6 +159,7 @@ class Pool(Strict):
     distribution: Literal["zonal", "regional"] | None = None
     expected_hours_per_month: float | None = Field(default=None, ge=0, le=744)
     ingress: Ingress = Ingress()
+    boot_secrets: list[BootSecret] = []
     tags: dict[str, str] = {}
 
     @property
@@ -501,6 +510,15 @@ def _pool_problems(
     for key in pool.tags:
         if key in RESERVED_TAG_KEYS:
             yield Problem(f"{at}.tags.{key}", "set by pyctl itself")
+    for j, secret in enumerate(pool.boot_secrets):
+        if (secret.ssm_parameter is None) == (secret.secrets_manager_secret is None):
+            yield Problem(
+                f"{at}.boot_secrets[{j}]", "set exactly one of ssm_parameter, secrets_manager_secret"
+            )
+        if pool.cloud == "gcp":
+            yield Problem(
+                f"{at}.boot_secrets[{j}]", "boot secrets are read from SSM / Secrets Manager (AWS pools)"
+            )
 
 
 def _instance_type_problems(

@@ -236,6 +236,15 @@ BAD_SPECS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "pricing.overrides.p9.huge",
         "unknown instance or machine type",
     ),
+    (
+        "boot secret with two sources",
+        _set(
+            "pools.1.boot_secrets",
+            [{"env_var": "HF_TOKEN", "ssm_parameter": "/hf", "secrets_manager_secret": "hf"}],
+        ),
+        "pools[1].boot_secrets[0]",
+        "exactly one of ssm_parameter, secrets_manager_secret",
+    ),
 ]
 
 
