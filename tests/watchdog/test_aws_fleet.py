@@ -41,8 +41,8 @@ ACTED = {"keep-alive-expired", "asg-above-0", "spot-one-time-allowed", "spot-per
 
 def build_fleet(fleet: Fleet) -> None:
     p4d = "p4d.24xlarge"
-    # One busy GPU out of 8, busy 5 minutes of 32: its average over all GPUs is about 1%.
-    busy_gpu = [[60.0] * 5 + [0.0] * 27]
+    # One busy GPU out of 8, busy 5 minutes of 30: its average over all GPUs is about 1%.
+    busy_gpu = [[60.0] * 5 + [0.0] * 25]
     fleet.gpu_metrics(fleet.instance("eight-gpu-one-busy", p4d), IDLE * 3 + busy_gpu + IDLE * 4)
     fleet.instance("loading-no-metrics", p4d)
     fleet.gpu_metrics(fleet.instance("partial-7-of-8", p4d), IDLE * 7)
@@ -258,7 +258,7 @@ def test_a_gpu_reported_under_two_dimension_sets_counts_once(fleet: Fleet) -> No
             "Timestamp": fleet.now - timedelta(minutes=m),
             "Value": 2.0,
         }
-        for m in range(17, 33)
+        for m in range(17, 31)
     ]
     fleet.cloudwatch.put_metric_data(Namespace="CWAgent", MetricData=older)
     (decision,) = run(fleet, Settings(dry_run=True)).decisions
