@@ -139,9 +139,11 @@ def plan(
     detailed_exitcode: bool = False,
 ) -> PlanResult:
     """init, plan -out, show -json; with `out`, writes the manifest beside the plan file."""
-    init(tf, target, lock_timeout=lock_timeout)
     plan_file = (out or target.root / WORK_PLAN).resolve()
     plan_file.parent.mkdir(parents=True, exist_ok=True)
+    # An older plan's manifest must not vouch for whatever this run leaves at the same path.
+    manifest_path(plan_file).unlink(missing_ok=True)
+    init(tf, target, lock_timeout=lock_timeout)
     argv = plan_argv(
         target.root,
         out=plan_file,

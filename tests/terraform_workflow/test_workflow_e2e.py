@@ -200,3 +200,14 @@ def test_the_installed_pyctl_runs_up_and_reports_refusals_with_exit_codes(make_e
     )
     assert refused.returncode == 2
     assert refused.stderr.splitlines()[-1].startswith("error: refusing to apply: env wf-prod is protected")
+
+
+def test_a_failed_replan_leaves_no_manifest_vouching_for_the_old_plan(fixture_env, pyctl, tmp_path):
+    plan_file = _plan_out(pyctl, fixture_env, tmp_path)
+    (fixture_env.dir / "broken.tf").write_text('output "x" { value = var.not_declared }\n')
+
+    with pytest.raises(PyctlError, match="Reference to undeclared input variable"):
+        pyctl("plan", "--env", fixture_env.dir, "--out", plan_file)
+    assert not (tmp_path / "reviewed.tfplan.manifest.json").exists()
+    with pytest.raises(PyctlError, match="manifest not found"):
+        pyctl("apply", "--env", fixture_env.dir, "--plan", plan_file)
