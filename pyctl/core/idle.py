@@ -329,7 +329,10 @@ def data_verdict(
         if settings.missing_data == "idle":
             grace = timedelta(minutes=settings.missing_data_grace_minutes)
             if uptime(instance, now) >= grace:
-                return "idle", f"{gap}; treated as idle (missing_data=idle, up longer than {grace})", evidence
+                why = (
+                    f"treated as idle (missing_data=idle, up over {settings.missing_data_grace_minutes} min)"
+                )
+                return "idle", f"{gap}; {why}", evidence
         return "no-data", gap, evidence
     peak = max((e.maximum or 0.0) for e in evidence)
     return (
