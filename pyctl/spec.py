@@ -365,7 +365,7 @@ def _construct_mapping(
 ) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -427,10 +427,10 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
     model_names = [m.name for m in spec.model_cache.models]
     seen_models: dict[tuple[str, str], int] = {}
     for i, model in enumerate(spec.model_cache.models):
-        key = (model.name, model.version)
-        if key in seen_models:
+        name_version = (model.name, model.version)
+        if name_version in seen_models:
             yield Problem(f"model_cache.models[{i}]", f"duplicate model {model.name}@{model.version}")
-        seen_models[key] = i
+        seen_models[name_version] = i
     seen: dict[str, int] = {}
     for i, pool in enumerate(spec.pools):
         if pool.name in seen:
