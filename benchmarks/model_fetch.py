@@ -35,29 +35,11 @@ sys.path.insert(0, str(REPO))
 from pyctl import model_cache  # noqa: E402
 from pyctl.clouds.aws import client  # noqa: E402
 from pyctl.clouds.aws.models import S3ModelStore  # noqa: E402
-from pyctl.core.manifest import FileEntry  # noqa: E402
-from pyctl.core.models import MIB, object_key, plan_ranges  # noqa: E402
+from pyctl.core.models import MIB, auto_part_size, object_key, plan_ranges  # noqa: E402
 
 BUCKET = "bench-models"
 NAME = "bench-model"
 VERSION = "v1"
-
-
-class Quiet:
-    """fetch-model progress that prints nothing (the benchmark prints its own lines)."""
-
-    def begin(self, *args: object) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, entry: FileEntry, outcome: str) -> None:
-        if outcome != "verified":
-            raise SystemExit(f"{entry.path}: {outcome}")
-
-    def end(self) -> None:
-        pass
 
 
 def free_port() -> int:
@@ -109,9 +91,13 @@ def keys_and_sizes(src: Path) -> list[tuple[str, str, int]]:
     return out
 
 
-def run_fetch_model(dest: Path, concurrency: int, part_size: int) -> None:
-    store = S3ModelStore(BUCKET, concurrency=concurrency, part_size=part_size)
-    model_cache.fetch_model(store, NAME, VERSION, dest, Quiet())
+def run_fetch_model(dest: Path, concurrency: int, part_size: int | None) -> None:
+    """The real command, in its own process: `pyctl-agent fetch-model ... --no-progress`."""
+    argv = [str(Path(sys.executable).parent / "pyctl-agent"), "fetch-model", NAME, "--version", VERSION]
+    argv += ["--to", str(dest), "--bucket", BUCKET, "--concurrency", str(concurrency), "--no-progress"]
+    if part_size is not None:
+        argv += ["--part-size-mib", str(part_size // MIB)]
+    subprocess.run(argv, check=True, stderr=subprocess.DEVNULL)
 
 
 def run_boto3_loop(dest: Path, files: list[tuple[str, str, int]]) -> None:
@@ -194,7 +180,7 @@ def main() -> None:
     parser.add_argument("--gib", type=float, default=2.0, help="model size in GiB (at least 2)")
     parser.add_argument("--shards", type=int, default=16, help="number of weight shards")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--part-mib", type=int, default=32)
+    parser.add_argument("--part-mib", type=int, default=None, help="default: fetch-model's automatic size")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument(
         "--sweep", action="store_true", help="also time fetch-model over a part x concurrency grid"
@@ -225,9 +211,10 @@ def main() -> None:
             S3ModelStore(BUCKET), src, NAME, VERSION, allow_pickle=False, log=lambda _: None
         )
         print(f"push: {time.perf_counter() - started:.1f} s")
-        part = args.part_mib * MIB
         conc = args.concurrency
-        reference = f"plain HTTP GET ({conc} conn, {args.part_mib} MiB ranges)"
+        part = args.part_mib * MIB if args.part_mib else auto_part_size(total, conc)
+        part_mib = part // MIB
+        reference = f"plain HTTP GET ({conc} conn, {part_mib} MiB ranges)"
         runs: list[tuple[str, Callable[[Path], None]]] = [
             (reference, lambda d: run_plain_http(d, files, url, conc, part)),
             ("plain HTTP GET (16 conn, whole objects)", lambda d: run_plain_http(d, files, url, 16, 1 << 40)),
@@ -238,16 +225,16 @@ def main() -> None:
             ),
         ]
         if args.sweep:
-            for part_mib in args.sweep_parts:
+            for sweep_mib in args.sweep_parts:
                 for c in args.sweep_concurrency:
-                    label = f"sweep fetch-model ({c} conn, {part_mib} MiB parts, sha256)"
-                    runs.append((label, lambda d, c=c, p=part_mib: run_fetch_model(d, c, p * MIB)))
+                    label = f"sweep fetch-model ({c} conn, {sweep_mib} MiB parts, sha256)"
+                    runs.append((label, lambda d, c=c, p=sweep_mib: run_fetch_model(d, c, p * MIB)))
         results: list[tuple[str, float]] = []
         for round_number in range(args.repeat):  # rounds interleave the methods: load changes hit all alike
             print(f"round {round_number + 1}, load average {os.getloadavg()[0]:.1f}", flush=True)
             for label, work in runs:
                 timed(label, total, work, scratch, results)
-        print(f"\n| method | median MB/s | best MB/s | best / plain HTTP GET ({args.part_mib} MiB ranges) |")
+        print(f"\n| method | median MB/s | best MB/s | best / plain HTTP GET ({part_mib} MiB ranges) |")
         print("|---|---:|---:|---:|")
         rates: dict[str, list[float]] = {}
         for label, rate in results:

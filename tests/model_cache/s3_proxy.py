@@ -1,8 +1,8 @@
 """An HTTP proxy in front of the moto server that can damage the network path on purpose.
 
 It forwards every request unchanged and records (method, path, Range). For chosen object keys it can
-flip a byte in the next N GET bodies (corruption in transit) or hold GETs forever (a fetch that hangs,
-to be killed). Real HTTP on both sides: boto3 talks to it through AWS_ENDPOINT_URL.
+flip a byte in the next N GET bodies (corruption in transit), cut the next N GET bodies off half-way
+(a dropped connection), or hold GETs forever (a fetch that hangs, to be killed). Real HTTP on both sides: boto3 talks to it through AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class S3Proxy:
         self.requests: list[tuple[str, str, str | None]] = []
         self.corrupt: dict[str, int] = {}  # key suffix -> GET responses still to damage
         self.stall: set[str] = set()  # key suffixes whose GETs never answer
+        self.cut: dict[str, int] = {}  # key suffix -> GET responses still to cut off half-way
         self.release = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -60,7 +61,7 @@ class S3Proxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path, self.headers.get("Range")))
-                damage = False
+                damage = cut = False
                 if self.command == "GET":
                     if proxy._matching(proxy.stall, self.path):
                         proxy.release.wait()
@@ -71,6 +72,10 @@ class S3Proxy:
                         if hit and proxy.corrupt[hit] > 0:
                             proxy.corrupt[hit] -= 1
                             damage = True
+                        hit = proxy._matching(proxy.cut, self.path)
+                        if hit and proxy.cut[hit] > 0:
+                            proxy.cut[hit] -= 1
+                            cut = True
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
                 conn.request(self.command, self.path, body=body, headers=headers)
@@ -85,6 +90,11 @@ class S3Proxy:
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if cut:  # the promised Content-Length never arrives: the connection drops mid-body
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if self.command != "HEAD":
                     self.wfile.write(data)
 

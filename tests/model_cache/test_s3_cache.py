@@ -156,6 +156,30 @@ def test_corruption_in_transit_is_repaired(s3_bucket: str, model_dir: Path, tmp_
     assert "model-00001-of-00002.safetensors: sha256 mismatch" in result.output
 
 
+def test_a_dropped_connection_refetches_only_that_range(
+    s3_bucket: str, model_dir: Path, tmp_path: Path, s3_proxy
+) -> None:
+    push(model_dir)
+    s3_proxy.cut["model-00001-of-00002.safetensors"] = 1
+    result = fetch(tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    same_tree(model_dir, tmp_path / "out")
+    assert s3_proxy.gets("model-00001-of-00002.safetensors") == 4 + 1  # 4 ranges, one of them twice
+    assert "refetching" not in result.output
+
+
+def test_a_range_that_keeps_failing_fails_its_file_then_the_file_is_refetched(
+    s3_bucket: str, model_dir: Path, tmp_path: Path, s3_proxy
+) -> None:
+    push(model_dir)
+    s3_proxy.cut["tokenizer/tokenizer.json"] = 3  # every attempt of its one range
+    result = fetch(tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "tokenizer/tokenizer.json: download failed" in result.output and "refetching" in result.output
+    assert s3_proxy.gets("tokenizer/tokenizer.json") == 3 + 1
+    same_tree(model_dir, tmp_path / "out")
+
+
 def test_manifest_that_does_not_match_the_objects(s3_bucket: str, model_dir: Path, tmp_path: Path) -> None:
     manifest = push(model_dir)
     document = json.loads(manifest.to_json())

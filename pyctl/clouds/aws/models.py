@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -35,8 +37,10 @@ from pyctl.errors import PyctlError
 from pyctl.model_cache import Transfer, TransferDone
 
 READ_SIZE = 1 * MIB
-# Attempts per ranged GET for errors while streaming the body (botocore retries the request itself).
+# Attempts per ranged GET for errors while streaming the body (botocore retries the request itself),
+# with a linear backoff and jitter between them.
 PART_ATTEMPTS = 3
+RETRY_BASE_SECONDS = 0.2
 
 
 class ObjectSizeMismatch(Exception):
@@ -161,8 +165,8 @@ class S3ModelStore:
                 break
             except Exception as exc:  # a connection cut mid-body: fetch the range again
                 error = exc
-                if attempt == PART_ATTEMPTS:
-                    break
+                if attempt < PART_ATTEMPTS:
+                    time.sleep(RETRY_BASE_SECONDS * attempt * random.uniform(0.5, 1.5))
         target.part_finished(error)
 
     def _stream_range(
