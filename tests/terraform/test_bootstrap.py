@@ -27,6 +27,7 @@ SAMPLE: dict[str, Any] = {
     "agent_package": "pyctl==0.1.0",
     "spot_watch": True,
     "job": "h100-spot-burst",
+    "checkpoint_keep": 5,
     "secrets": [
         {"env_var": "HF_TOKEN", "source": "ssm", "name": "/pyctl/prod/hf-token"},
         {"env_var": "WANDB_API_KEY", "source": "secretsmanager", "name": "prod/wandb"},
@@ -157,7 +158,12 @@ def _exec_start_argv(script: str, unit: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("unit", "command"), [("pyctl-spot-watch.service", "watch"), ("pyctl-fetch-model.service", "fetch-model")]
+    ("unit", "command"),
+    [
+        ("pyctl-spot-watch.service", "watch"),
+        ("pyctl-fetch-model.service", "fetch-model"),
+        ("pyctl-resume.service", "resume"),
+    ],
 )
 def test_units_call_pyctl_agent_with_options_it_accepts(spot_script: str, unit: str, command: str) -> None:
     from pyctl.agent.cli import main
@@ -170,5 +176,9 @@ def test_units_call_pyctl_agent_with_options_it_accepts(spot_script: str, unit: 
     if command == "watch":
         assert ctx.params["job"] == "h100-spot-burst"
         assert str(ctx.params["checkpoint_dir"]) == "/mnt/nvme/checkpoints/h100-spot-burst"
+        assert ctx.params["keep"] == 5  # env.yaml's spot_recovery.checkpoint_retention
+    elif command == "resume":
+        assert ctx.params["job"] == "h100-spot-burst"
+        assert str(ctx.params["env_file"]) == "/run/pyctl/resume.env"  # the training unit's EnvironmentFile
     else:
         assert (ctx.params["name"], ctx.params["version"]) == ("llama-3-70b-instruct", "2024-07-23")

@@ -52,6 +52,7 @@ locals {
     agent_package        = var.agent_package
     spot_watch           = local.is_spot
     job                  = local.job
+    checkpoint_keep      = var.checkpoint_retention
     secrets              = local.secrets
     cloudwatch_namespace = var.cloudwatch_namespace
     metrics_interval     = var.metrics_interval_seconds

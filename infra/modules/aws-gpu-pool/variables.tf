@@ -355,6 +355,17 @@ variable "cloudwatch_namespace" {
   default     = "CWAgent"
 }
 
+variable "checkpoint_retention" {
+  description = "Spot pools: how many complete checkpoints the node agent keeps in the bucket (older ones are deleted)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.checkpoint_retention >= 1 && floor(var.checkpoint_retention) == var.checkpoint_retention
+    error_message = "checkpoint_retention must be a whole number of at least 1."
+  }
+}
+
 variable "metrics_interval_seconds" {
   description = "Collection interval of the CloudWatch agent's GPU metrics."
   type        = number

@@ -78,6 +78,8 @@ module "pool" {
   agent_package = var.agent_package
   boot_secrets  = each.value.boot_secrets
 
+  checkpoint_retention = var.spot_recovery.checkpoint_retention
+
   auto_shutdown          = each.value.auto_shutdown
   watchdog_may_terminate = each.value.watchdog_may_terminate
   tags                   = merge(var.tags, each.value.tags)
