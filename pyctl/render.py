@@ -153,7 +153,10 @@ def terraform_variables(spec: EnvSpec, catalog: Catalog) -> dict[str, Any]:
             "nvme_path": spec.model_cache.nvme_path,
         },
         "watchdog": _watchdog(spec),
-        "spot_recovery": spec.spot_recovery.model_dump(),
+        "spot_recovery": {
+            **spec.spot_recovery.model_dump(exclude={"jobs"}),
+            "jobs": {job.name: {"pool": job.pool} for job in spec.spot_recovery.jobs},
+        },
     }
 
 

@@ -225,12 +225,21 @@ class Watchdog(Strict):
     log_retention_days: int = Field(default=30, ge=1)
 
 
+class SpotJob(Strict):
+    """A standalone training job on spot: launched from its pool's launch template, replaced on interruption."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    pool: Name
+
+
 class SpotRecovery(Strict):
     enabled: bool = True
     max_interruptions: int = Field(default=3, ge=1)
     window_hours: float = Field(default=6, gt=0)
     cooldown_hours: float = Field(default=2, gt=0)
     checkpoint_retention: int = Field(default=3, ge=1)
+    # Jobs that run outside an Auto Scaling group; ASG pools are replaced by capacity rebalancing.
+    jobs: list[SpotJob] = []
 
 
 class PriceOverride(Strict):
@@ -444,6 +453,20 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
         yield Problem("model_cache.aws", "required: AWS pools read models and write checkpoints there")
     if "gcp" in clouds_used and spec.model_cache.gcp is None:
         yield Problem("model_cache.gcp", "required: GCP pools read models and write checkpoints there")
+    seen_jobs: set[str] = set()
+    for i, job in enumerate(spec.spot_recovery.jobs):
+        at = f"spot_recovery.jobs[{i}]"
+        if job.name in seen_jobs:
+            yield Problem(f"{at}.name", f"duplicate job {job.name!r}")
+        seen_jobs.add(job.name)
+        pool = spec.pool(job.pool)
+        if pool is None:
+            known = ", ".join(p.name for p in spec.pools if p.cloud == "aws") or "none"
+            yield Problem(f"{at}.pool", f"no pool {job.pool!r} (AWS pools: {known})")
+        elif pool.cloud != "aws":
+            yield Problem(
+                f"{at}.pool", f"{job.pool!r} is a GCP pool: GCP Spot VMs restart through their instance group"
+            )
     for name, _ in spec.pricing.overrides.items():
         if catalog.instance_type("aws", name) is None and catalog.instance_type("gcp", name) is None:
             yield Problem(f"pricing.overrides.{name}", f"unknown instance or machine type {name!r}")

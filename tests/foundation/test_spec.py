@@ -237,6 +237,12 @@ BAD_SPECS: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "unknown instance or machine type",
     ),
     (
+        "spot job on an unknown pool",
+        _set("spot_recovery", {"jobs": [{"name": "finetune", "pool": "a100-spot"}]}),
+        "spot_recovery.jobs[0].pool",
+        "no pool 'a100-spot' (AWS pools: h100-reserved, l4-spot)",
+    ),
+    (
         "boot secret with two sources",
         _set(
             "pools.1.boot_secrets",

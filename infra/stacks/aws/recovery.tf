@@ -2,19 +2,7 @@
 # `spot_recovery:`. `pyctl render` builds the function zip and writes var.function_packages["spot_recovery"]
 # ({path relative to the env directory, base64sha256}). Spot pools are Auto Scaling groups: their
 # interruptions are recorded and capacity rebalancing replaces the instances; standalone job instances
-# listed in var.spot_recovery_jobs are replaced from their launch templates.
-
-# Not in variables.tf yet (the lead owns it): standalone jobs are not part of env.yaml so far.
-variable "spot_recovery_jobs" {
-  description = "Standalone spot job instances to replace, keyed by job name (tag pyctl:job): launch template, instance types, subnets, and the instance role the template passes."
-  type = map(object({
-    launch_template_id = string
-    instance_types     = optional(list(string), [])
-    subnet_ids         = list(string)
-    instance_role_arn  = optional(string)
-  }))
-  default = {}
-}
+# listed in var.spot_recovery.jobs are replaced from their pool's launch template, in its subnets.
 
 module "spot_recovery" {
   source = "../../modules/aws-spot-recovery"
@@ -31,12 +19,12 @@ module "spot_recovery" {
     cooldown_hours    = var.spot_recovery.cooldown_hours
   }
 
-  jobs = { for name, job in var.spot_recovery_jobs : name => {
-    launch_template_id = job.launch_template_id
-    instance_types     = job.instance_types
-    subnet_ids         = job.subnet_ids
+  jobs = { for name, job in var.spot_recovery.jobs : name => {
+    launch_template_id = module.pool[job.pool].launch_template_id
+    instance_types     = var.pools[job.pool].instance_types
+    subnet_ids         = local.pool_subnet_ids[job.pool]
   } }
-  instance_role_arns = sort(distinct(compact([for job in var.spot_recovery_jobs : job.instance_role_arn])))
+  instance_role_arns = sort(distinct([for job in var.spot_recovery.jobs : module.pool[job.pool].role_arn]))
 
   # Checkpoints live in the model-cache bucket under <key_prefix>checkpoints/<job>/.
   checkpoint_bucket      = try(local.cache.bucket, null)

@@ -212,8 +212,18 @@ variable "spot_recovery" {
     window_hours         = optional(number, 6)
     cooldown_hours       = optional(number, 2)
     checkpoint_retention = optional(number, 3)
+    # Standalone jobs (outside an Auto Scaling group), keyed by job name: relaunched from their pool's
+    # launch template, in its subnets, by the recovery function.
+    jobs = optional(map(object({
+      pool = string
+    })), {})
   })
   default = {}
+
+  validation {
+    condition     = alltrue([for name, job in var.spot_recovery.jobs : contains(keys(var.pools), job.pool)])
+    error_message = "Every spot_recovery job must name one of this env's AWS pools."
+  }
 }
 
 variable "function_packages" {
