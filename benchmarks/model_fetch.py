@@ -220,8 +220,8 @@ def main() -> None:
             ("plain HTTP GET (16 conn, whole objects)", lambda d: run_plain_http(d, files, url, 16, 1 << 40)),
             ("boto3 download_file loop (defaults)", lambda d: run_boto3_loop(d, files)),
             (
-                f"fetch-model ({conc} conn, {args.part_mib} MiB parts, sha256)",
-                lambda d: run_fetch_model(d, conc, part),
+                f"pyctl-agent fetch-model ({conc} conn, {'' if args.part_mib else 'auto: '}{part_mib} MiB parts, sha256)",
+                lambda d: run_fetch_model(d, conc, part if args.part_mib else None),
             ),
         ]
         if args.sweep:

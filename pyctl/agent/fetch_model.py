@@ -118,8 +118,8 @@ def _stderr_console() -> Any:
     type=click.IntRange(1, 5120),
     default=None,
     help=(
-        "Bytes per ranged GET, in MiB [default: automatic: the bytes to fetch / --concurrency, "
-        f"within {MIN_AUTO_PART_SIZE // MIB}-{MAX_AUTO_PART_SIZE // MIB} MiB]."
+        "Bytes per ranged GET, in MiB [default: automatic: the bytes to fetch (S3) or each file's size "
+        f"(GCS) / --concurrency, within {MIN_AUTO_PART_SIZE // MIB}-{MAX_AUTO_PART_SIZE // MIB} MiB]."
     ),
 )
 @click.option(

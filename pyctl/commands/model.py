@@ -47,7 +47,13 @@ def cache_buckets(env: str, cloud: str | None) -> list[tuple[BucketRef, str | No
 @click.option(
     "--allow-pickle", is_flag=True, help="Upload pickle formats (.bin .pt .pth .pkl .ckpt) with a warning."
 )
-@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Parallel uploads (files and multipart parts).",
+)
 def push(
     source: Path,
     name: str,
