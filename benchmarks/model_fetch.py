@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -185,8 +186,8 @@ def main() -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="also time fetch-model over a part x concurrency grid"
     )
-    parser.add_argument("--sweep-parts", type=int, nargs="+", default=[16, 64, 256], help="MiB")
-    parser.add_argument("--sweep-concurrency", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--sweep-parts", type=int, nargs="+", default=[16, 64, 128, 256], help="MiB")
+    parser.add_argument("--sweep-concurrency", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--scratch", type=Path, default=None, help="directory for the model and fetches")
     args = parser.parse_args()
 
@@ -230,9 +231,12 @@ def main() -> None:
                     label = f"sweep fetch-model ({c} conn, {sweep_mib} MiB parts, sha256)"
                     runs.append((label, lambda d, c=c, p=sweep_mib: run_fetch_model(d, c, p * MIB)))
         results: list[tuple[str, float]] = []
-        for round_number in range(args.repeat):  # rounds interleave the methods: load changes hit all alike
+        # Rounds interleave the methods (load changes hit all alike) in a new order each round: a run
+        # right after a heavy one (the boto3 loop, the push) is measured slower, whatever it is.
+        order = random.Random(8)
+        for round_number in range(args.repeat):
             print(f"round {round_number + 1}, load average {os.getloadavg()[0]:.1f}", flush=True)
-            for label, work in runs:
+            for label, work in order.sample(runs, len(runs)):
                 timed(label, total, work, scratch, results)
         print(f"\n| method | median MB/s | best MB/s | best / plain HTTP GET ({part_mib} MiB ranges) |")
         print("|---|---:|---:|---:|")
