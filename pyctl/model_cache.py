@@ -61,6 +61,9 @@ class Transfer:
 
 # Called by a store when one transfer is finished: the error if it failed, else None.
 TransferDone = Callable[[Transfer, BaseException | None], None]
+# Called by a store when one download is finished: the error, and the sha256 of the bytes if the store
+# computed it while streaming (None: the model cache hashes the file).
+DownloadDone = Callable[[Transfer, BaseException | None, str | None], None]
 
 
 class ModelStore(Protocol):
@@ -87,7 +90,7 @@ class ModelStore(Protocol):
         ...
 
     def download(
-        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
+        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: DownloadDone
     ) -> None:
         """Download every transfer (key -> local, exactly entry.size bytes), in parallel.
 
@@ -190,10 +193,10 @@ def fetch_model(
     lock = threading.Lock()
     last_attempt = False
 
-    def finish(transfer: Transfer, error: BaseException | None) -> None:
+    def finish(transfer: Transfer, error: BaseException | None, digest: str | None) -> None:
         entry = transfer.entry
         try:
-            problem = _install(transfer, dest) if error is None else f"download failed: {error}"
+            problem = _install(transfer, dest, digest) if error is None else f"download failed: {error}"
         except OSError as exc:
             problem = f"cannot install the downloaded file: {exc}"
         with lock:
@@ -243,14 +246,15 @@ def _fetch_transfer(store: ModelStore, name: str, version: str, dest: Path, entr
     return Transfer(entry=entry, key=key, local=part_path(entry.local_path(dest)))
 
 
-def _install(transfer: Transfer, dest: Path) -> str | None:
-    """Verify a downloaded temporary file and rename it into place; the problem if it is not right."""
+def _install(transfer: Transfer, dest: Path, digest: str | None) -> str | None:
+    """Verify a downloaded temporary file (`digest`: its sha256 if already known) and rename it into
+    place; the problem if it is not right."""
     entry, temp = transfer.entry, transfer.local
     size = temp.stat().st_size if temp.exists() else -1
     if size != entry.size:
         temp.unlink(missing_ok=True)
         return f"size mismatch (manifest {entry.size}, downloaded {size})"
-    digest = sha256_file(temp)
+    digest = digest or sha256_file(temp)
     if digest != entry.sha256:
         temp.unlink(missing_ok=True)
         return f"sha256 mismatch (manifest {entry.sha256[:12]}…, downloaded {digest[:12]}…)"

@@ -147,13 +147,16 @@ def test_corrupted_object_is_refetched_once_then_reported(
 def test_corruption_in_transit_is_repaired(s3_bucket: str, model_dir: Path, tmp_path: Path, s3_proxy) -> None:
     push(model_dir)
     s3_proxy.corrupt["model-00001-of-00002.safetensors"] = 1  # one damaged response, then clean ones
+    s3_proxy.corrupt["config.json"] = 1  # one range: hashed while it streams
     dest = tmp_path / "out"
     result = fetch(dest)
     assert result.exit_code == 0, result.output
     same_tree(model_dir, dest)
     # 4 ranges of 1 MiB, plus the damaged file fetched again.
     assert s3_proxy.gets("model-00001-of-00002.safetensors") == 8
+    assert s3_proxy.gets("config.json") == 2
     assert "model-00001-of-00002.safetensors: sha256 mismatch" in result.output
+    assert "config.json: sha256 mismatch" in result.output
 
 
 def test_a_dropped_connection_refetches_only_that_range(

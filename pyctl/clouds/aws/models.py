@@ -11,6 +11,7 @@ set (boto3 reads it itself).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import threading
@@ -34,7 +35,7 @@ from pyctl.core.models import (
     version_of_manifest_key,
 )
 from pyctl.errors import PyctlError
-from pyctl.model_cache import Transfer, TransferDone
+from pyctl.model_cache import DownloadDone, Transfer, TransferDone
 
 READ_SIZE = 1 * MIB
 # Attempts per ranged GET for errors while streaming the body (botocore retries the request itself),
@@ -135,7 +136,7 @@ class S3ModelStore:
                 manager.upload(str(transfer.local), self.bucket, transfer.key, subscribers=[Report(transfer)])
 
     def download(
-        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
+        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: DownloadDone
     ) -> None:
         part_size = self.part_size or auto_part_size(sum(t.entry.size for t in transfers), self.concurrency)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
@@ -182,11 +183,14 @@ class S3ModelStore:
                 f"object is {total} bytes, the manifest says {target.transfer.entry.size}"
             )
         offset = byte_range.start
+        digest = hashlib.sha256() if len(target.ranges) == 1 else None
         try:
             while offset <= byte_range.end:
                 chunk = body.read(min(self.read_size, byte_range.end + 1 - offset))
                 if not chunk:
                     break
+                if digest is not None:
+                    digest.update(chunk)
                 os.pwrite(fd, chunk, offset)
                 offset += len(chunk)
                 advance(len(chunk))
@@ -196,6 +200,8 @@ class S3ModelStore:
             raise OSError(
                 f"{target.transfer.key}: range {byte_range.header()} ended after {offset - byte_range.start} bytes"
             )
+        if digest is not None:
+            target.sha256 = digest.hexdigest()
 
     @contextlib.contextmanager
     def _bucket_errors(self) -> Iterator[None]:
@@ -220,7 +226,7 @@ class _PartialFile:
     `concurrency` descriptors at a time.
     """
 
-    def __init__(self, transfer: Transfer, ranges: list[ByteRange], done: TransferDone) -> None:
+    def __init__(self, transfer: Transfer, ranges: list[ByteRange], done: DownloadDone) -> None:
         self.transfer = transfer
         self.ranges = ranges
         self._done = done
@@ -228,6 +234,8 @@ class _PartialFile:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.error: BaseException | None = None
+        # A file fetched in one range is hashed as it streams (no second read); else by the model cache.
+        self.sha256: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -252,4 +260,4 @@ class _PartialFile:
 
     def close(self) -> None:
         os.close(self.fd)  # an empty file is created here, by its first and last use
-        self._done(self.transfer, self.error)
+        self._done(self.transfer, self.error, self.sha256)

@@ -21,7 +21,7 @@ from pyctl.core.models import (
     version_of_manifest_key,
 )
 from pyctl.errors import PyctlError
-from pyctl.model_cache import Transfer, TransferDone
+from pyctl.model_cache import DownloadDone, Transfer, TransferDone
 
 
 class GcsModelStore:
@@ -88,7 +88,7 @@ class GcsModelStore:
             done(transfer, outcome if isinstance(outcome, BaseException) else None)
 
     def download(
-        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: TransferDone
+        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: DownloadDone
     ) -> None:
         """One file at a time, each split into `part_size` ranges over `concurrency` threads."""
         from google.cloud.storage import transfer_manager
@@ -112,10 +112,10 @@ class GcsModelStore:
             except PyctlError:
                 raise
             except Exception as exc:  # reported per file; the model cache decides to refetch or give up
-                done(transfer, exc)
+                done(transfer, exc, None)
                 continue
             advance(transfer.entry.size)
-            done(transfer, None)
+            done(transfer, None, None)
 
     @contextlib.contextmanager
     def _bucket_errors(self) -> Iterator[None]:
