@@ -231,13 +231,18 @@ def main() -> None:
                     label = f"sweep fetch-model ({c} conn, {sweep_mib} MiB parts, sha256)"
                     runs.append((label, lambda d, c=c, p=sweep_mib: run_fetch_model(d, c, p * MIB)))
         results: list[tuple[str, float]] = []
-        # Rounds interleave the methods (load changes hit all alike) in a new order each round: a run
-        # right after a heavy one (the boto3 loop, the push) is measured slower, whatever it is.
+        # Rounds interleave the methods (load changes hit all alike) in a new order each round.
+        # Measured here: the run right after the push or after the boto3 loop is 20-40% slower whatever
+        # it is, so an untimed settling fetch follows both.
         order = random.Random(8)
+        settle: list[tuple[str, float]] = []
+        timed("(untimed settling fetch)", total, runs[1][1], scratch, settle)
         for round_number in range(args.repeat):
             print(f"round {round_number + 1}, load average {os.getloadavg()[0]:.1f}", flush=True)
             for label, work in order.sample(runs, len(runs)):
                 timed(label, total, work, scratch, results)
+                if label.startswith("boto3"):
+                    timed("(untimed settling fetch)", total, runs[1][1], scratch, settle)
         print(f"\n| method | median MB/s | best MB/s | best / plain HTTP GET ({part_mib} MiB ranges) |")
         print("|---|---:|---:|---:|")
         rates: dict[str, list[float]] = {}
