@@ -35,28 +35,28 @@ UPLOAD_PART_SIZE = 32 * MIB
 S3_MIN_PART_SIZE = 5 * MIB
 S3_MAX_PARTS = 10_000
 
-# The same rules as env.yaml's model_cache.models[].name / .version (pyctl/spec.py).
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The same rules as env.yaml's model_cache.models[].name / .version (pyctl/spec.py): a key segment.
+_SEGMENT_LIMITS = {"name": 128, "version": 64}
+
+
+def _check_segment(kind: str, value: str) -> str:
+    limit = _SEGMENT_LIMITS[kind]
+    if not re.fullmatch(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{limit - 1}}}", value) or ".." in value:
+        raise PyctlError(
+            f"model {kind} {value!r} is invalid: up to {limit} letters, digits, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return value
 
 
 def check_model_name(name: str) -> str:
-    """A model name is up to 128 of [A-Za-z0-9._-], starting with a letter or digit (`llama-3-8b`)."""
-    if not _NAME.match(name) or ".." in name:
-        raise PyctlError(
-            f"model name {name!r} is invalid: up to 128 letters, digits, '.', '_', '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    """A model name: up to 128 of [A-Za-z0-9._-], starting with a letter or digit (`llama-3-8b`)."""
+    return _check_segment("name", name)
 
 
 def check_version(version: str) -> str:
-    if not _VERSION.match(version) or ".." in version:
-        raise PyctlError(
-            f"model version {version!r} is invalid: up to 64 letters, digits, '.', '_', '-', "
-            "starting with a letter or digit"
-        )
-    return version
+    """A version: up to 64 of [A-Za-z0-9._-], starting with a letter or digit (`2024-07-18`)."""
+    return _check_segment("version", version)
 
 
 def default_version(now: datetime) -> str:
@@ -97,7 +97,10 @@ def version_of_manifest_key(key: str, prefix: str, name: str) -> str | None:
     if not key.startswith(head) or not key.endswith("/" + MANIFEST_NAME):
         return None
     version = key[len(head) : -len(MANIFEST_NAME) - 1]
-    return version if _VERSION.match(version) else None
+    try:
+        return check_version(version)
+    except PyctlError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -30,18 +30,20 @@ from pyctl.core.models import (
 from pyctl.errors import PyctlError
 
 
-@pytest.mark.parametrize("name", ["llama-3-8b", "Llama-3-8B", "m.v2_x"])
+@pytest.mark.parametrize("name", ["llama-3-8b", "Llama-3-8B", "m.v2_x", "x" * 128])
 def test_valid_names(name: str) -> None:
     assert check_model_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "/abs", "a/b", "../x", "a/..", "-x", "a b", "a..b", ".hidden"])
+@pytest.mark.parametrize(
+    "name", ["", "/abs", "a/b", "../x", "a/..", "-x", "a b", "a..b", ".hidden", "x" * 129, "a\n"]
+)
 def test_invalid_names(name: str) -> None:
     with pytest.raises(PyctlError, match="model name"):
         check_model_name(name)
 
 
-@pytest.mark.parametrize("version", ["", "a/b", "..", "-1", "x" * 65])
+@pytest.mark.parametrize("version", ["", "a/b", "..", "-1", "x" * 65, "v1\n"])
 def test_invalid_versions(version: str) -> None:
     with pytest.raises(PyctlError, match="model version"):
         check_version(version)
