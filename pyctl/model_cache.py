@@ -279,7 +279,8 @@ def push_model(
 ) -> Manifest:
     """Upload the model in `source` as NAME/VERSION: files in parallel, then the manifest last."""
     check_model_name(name)
-    version = check_version(version) if version else default_version(now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    version = check_version(version) if version else default_version(now)
     paths = model_files(source)
     for warning in check_model_files(paths, allow_pickle=allow_pickle):
         log(f"warning: {warning}")
@@ -292,7 +293,7 @@ def push_model(
     manifest = build_manifest(
         source,
         paths=paths,
-        attributes={"name": name, "version": version, "created": (now or datetime.now(UTC)).isoformat()},
+        attributes={"name": name, "version": version, "created": now.isoformat()},
     )
     transfers = [
         Transfer(entry=e, key=object_key(store.prefix, name, version, e.path), local=e.local_path(source))
