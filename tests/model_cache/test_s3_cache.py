@@ -45,6 +45,9 @@ def same_tree(a: Path, b: Path) -> None:
 
 
 def test_push_then_fetch_round_trip(s3_bucket: str, model_dir: Path, tmp_path: Path) -> None:
+    (model_dir / ".cache/huggingface").mkdir(parents=True)
+    (model_dir / ".cache/huggingface/download.lock").write_bytes(b"")  # hidden: not part of the model
+    (model_dir / ".gitattributes").write_bytes(b"*.safetensors filter=lfs")
     manifest = push(model_dir)
     keys = {o["Key"] for o in client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert keys == {f"models/llama/v1/{rel}" for rel in [*MODEL_FILES, "manifest.json"]}
