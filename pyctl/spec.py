@@ -459,11 +459,11 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
         if job.name in seen_jobs:
             yield Problem(f"{at}.name", f"duplicate job {job.name!r}")
         seen_jobs.add(job.name)
-        pool = spec.pool(job.pool)
-        if pool is None:
+        job_pool = spec.pool(job.pool)
+        if job_pool is None:
             known = ", ".join(p.name for p in spec.pools if p.cloud == "aws") or "none"
             yield Problem(f"{at}.pool", f"no pool {job.pool!r} (AWS pools: {known})")
-        elif pool.cloud != "aws":
+        elif job_pool.cloud != "aws":
             yield Problem(
                 f"{at}.pool", f"{job.pool!r} is a GCP pool: GCP Spot VMs restart through their instance group"
             )
