@@ -11,9 +11,9 @@ import hashlib
 import re
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyctl.core.plan import Plan
 from pyctl.core.plan_gates import gate_refusals
@@ -32,6 +32,9 @@ from pyctl.terraform import (
     plan_argv,
 )
 
+if TYPE_CHECKING:
+    from pyctl.spec import EnvSpec
+
 # Where `plan` without --out, `up` and `destroy` keep their plan: inside the ignored .terraform dir.
 WORK_PLAN = Path(".terraform") / "pyctl.tfplan"
 
@@ -46,6 +49,7 @@ class EnvTarget:
     inputs: tuple[Path, ...]  # every rendered file; hashed into the plan manifest
     var_files: tuple[Path, ...] = ()  # passed as -var-file (files terraform does not load by itself)
     backend_config: Path | None = None
+    spec: EnvSpec | None = field(default=None, compare=False)  # prices the plan's monthly cost change
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,15 @@ def plan(
     if out is not None:  # a plan to be reviewed now and applied later
         manifest = current_manifest(tf, target, plan_file, destroy=destroy)
         manifest_path(plan_file).write_text(manifest.to_json())
-    summary = summarize(parsed, env=target.name, protected=target.protected)
+    summary = _summarize(parsed, target)
     return PlanResult(plan_file, parsed, summary, manifest)
+
+
+def _summarize(parsed: Plan, target: EnvTarget) -> PlanSummary:
+    from pyctl.catalog.prices import plan_cost  # pydantic: kept out of `pyctl --help`
+
+    cost = plan_cost(parsed, target.spec)
+    return summarize(parsed, env=target.name, protected=target.protected, cost_change=cost)
 
 
 def verify_reviewed_plan(tf: Terraform, target: EnvTarget, plan_file: Path) -> PlanManifest:
@@ -192,7 +203,7 @@ def apply_reviewed(
     plan_file = plan_file.resolve()
     verify_reviewed_plan(tf, target, plan_file)
     init(tf, target, lock_timeout=lock_timeout, readonly_lock=True)
-    summary = summarize(tf.show_plan(target.root, plan_file), env=target.name, protected=target.protected)
+    summary = _summarize(tf.show_plan(target.root, plan_file), target)
     echo(render_text(summary))
     _check_gates(summary, gates)
     _apply(tf, target, plan_file, lock_timeout)

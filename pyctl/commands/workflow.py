@@ -33,6 +33,7 @@ def prepare_target(env: str) -> EnvTarget:
         inputs=tuple(p.resolve() for p in rendered.paths()),
         # terraform.tfvars.json is loaded by terraform itself; only the backend file is passed explicitly.
         backend_config=(loaded.dir / BACKEND_FILE).resolve() if BACKEND_FILE in rendered.files else None,
+        spec=loaded.spec,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyctl.core.cost import CostChange, cost_change_markdown, cost_change_text
 from pyctl.core.plan import ACTIONS, Plan, ResourceChange
 
 GPU_CAPACITY_OUTPUT = "gpu_capacity"
@@ -91,6 +92,7 @@ class PlanSummary:
     replacements: tuple[str, ...]
     findings: tuple[Finding, ...]
     changes: tuple[tuple[str, str], ...]  # (action, address) in plan order
+    cost_change: CostChange = CostChange(())  # monthly cost change per pool (pyctl.core.cost)
 
     @property
     def total(self) -> int:
@@ -112,7 +114,7 @@ class PlanSummary:
         return tuple(f for f in self.findings if f.gate == gate)
 
 
-def summarize(plan: Plan, *, env: str, protected: bool) -> PlanSummary:
+def summarize(plan: Plan, *, env: str, protected: bool, cost_change: CostChange | None = None) -> PlanSummary:
     pool_changes = _pool_changes(plan)
     findings = [*_resource_findings(plan.changes, protected), *_pool_findings(pool_changes, protected)]
     return PlanSummary(
@@ -123,6 +125,7 @@ def summarize(plan: Plan, *, env: str, protected: bool) -> PlanSummary:
         replacements=tuple(rc.address for rc in plan.replacements),
         findings=tuple(findings),
         changes=tuple((rc.action, rc.address) for rc in plan.changes),
+        cost_change=cost_change or CostChange(()),
     )
 
 
@@ -254,6 +257,7 @@ def render_text(summary: PlanSummary, *, limit: int | None = 50) -> str:
         lines.append("GPU capacity:")
         lines += [f"  {line}" for line in _gpu_total_lines(summary)]
         lines += [f"  {_pool_line(c)}" for c in summary.pool_changes]
+    lines += cost_change_text(summary.cost_change)
     if summary.replacements:
         lines.append("Replacements (destroy, then create):")
         lines += [f"  ~ {a}" for a in _limited(list(summary.replacements), limit)]
@@ -329,6 +333,7 @@ def _markdown(summary: PlanSummary, limit: int | None) -> str:
                 f" | {before} → {after} | {gpus} |"
             )
         out.append("")
+    out += cost_change_markdown(summary.cost_change)
     if summary.replacements:
         out += ["#### Replacements", ""]
         out += [f"- `{a}`" for a in _limited(list(summary.replacements), limit)]
