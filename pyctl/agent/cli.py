@@ -51,8 +51,14 @@ def main(log_level: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the trainer writes step-<N>/ directories (COMPLETE last).",
 )
-@click.option("--bucket", required=True, help="S3 bucket for checkpoints.")
+@click.option("--bucket", required=True, help="Checkpoint bucket: an S3 bucket, or gs://NAME on GCP.")
 @click.option("--prefix", default="", help="Key prefix inside the bucket.")
+@click.option(
+    "--cloud",
+    type=click.Choice(["aws", "gcp"]),
+    envvar="PYCTL_CLOUD",
+    help="aws (IMDS, S3) or gcp (metadata server, GCS) [default: gcp for a gs:// bucket, else aws].",
+)
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="The trainer's pid file.")
 @click.option("--process-name", help="The trainer's process name (instead of --pid-file).")
 @click.option(
@@ -75,13 +81,17 @@ def main(log_level: str) -> None:
 @click.option(
     "--upload-margin",
     type=click.FloatRange(0),
-    default=30.0,
-    show_default=True,
+    default=None,
     envvar="PYCTL_AGENT_UPLOAD_MARGIN",
-    help="Seconds before the interruption time kept for the final upload.",
+    help="Seconds before the interruption time kept for the final upload [30 on AWS; 15 on GCE, whose"
+    " Spot VMs stop about 30 s after the notice].",
 )
 @click.option(
-    "--keep", type=click.IntRange(1), default=3, show_default=True, help="Complete checkpoints kept in S3."
+    "--keep",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Complete checkpoints kept in the bucket.",
 )
 @click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
 def watch(
@@ -89,22 +99,24 @@ def watch(
     checkpoint_dir: Path,
     bucket: str,
     prefix: str,
+    cloud: str | None,
     pid_file: Path | None,
     process_name: str | None,
     checkpoint_signal: str,
     drain_signal: str,
     poll_interval: float,
-    upload_margin: float,
+    upload_margin: float | None,
     keep: int,
     region: str | None,
 ) -> None:
     """Watch for spot interruption / rebalance notices and keep checkpoints uploaded."""
+    from pyctl.agent.gce import GceMetadata, node_cloud
     from pyctl.agent.imds import Imds
     from pyctl.agent.watch import Trainer, WatchConfig, Watcher
-    from pyctl.clouds.aws.checkpoints import s3_client
 
     if pid_file is not None and process_name is not None:
         raise click.UsageError("give --pid-file or --process-name, not both")
+    node = node_cloud(cloud, bucket, region)
     config = WatchConfig(
         job=job,
         checkpoint_dir=checkpoint_dir,
@@ -114,7 +126,7 @@ def watch(
         checkpoint_signal=_signal_option(checkpoint_signal),
         drain_signal=None if drain_signal.lower() == "none" else _signal_option(drain_signal),
         poll_interval=poll_interval,
-        upload_margin=timedelta(seconds=upload_margin),
+        upload_margin=node.upload_margin if upload_margin is None else timedelta(seconds=upload_margin),
         keep_last=keep,
     )
     stop = threading.Event()
@@ -124,13 +136,20 @@ def watch(
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    Watcher(config, Imds(), s3_client(region)).run(stop)
+    notices = GceMetadata(wait_seconds=poll_interval) if node.name == "gcp" else Imds()
+    Watcher(config, notices, node.client, store=node.store).run(stop)
 
 
 @main.command()
 @click.option("--job", required=True, callback=_job_name, help="Job name.")
-@click.option("--bucket", required=True, help="S3 bucket for checkpoints.")
+@click.option("--bucket", required=True, help="Checkpoint bucket: an S3 bucket, or gs://NAME on GCP.")
 @click.option("--prefix", default="", help="Key prefix inside the bucket.")
+@click.option(
+    "--cloud",
+    type=click.Choice(["aws", "gcp"]),
+    envvar="PYCTL_CLOUD",
+    help="aws (S3) or gcp (GCS) [default: gcp for a gs:// bucket, else aws].",
+)
 @click.option(
     "--to",
     "to_dir",
@@ -145,23 +164,30 @@ def watch(
 )
 @click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
 def resume(
-    job: str, bucket: str, prefix: str, to_dir: Path, env_file: Path | None, region: str | None
+    job: str,
+    bucket: str,
+    prefix: str,
+    cloud: str | None,
+    to_dir: Path,
+    env_file: Path | None,
+    region: str | None,
 ) -> None:
     """Download and verify the newest complete checkpoint; print its local path (nothing if none)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    from pyctl.agent.gce import node_cloud
     from pyctl.agent.resume import resume as fetch_newest
     from pyctl.agent.resume import write_env_file
-    from pyctl.clouds.aws.checkpoints import s3_client
 
+    node = node_cloud(cloud, bucket, region)
     try:
-        path = fetch_newest(s3_client(region), job=job, bucket=bucket, prefix=prefix, to_dir=to_dir)
+        path = fetch_newest(
+            node.client, job=job, bucket=bucket, prefix=prefix, to_dir=to_dir, store=node.store
+        )
     except PyctlError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except (BotoCoreError, ClientError) as exc:
-        # The training unit must not start from nothing when S3 is unreachable: fail, systemd retries.
-        click.echo(f"error: s3://{bucket}: {exc}", err=True)
+    except node.errors as exc:
+        # The training unit must not start from nothing when the store is unreachable: fail, systemd retries.
+        click.echo(f"error: {node.url(bucket)}: {exc}", err=True)
         sys.exit(1)
     if env_file is not None:
         write_env_file(env_file, path)

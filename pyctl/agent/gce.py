@@ -118,15 +118,26 @@ class NodeCloud:
     client: Any
     store: ModuleType
     upload_margin: timedelta
+    errors: tuple[type[BaseException], ...]  # what an unreachable or refusing store raises
+
+    def url(self, bucket: str) -> str:
+        return bucket if "://" in bucket else f"{'gs' if self.name == 'gcp' else 's3'}://{bucket}"
 
 
 def node_cloud(cloud: str | None, bucket: str, region: str | None = None) -> NodeCloud:
     """`cloud` ("aws" | "gcp"), or when None: gcp for a `gs://` bucket, else aws."""
     name = cloud or ("gcp" if bucket.startswith("gs://") else "aws")
     if name == "gcp":
+        from google.api_core.exceptions import GoogleAPIError
+        from requests.exceptions import RequestException
+
         from pyctl.clouds.gcp import recovery
 
-        return NodeCloud("gcp", recovery.gcs_client(), recovery, UPLOAD_MARGIN)
+        gcp_errors = (GoogleAPIError, RequestException)
+        return NodeCloud("gcp", recovery.gcs_client(), recovery, UPLOAD_MARGIN, gcp_errors)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from pyctl.clouds.aws import checkpoints
 
-    return NodeCloud("aws", checkpoints.s3_client(region), checkpoints, timedelta(seconds=30))
+    aws_errors = (BotoCoreError, ClientError)
+    return NodeCloud("aws", checkpoints.s3_client(region), checkpoints, timedelta(seconds=30), aws_errors)

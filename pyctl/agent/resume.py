@@ -10,17 +10,18 @@ from typing import Any
 log = logging.getLogger("pyctl.agent.resume")
 
 
-def resume(s3: Any, *, job: str, bucket: str, prefix: str, to_dir: Path) -> Path | None:
+def resume(s3: Any, *, job: str, bucket: str, prefix: str, to_dir: Path, store: Any = None) -> Path | None:
     """Download and verify the newest complete checkpoint into `to_dir`; None when the job has none.
 
     A checkpoint whose files fail verification is skipped for the next older complete one.
     """
-    from pyctl.clouds.aws.checkpoints import ChecksumError, complete_checkpoints, download_checkpoint
+    if store is None:  # the checkpoint store's functions: S3 here, GCS on GCE (pyctl.agent.gce)
+        from pyctl.clouds.aws import checkpoints as store
 
-    for manifest in complete_checkpoints(s3, bucket, prefix, job):
+    for manifest in store.complete_checkpoints(s3, bucket, prefix, job):
         try:
-            return download_checkpoint(s3, bucket, prefix, manifest, to_dir)
-        except ChecksumError as exc:
+            return Path(store.download_checkpoint(s3, bucket, prefix, manifest, to_dir))
+        except store.ChecksumError as exc:
             log.warning("%s; trying the next older checkpoint", exc)
     return None
 

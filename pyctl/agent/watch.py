@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pyctl.agent.imds import Imds, ImdsError
+from pyctl.agent.imds import ImdsError
 from pyctl.core.checkpoint import (
     AgentAction,
     Notice,
@@ -97,13 +97,26 @@ class WatchConfig:
     keep_last: int = 3
 
 
+class NoticeSource(Protocol):
+    """IMDS on EC2 (`pyctl.agent.imds.Imds`), the metadata server on GCE (`pyctl.agent.gce.GceMetadata`)."""
+
+    def interruption_notice(self) -> Notice | None: ...
+
+    def rebalance_recommendation(self) -> Notice | None: ...
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 class Watcher:
     def __init__(
-        self, config: WatchConfig, imds: Imds, s3: Any, clock: Callable[[], datetime] = utcnow
+        self,
+        config: WatchConfig,
+        imds: NoticeSource,
+        s3: Any,
+        clock: Callable[[], datetime] = utcnow,
+        store: Any = None,
     ) -> None:
         self.config = config
         self.imds = imds
@@ -111,14 +124,15 @@ class Watcher:
         self.clock = clock
         self.uploaded: set[int] = set()
         self.handled: list[Notice] = []
+        if store is None:  # the checkpoint store's functions: S3 here, GCS on GCE (pyctl.agent.gce)
+            from pyctl.clouds.aws import checkpoints as store
+        self.store = store
         self.drain_pending = False
 
     def seed_from_store(self) -> None:
         """After a restart, do not upload again what S3 already holds."""
-        from pyctl.clouds.aws.checkpoints import newest_complete
-
         c = self.config
-        newest = newest_complete(self.s3, c.bucket, c.prefix, c.job)
+        newest = self.store.newest_complete(self.s3, c.bucket, c.prefix, c.job)
         if newest is not None:
             self.uploaded.add(newest.step)
 
@@ -143,19 +157,17 @@ class Watcher:
 
     def sync(self, *, retention: bool = True) -> int | None:
         """Upload the newest complete local checkpoint newer than anything uploaded; return its step."""
-        from pyctl.clouds.aws.checkpoints import apply_retention, upload_checkpoint
-
         c = self.config
         step = next_upload(complete_local_steps(c.checkpoint_dir), self.uploaded)
         if step is None:
             return None
-        upload_checkpoint(
+        self.store.upload_checkpoint(
             self.s3, c.bucket, c.prefix, c.job, step, c.checkpoint_dir / step_dir_name(step), now=self.clock()
         )
         self.uploaded.add(step)
         log.info("checkpoint step %d of job %s uploaded", step, c.job)
         if retention:
-            apply_retention(self.s3, c.bucket, c.prefix, c.job, c.keep_last)
+            self.store.apply_retention(self.s3, c.bucket, c.prefix, c.job, c.keep_last)
         return step
 
     def final_checkpoint(self, notice: Notice) -> None:

@@ -88,3 +88,16 @@ def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFakeWi
     assert steps == {"step-200", "step-300"}
     deletes = [unquote(path.split("?")[0]) for method, path in gcs.requests if method == "DELETE"]
     assert deletes[0].endswith("step-100/MANIFEST.json")  # a half-deleted checkpoint already does not exist
+
+
+def test_resume_fails_when_the_bucket_cannot_be_read(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+    from click.testing import CliRunner
+
+    from pyctl.agent.cli import main
+
+    args = ["resume", "--job", JOB, "--bucket", "gs://no-such-bucket", "--to", str(tmp_path / "restored")]
+    result = CliRunner().invoke(main, [*args, "--env-file", str(tmp_path / "resume.env")])
+    # The training unit must not start from scratch: exit 1 and no RESUME_FROM file at all.
+    assert result.exit_code == 1, result.output
+    assert "error: gs://no-such-bucket:" in result.output
+    assert not (tmp_path / "resume.env").exists()
