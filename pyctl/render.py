@@ -269,4 +269,14 @@ def _watchdog(spec: EnvSpec) -> dict[str, Any]:
         "notify_emails": list(w.notify.email),
         "slack_webhook_ssm_parameter": w.notify.slack_webhook_ssm_parameter,
         "log_retention_days": w.log_retention_days,
+        # $/hour by TYPE and TYPE:spot, for the cost lines of the watchdog's log and notices.
+        "hourly_prices": _aws_price_table(spec),
     }
+
+
+def _aws_price_table(spec: EnvSpec) -> dict[str, float]:
+    from pyctl.catalog.prices import hourly_price_table
+
+    if spec.clouds.aws is None:
+        return {}
+    return hourly_price_table("aws", spec.clouds.aws.region, spec.pricing)

@@ -211,3 +211,18 @@ def plan_cost(plan: Plan, spec: EnvSpec | None = None, *, output: str = GPU_CAPA
         }
     price = env_pricer(plan_regions(plan.variables), spec.pricing if spec is not None else None)
     return plan_cost_change(change.before, change.after, price, hours)
+
+
+def hourly_price_table(cloud: Cloud, region: str | None, pricing: Pricing | None = None) -> dict[str, float]:
+    """`TYPE` (on-demand) and `TYPE:spot` -> $/hour for every catalog type of `cloud` in `region` (None: the
+    price book's reference region), with the env's overrides and discount. Unpriced types are left out,
+    never guessed. The watchdog reports idle reserved capacity and savings with it."""
+    catalog = load_catalog()
+    price = env_pricer({cloud: region} if region else {}, pricing, catalog=catalog)
+    table: dict[str, float] = {}
+    for name, itype in catalog.instance_types[cloud].items():
+        for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
+            found = price(cloud, name, kind, itype.gpu_count or 1)
+            if found is not None:
+                table[key] = round(found.hourly, 4)
+    return table

@@ -153,3 +153,20 @@ def test_gcs_backend_renders_bucket_and_prefix(tmp_path: Path) -> None:
     assert 'bucket = "acme-tfstate-gcs"' in backend
     assert 'prefix = "gpu-platform/staging"' in backend
     assert "use_lockfile" not in backend
+
+
+def test_watchdog_gets_hourly_prices_with_the_envs_discount(prod_copy: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["render", "--env", str(prod_copy)]).exit_code == 0
+    discounted = json.loads((prod_copy / "terraform.tfvars.json").read_text())["watchdog"]["hourly_prices"]
+
+    env_yaml = prod_copy / "env.yaml"
+    env_yaml.write_text(env_yaml.read_text().replace("discount_percent: 8", "discount_percent: 0"))
+    assert runner.invoke(cli, ["render", "--env", str(prod_copy)]).exit_code == 0
+    listed = json.loads((prod_copy / "terraform.tfvars.json").read_text())["watchdog"]["hourly_prices"]
+
+    assert discounted["p5.48xlarge"] == round(listed["p5.48xlarge"] * 0.92, 4)
+    assert (
+        discounted["p5.48xlarge:spot"] == listed["p5.48xlarge:spot"]
+    )  # a negotiated discount is not a spot one
+    assert not any(key.startswith(("a3-", "n1-")) for key in listed)  # AWS types only

@@ -200,6 +200,7 @@ variable "watchdog" {
     notify_emails               = optional(list(string), [])
     slack_webhook_ssm_parameter = optional(string)
     log_retention_days          = optional(number, 30)
+    hourly_prices               = optional(map(number), {})
   })
   default = {}
 }

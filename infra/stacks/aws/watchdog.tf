@@ -27,9 +27,9 @@ module "gpu_watchdog" {
     metric_namespace        = var.watchdog.metric_namespace
     metric_name             = var.watchdog.metric_name
   }
-  # $/hour by type ("TYPE", "TYPE:spot") for the cost lines; try(): var.watchdog gains the field when
-  # pyctl render fills it from the catalog (until then: no prices, shown as null, never made up).
-  hourly_prices               = try(var.watchdog.hourly_prices, {})
+  # $/hour by type ("TYPE", "TYPE:spot") for the cost lines, rendered by pyctl from the price catalog
+  # with the env's overrides; a type without a price shows none, never a made-up one.
+  hourly_prices               = var.watchdog.hourly_prices
   notify_emails               = var.watchdog.notify_emails
   slack_webhook_ssm_parameter = var.watchdog.slack_webhook_ssm_parameter
   log_retention_days          = var.watchdog.log_retention_days
