@@ -1,10 +1,9 @@
 """Spot VM recovery on GCP: checkpoints in Cloud Storage, and the pass that restarts preempted Spot VMs.
 
-Checkpoints: the same manifest-last protocol as on S3 (`pyctl.core.checkpoint`): files uploaded in
-parallel, MANIFEST.json last; a step without a valid manifest whose files are all stored does not exist;
-downloads are verified against the manifest. The functions have the same names and arguments as
-`pyctl.clouds.aws.checkpoints`, with a `google.cloud.storage.Client` in place of the S3 client, so the
-node agent switches stores by cloud and nothing else.
+Checkpoints: the GCS adapter of `pyctl.core.checkpoint_store` (the same manifest-last protocol as on S3:
+files uploaded in parallel, MANIFEST.json last, only complete checkpoints listed, downloads verified),
+and entry points with the same names and arguments as `pyctl.clouds.aws.checkpoints`, with a
+`google.cloud.storage.Client` in place of the S3 client, so the node agent switches stores by cloud only.
 
 Recovery pass: a Spot VM whose termination action is STOP is left TERMINATED by a preemption; Compute
 Engine does not start it again by itself. `recover_spot_vms` starts the standalone ones that were
@@ -16,39 +15,30 @@ it recreates or restarts them itself.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from pyctl.clouds.gcp import compute
-from pyctl.core.checkpoint import (
-    COMPLETE_MARKER,
-    MANIFEST_NAME,
-    CheckpointManifest,
-    build_checkpoint_manifest,
-    candidate_steps,
-    group_listing,
-    job_prefix,
-    manifest_problem,
-    retention_plan,
-    step_dir_name,
-    step_prefix,
-)
-from pyctl.core.manifest import FileState, ManifestError, verify_file
-from pyctl.errors import PyctlError
+from pyctl.core import checkpoint_store
+from pyctl.core.checkpoint import CheckpointManifest
+from pyctl.core.checkpoint_store import FILE_WORKERS, ChecksumError
+
+__all__ = [
+    "ChecksumError",
+    "GcsStore",
+    "apply_retention",
+    "complete_checkpoints",
+    "download_checkpoint",
+    "gcs_client",
+    "newest_complete",
+    "recover_spot_vms",
+    "upload_checkpoint",
+]
 
 log = logging.getLogger(__name__)
-
-FILE_WORKERS = 8
-
-
-class ChecksumError(PyctlError):
-    """A downloaded checkpoint file does not match its manifest."""
 
 
 def gcs_client(project: str | None = None) -> Any:
@@ -62,10 +52,33 @@ def bucket_name(bucket: str) -> str:
     return bucket.removeprefix("gs://").strip("/")
 
 
-def _parallel(fn: Any, items: Sequence[Any]) -> None:
-    with ThreadPoolExecutor(max_workers=FILE_WORKERS) as pool:
-        for future in [pool.submit(fn, item) for item in items]:
-            future.result()
+class GcsStore:
+    """One bucket, through google-cloud-storage (`pyctl.core.checkpoint_store.ObjectStore`)."""
+
+    def __init__(self, gcs: Any, bucket: str) -> None:
+        self.gcs = gcs
+        self.bucket = gcs.bucket(bucket_name(bucket))
+        self.url = f"gs://{bucket_name(bucket)}"
+
+    def list(self, key_prefix: str) -> list[tuple[str, int]]:
+        return [(blob.name, int(blob.size)) for blob in self.gcs.list_blobs(self.bucket, prefix=key_prefix)]
+
+    def read(self, key: str) -> bytes:
+        data: bytes = self.bucket.blob(key).download_as_bytes()
+        return data
+
+    def upload_file(self, path: Path, key: str) -> None:
+        self.bucket.blob(key).upload_from_filename(str(path))
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.bucket.blob(key).upload_from_string(data, content_type=content_type)
+
+    def download_file(self, key: str, path: Path) -> None:
+        self.bucket.blob(key).download_to_filename(str(path))
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:  # one by one, in the order given (manifests first)
+            self.bucket.blob(key).delete()
 
 
 def upload_checkpoint(
@@ -79,99 +92,25 @@ def upload_checkpoint(
     now: datetime,
     config: Any = None,
 ) -> CheckpointManifest:
-    """Upload every file of a local `step-<N>` directory in parallel, then MANIFEST.json last."""
-    manifest = build_checkpoint_manifest(step_dir, job=job, step=step, now=now)
-    head = step_prefix(prefix, job, step)
-    store = gcs.bucket(bucket_name(bucket))
-
-    def put(entry: Any) -> None:
-        store.blob(head + entry.path).upload_from_filename(str(entry.local_path(step_dir)))
-
-    _parallel(put, manifest.files.files)
-    store.blob(head + MANIFEST_NAME).upload_from_string(
-        manifest.to_json().encode(), content_type="application/json"
-    )
-    log.info(
-        "uploaded checkpoint gs://%s/%s (%d files)", bucket_name(bucket), head, len(manifest.files.files)
-    )
-    return manifest
-
-
-def list_objects(gcs: Any, bucket: str, key_prefix: str) -> list[tuple[str, int]]:
-    return [(blob.name, int(blob.size)) for blob in gcs.list_blobs(bucket_name(bucket), prefix=key_prefix)]
+    return checkpoint_store.upload_checkpoint(GcsStore(gcs, bucket), prefix, job, step, step_dir, now=now)
 
 
 def complete_checkpoints(gcs: Any, bucket: str, prefix: str, job: str) -> Iterator[CheckpointManifest]:
-    """The job's complete checkpoints, newest first (see `pyctl.core.checkpoint` for "complete")."""
-    steps = group_listing(prefix, job, list_objects(gcs, bucket, job_prefix(prefix, job)))
-    store = gcs.bucket(bucket_name(bucket))
-    for step in candidate_steps(steps):
-        key = step_prefix(prefix, job, step) + MANIFEST_NAME
-        try:
-            manifest = CheckpointManifest.from_json(store.blob(key).download_as_bytes(), job=job, step=step)
-        except ManifestError as exc:
-            log.warning("skipping gs://%s/%s: %s", bucket_name(bucket), key, exc)
-            continue
-        problem = manifest_problem(steps[step], manifest)
-        if problem:
-            log.warning("skipping checkpoint step %d: %s", step, problem)
-            continue
-        yield manifest
+    return checkpoint_store.complete_checkpoints(GcsStore(gcs, bucket), prefix, job)
 
 
 def newest_complete(gcs: Any, bucket: str, prefix: str, job: str) -> CheckpointManifest | None:
-    return next(complete_checkpoints(gcs, bucket, prefix, job), None)
+    return checkpoint_store.newest_complete(GcsStore(gcs, bucket), prefix, job)
 
 
 def download_checkpoint(
     gcs: Any, bucket: str, prefix: str, manifest: CheckpointManifest, to_dir: Path
 ) -> Path:
-    """Download and verify into `<to_dir>/step-<N>/` (COMPLETE written last); raise ChecksumError on a
-    mismatch. A verified local copy is reused."""
-    final = to_dir / step_dir_name(manifest.step)
-    files = manifest.files.files
-    if (final / COMPLETE_MARKER).is_file() and all(
-        verify_file(final, e) is FileState.VERIFIED for e in files
-    ):
-        return final
-    partial = to_dir / f".{step_dir_name(manifest.step)}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    head = step_prefix(prefix, manifest.job, manifest.step)
-    store = gcs.bucket(bucket_name(bucket))
-
-    def get(entry: Any) -> None:
-        target = entry.local_path(partial)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        store.blob(head + entry.path).download_to_filename(str(target))
-
-    _parallel(get, files)
-    for entry in files:
-        state = verify_file(partial, entry)
-        if state is not FileState.VERIFIED:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise ChecksumError(
-                f"checkpoint {manifest.job} step {manifest.step}: {entry.path}: {state.value}"
-            )
-    (partial / COMPLETE_MARKER).write_text("")
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    return final
+    return checkpoint_store.download_checkpoint(GcsStore(gcs, bucket), prefix, manifest, to_dir)
 
 
 def apply_retention(gcs: Any, bucket: str, prefix: str, job: str, keep_last: int) -> list[int]:
-    """Delete checkpoints older than the newest `keep_last` complete ones, manifests first."""
-    listing = list_objects(gcs, bucket, job_prefix(prefix, job))
-    complete = [m.step for m in islice(complete_checkpoints(gcs, bucket, prefix, job), keep_last)]
-    plan = retention_plan(complete, group_listing(prefix, job, listing), keep_last)
-    doomed = tuple(step_prefix(prefix, job, s) for s in plan.delete)
-    keys = sorted(
-        (k for k, _ in listing if k.startswith(doomed)), key=lambda k: not k.endswith(MANIFEST_NAME)
-    )
-    store = gcs.bucket(bucket_name(bucket))
-    for key in keys:  # one by one, manifests first: a half-deleted checkpoint must already not exist
-        store.blob(key).delete()
-    return list(plan.delete)
+    return checkpoint_store.apply_retention(GcsStore(gcs, bucket), prefix, job, keep_last)
 
 
 # --- recovery pass -------------------------------------------------------------------------------------------
