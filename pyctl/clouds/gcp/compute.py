@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pyctl.core import idle
@@ -387,6 +388,43 @@ ACTIONS: dict[str, InstanceAction] = {
 }
 
 
+def call_then_wait(
+    clients: ComputeClients, project: str, calls: Sequence[Callable[[], Any]], *, timeout: float
+) -> list[Exception | None]:
+    """Make every call (each returns a zonal or regional operation), then wait for all the operations
+    under one deadline: a GPU VM takes about a minute to stop or start, and waiting one by one would not
+    fit the function's timeout. Returns, per call, None when its operation is done, else its error (an
+    API error, or OperationError for a failed or unfinished operation)."""
+    import time
+
+    from google.api_core.exceptions import GoogleAPICallError
+
+    started: list[Any] = []
+    for call in calls:
+        try:
+            started.append(call())
+        except GoogleAPICallError as exc:
+            started.append(exc)
+    deadline = time.monotonic() + timeout
+    results: list[Exception | None] = []
+    for operation in started:
+        if isinstance(operation, Exception):
+            results.append(operation)
+            continue
+        try:
+            wait_for_operation(clients, project, operation, timeout=max(deadline - time.monotonic(), 1.0))
+        except (GoogleAPICallError, OperationError) as exc:
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
+
+
+def describe_error(exc: Exception) -> str:
+    code, message = getattr(exc, "code", None), getattr(exc, "message", None)
+    return f"{code}: {message}" if code is not None and message is not None else str(exc)
+
+
 def execute(
     clients: ComputeClients,
     project: str,
@@ -395,43 +433,23 @@ def execute(
     *,
     timeout: float = 240.0,
 ) -> list[Decision]:
-    """Carry out the decisions: every call is made first, then the operations are waited for (a GPU VM
-    takes about a minute to stop; waiting one by one would not fit the function's timeout). An API error
-    or an operation not done within `timeout` seconds in all is recorded on its decision, never raised.
-    """
-    import time
-
-    from google.api_core.exceptions import GoogleAPICallError
-
-    started: list[tuple[Decision, Any]] = []
-    for vm, d in planned:
-        if d.action == "none" or dry_run:
-            started.append((d if d.action == "none" else replace(d, outcome="dry-run"), None))
-            continue
+    """Carry out the decisions (`call_then_wait`); an error is recorded on its decision, never raised."""
+    out = [d if d.action == "none" else replace(d, outcome="dry-run") for _, d in planned]
+    if dry_run:
+        return out
+    todo = []
+    for i, (vm, d) in enumerate(planned):
         action = ACTIONS.get(d.action)
+        if d.action == "none":
+            continue
         if action is None:  # "terminate" is never chosen on GCP (there are no one-time spot requests)
-            started.append((_failed(d, f"action {d.action} is not supported on GCP"), None))
+            out[i] = _failed(d, f"action {d.action} is not supported on GCP")
             continue
-        try:
-            started.append((d, action.call(clients, project, vm)))
-        except GoogleAPICallError as exc:
-            started.append((_failed(d, f"{exc.code}: {exc.message}"), None))
-    deadline = time.monotonic() + timeout
-    done = []
-    for d, operation in started:
-        if operation is None:
-            done.append(d)
-            continue
-        try:
-            left = max(deadline - time.monotonic(), 1.0)
-            wait_for_operation(clients, project, operation, timeout=left)
-        except GoogleAPICallError as exc:
-            done.append(_failed(d, f"{exc.code}: {exc.message}"))
-        except OperationError as exc:
-            done.append(_failed(d, str(exc)))
-        else:
-            done.append(replace(d, outcome="done"))
-    return done
+        todo.append((i, d, partial(action.call, clients, project, vm)))
+    errors = call_then_wait(clients, project, [call for _, _, call in todo], timeout=timeout)
+    for (i, d, _), error in zip(todo, errors, strict=True):
+        out[i] = replace(d, outcome="done") if error is None else _failed(d, describe_error(error))
+    return out
 
 
 def _failed(d: Decision, error: str) -> Decision:

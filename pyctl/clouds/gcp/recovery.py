@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,42 +205,24 @@ def start_vms(
     *,
     timeout: float = 180.0,
 ) -> list[Recovery]:
-    """Start every VM decided so, then wait for the operations; a refusal for lack of capacity is an
-    outcome of its own (`no-capacity`, retried next pass), not a failure."""
-    import time
-
-    from google.api_core.exceptions import GoogleAPICallError
-
-    started: list[tuple[Recovery, Any]] = []
-    for d in decisions:
-        if d.action != "start" or dry_run:
-            started.append((replace(d, outcome="dry-run") if d.action == "start" else d, None))
-            continue
-        try:
-            started.append((d, clients.instances.start_unary(project=project, zone=d.zone, instance=d.name)))
-        except GoogleAPICallError as exc:
-            started.append((replace(d, outcome="failed", reason=f"{d.reason}; {exc}"), None))
-    deadline = time.monotonic() + timeout
-    out = []
-    for d, operation in started:
-        if operation is None:
-            out.append(d)
-            continue
-        try:
-            compute.wait_for_operation(
-                clients, project, operation, timeout=max(deadline - time.monotonic(), 1.0)
+    """Start every VM decided so, then wait for the operations (`compute.call_then_wait`); a refusal for
+    lack of capacity is an outcome of its own (`no-capacity`, retried next pass), not a failure."""
+    out = [replace(d, outcome="dry-run") if d.action == "start" else d for d in decisions]
+    if dry_run:
+        return out
+    todo = [(i, d) for i, d in enumerate(decisions) if d.action == "start"]
+    calls = [
+        partial(clients.instances.start_unary, project=project, zone=d.zone, instance=d.name) for _, d in todo
+    ]
+    for (i, d), error in zip(
+        todo, compute.call_then_wait(clients, project, calls, timeout=timeout), strict=True
+    ):
+        if error is None:
+            out[i] = replace(d, outcome="done")
+        elif isinstance(error, compute.OperationError) and CAPACITY_CODES.intersection(error.codes):
+            out[i] = replace(
+                d, outcome="no-capacity", reason=f"{d.reason}; no capacity yet, retried next pass"
             )
-        except compute.OperationError as exc:
-            if CAPACITY_CODES.intersection(exc.codes):
-                out.append(
-                    replace(
-                        d, outcome="no-capacity", reason=f"{d.reason}; no capacity yet, retried next pass"
-                    )
-                )
-            else:
-                out.append(replace(d, outcome="failed", reason=f"{d.reason}; {exc}"))
-        except GoogleAPICallError as exc:
-            out.append(replace(d, outcome="failed", reason=f"{d.reason}; {exc}"))
         else:
-            out.append(replace(d, outcome="done"))
+            out[i] = replace(d, outcome="failed", reason=f"{d.reason}; {compute.describe_error(error)}")
     return out
