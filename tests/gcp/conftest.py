@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,10 @@ PROJECT = "gpu-proj"
 NOW = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)
 
 
-@pytest.fixture
-def compute_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
-    fake = ComputeFake(PROJECT, NOW)
+@contextmanager
+def serving_compute(project: str, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
+    """A Compute fake for `project`, served while the block runs; every Compute client points at it."""
+    fake = ComputeFake(project, now)
     server = fake.serve()
     monkeypatch.setenv("PYCTL_GCP_COMPUTE_ENDPOINT", fake.url)
     try:
@@ -27,6 +29,12 @@ def compute_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def compute_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
+    with serving_compute(PROJECT, NOW, monkeypatch) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pyctl.commands.watchdog import watchdog_group
 
 from .compute_fake import ComputeFake
-from .conftest import PROJECT
+from .conftest import PROJECT, serving_compute
 from .monitoring_fake import MonitoringFake
 
 IDLE = [[0.5] * 40]
@@ -60,14 +60,8 @@ def test_zone_option_limits_the_listing_and_a_run_stops_the_idle_vm(
 @pytest.fixture
 def staging_fakes(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ComputeFake]:
     """A Compute fake holding the staging env's project (acme-ml-staging)."""
-    fake = ComputeFake("acme-ml-staging", datetime.now(UTC))
-    server = fake.serve()
-    monkeypatch.setenv("PYCTL_GCP_COMPUTE_ENDPOINT", fake.url)
-    try:
+    with serving_compute("acme-ml-staging", datetime.now(UTC), monkeypatch) as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_env_covers_its_gcp_pools_next_to_its_aws_region(
