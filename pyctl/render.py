@@ -270,13 +270,17 @@ def _watchdog(spec: EnvSpec) -> dict[str, Any]:
         "slack_webhook_ssm_parameter": w.notify.slack_webhook_ssm_parameter,
         "log_retention_days": w.log_retention_days,
         # $/hour by TYPE and TYPE:spot, for the cost lines of the watchdog's log and notices.
-        "hourly_prices": _aws_price_table(spec),
+        "hourly_prices": _price_table(spec),
     }
 
 
-def _aws_price_table(spec: EnvSpec) -> dict[str, float]:
+def _price_table(spec: EnvSpec) -> dict[str, float]:
+    """Both clouds' types in one table: AWS and GCP type names never collide (p5.48xlarge, a3-highgpu-8g)."""
     from pyctl.catalog.prices import hourly_price_table
 
-    if spec.clouds.aws is None:
-        return {}
-    return hourly_price_table("aws", spec.clouds.aws.region, spec.pricing)
+    table: dict[str, float] = {}
+    if spec.clouds.aws is not None:
+        table.update(hourly_price_table("aws", spec.clouds.aws.region, spec.pricing))
+    if spec.clouds.gcp is not None:
+        table.update(hourly_price_table("gcp", spec.clouds.gcp.region, spec.pricing))
+    return table

@@ -68,18 +68,9 @@ def gcp_target(project: str | None, zones: tuple[str, ...]) -> GcpTarget:
 def catalog_prices(cloud: str, region: str | None, pricing: Any) -> dict[str, float]:
     """`type` (on-demand) and `type:spot` -> $/hour from the catalog, for one cloud's region (None: the
     catalog's reference region); types without a price are left out."""
-    from pyctl.catalog import load_catalog
-    from pyctl.catalog.prices import env_pricer
+    from pyctl.catalog.prices import hourly_price_table
 
-    catalog = load_catalog()
-    price = env_pricer({cloud: region} if region else {}, pricing, catalog=catalog)
-    found: dict[str, float] = {}
-    for name, itype in catalog.instance_types[cloud].items():  # type: ignore[index]
-        for kind, key in (("on_demand", name), ("spot", f"{name}:spot")):
-            quote = price(cloud, name, kind, itype.gpu_count or 1)
-            if quote is not None:
-                found[key] = round(quote.hourly, 4)
-    return found
+    return hourly_price_table(cloud, region, pricing)  # type: ignore[arg-type]
 
 
 def run(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> Any:

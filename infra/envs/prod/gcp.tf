@@ -16,4 +16,7 @@ module "gcp" {
   gcp         = var.gcp
   pools       = var.gcp_pools
   model_cache = var.model_cache
+
+  watchdog          = var.watchdog
+  function_packages = var.function_packages
 }

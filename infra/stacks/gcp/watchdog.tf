@@ -20,6 +20,7 @@ variable "watchdog" {
     max_actions_per_run        = optional(number, 10)
     act_in_protected_env       = optional(bool, false)
     log_retention_days         = optional(number, 30)
+    hourly_prices              = optional(map(number), {})
   })
   default = {}
 }
@@ -74,6 +75,8 @@ module "gpu_watchdog" {
   # Pool VMs and groups are named pyctl-<env>-<pool>...: the act role is limited to this env's.
   act_on_name_prefix = "pyctl-${var.env.name}-"
   recover_spot       = true
+  # $/hour by machine type (and TYPE:spot), rendered by pyctl from the price catalog and env.yaml's pricing.
+  hourly_prices      = var.watchdog.hourly_prices
   log_retention_days = var.watchdog.log_retention_days
   labels             = merge(local.labels, { "pyctl-env" = var.env.name })
 }
