@@ -143,12 +143,14 @@ def test_units_run_pyctl_agent_with_options_it_accepts(scripts: dict[str, Any], 
     from pyctl.agent.cli import main as agent
 
     units = _units(scripts, tmp_path)
-    assert set(units) == {"pyctl-fetch-model.service", "pyctl-spot-watch.service"}
+    assert set(units) == {"pyctl-fetch-model.service", "pyctl-spot-watch.service", "pyctl-resume.service"}
     fetch = _exec_start(units["pyctl-fetch-model.service"])
     watch = _exec_start(units["pyctl-spot-watch.service"])
+    resume = _exec_start(units["pyctl-resume.service"])
     assert fetch[:2] == ["/usr/local/bin/pyctl-agent", "fetch-model"] and watch[1] == "watch"
+    assert resume[1] == "resume"
     nvme = scripts["nvme"]
-    for argv in (fetch, watch):  # click parses them exactly as the node would (nothing is run)
+    for argv in (fetch, watch, resume):  # click parses them exactly as the node would (nothing is run)
         command = agent.commands[argv[1]]
         ctx = command.make_context(argv[1], argv[2:])
         assert ctx.params["bucket"] == f"gs://{BUCKET}" and ctx.params["prefix"] == "team-a/"
@@ -159,6 +161,8 @@ def test_units_run_pyctl_agent_with_options_it_accepts(scripts: dict[str, Any], 
     assert watch_params["job"] == "l4-overflow"
     assert watch_params["checkpoint_dir"] == nvme / "checkpoints" / "l4-overflow"
     assert str(watch_params["pid_file"]) == "/run/pyctl/trainer.pid"
+    resume_params = agent.commands["resume"].make_context("resume", resume[2:]).params
+    assert resume_params["job"] == "l4-overflow" and str(resume_params["env_file"]) == "/run/pyctl/resume.env"
     # Stopped after the shutdown script on shutdown, so a final upload is not cut short.
     assert "Before=google-shutdown-scripts.service" in units["pyctl-spot-watch.service"]
 
