@@ -50,7 +50,11 @@ def validate(env: str) -> None:
 @click.option("--env", "env", required=True, help=ENV_HELP)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 naming each file that differs (for CI).")
 def render(env: str, check: bool) -> None:
-    """Render terraform.tfvars.json and backend.hcl from env.yaml, byte-identically on every run."""
+    """Render terraform.tfvars.json and backend.hcl from env.yaml, byte-identically on every run.
+
+    Also builds the env's function zips (watchdog, spot recovery) into .pyctl-build/ and names them,
+    with their hashes, in functions.auto.tfvars.json: build artifacts, not committed, not --check'ed.
+    """
     from pyctl.render import check_rendered, render_env, write_rendered
     from pyctl.spec import display_path, load_env
 
