@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyctl.catalog import Catalog, load_catalog
+from pyctl.catalog import Catalog, InstanceType, load_catalog
 from pyctl.errors import PyctlError
 from pyctl.spec import (
     EnvSpec,
     LoadedEnv,
     Pool,
-    ReservationSettings,
     SpotSettings,
     display_path,
     gpus_per_instance,
@@ -168,15 +167,16 @@ def env_tags(spec: EnvSpec) -> dict[str, str]:
     return tags
 
 
-def _resolved(pool: Pool, catalog: Catalog) -> tuple[str, str, int]:
+def _resolved(pool: Pool, catalog: Catalog) -> tuple[InstanceType, int]:
+    """The pool's instance/machine type and its GPUs per instance."""
     itype = resolve_instance_type(pool, catalog)
     if itype is None:  # the spec's validation guarantees a type; this guards direct callers
         raise PyctlError(f"pool {pool.name}: no instance type resolved")
-    return itype.name, itype.gpu, gpus_per_instance(pool, itype)
+    return itype, gpus_per_instance(pool, itype)
 
 
 def _aws_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
-    instance_type, gpu, gpus = _resolved(pool, catalog)
+    itype, gpus = _resolved(pool, catalog)
     spot = None
     if pool.capacity == "spot":
         s = pool.spot or SpotSettings()
@@ -189,10 +189,10 @@ def _aws_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
             "capacity_rebalance": s.capacity_rebalance,
         }
     return {
-        **_common_pool(pool, gpu, gpus),
-        "instance_type": instance_type,
+        **_common_pool(pool, itype, gpus),
+        "instance_type": itype.name,
         # The mixed-instances policy's overrides: the primary type first, then its equals.
-        "instance_types": [instance_type, *(pool.spot.instance_types if pool.spot else [])],
+        "instance_types": [itype.name, *(pool.spot.instance_types if pool.spot else [])],
         "root_volume_gb": pool.root_volume_gb,
         "spot": spot,
         "reservation": _reservation(pool, aws=True),
@@ -202,18 +202,17 @@ def _aws_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
 
 
 def _gcp_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
-    machine_type, gpu, gpus = _resolved(pool, catalog)
-    itype = catalog.instance_type("gcp", machine_type)
-    attaches = itype is not None and itype.attaches_accelerators
-    gpu_info = catalog.gpu(gpu)
+    itype, gpus = _resolved(pool, catalog)
+    attaches = itype.attaches_accelerators
+    gpu_info = catalog.gpus[itype.gpu]
     s = pool.spot or SpotSettings()
     return {
-        **_common_pool(pool, gpu, gpus),
-        "machine_type": machine_type,
+        **_common_pool(pool, itype, gpus),
+        "machine_type": itype.name,
         # N1 takes GPUs as guest accelerators; accelerator-optimized types (a2, a3, a4, g2) carry theirs.
-        "accelerator_type": gpu_info.gcp_accelerator if attaches and gpu_info else None,
+        "accelerator_type": gpu_info.gcp_accelerator if attaches else None,
         "accelerator_count": gpus if attaches else 0,
-        "local_ssd_count": (itype.local_nvme_gb // 375) if itype else 0,
+        "local_ssd_count": itype.local_nvme_gb // 375,
         "boot_disk_gb": pool.root_volume_gb,
         "distribution": pool.distribution or ("regional" if len(pool.zones) != 1 else "zonal"),
         "termination_action": (s.termination_action or "DELETE") if pool.capacity == "spot" else None,
@@ -221,10 +220,10 @@ def _gcp_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def _common_pool(pool: Pool, gpu: str, gpus: int) -> dict[str, Any]:
+def _common_pool(pool: Pool, itype: InstanceType, gpus: int) -> dict[str, Any]:
     return {
         "capacity": pool.capacity,
-        "gpu": gpu,
+        "gpu": itype.gpu,
         "gpus_per_instance": gpus,
         "zones": list(pool.zones),
         "min_size": pool.min,
@@ -240,9 +239,9 @@ def _common_pool(pool: Pool, gpu: str, gpus: int) -> dict[str, Any]:
 def _reservation(pool: Pool, *, aws: bool) -> dict[str, Any] | None:
     if pool.capacity != "reserved":
         return None
-    r = pool.reservation or ReservationSettings()
+    r = pool.reservation_settings
     out: dict[str, Any] = {
-        "instance_count": r.instance_count if r.instance_count is not None else pool.max,
+        "instance_count": pool.reserved_instances,
         "end_date": r.end_date,
     }
     if aws:

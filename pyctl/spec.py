@@ -166,6 +166,16 @@ class Pool(Strict):
     def desired_size(self) -> int:
         return self.min if self.desired is None else self.desired
 
+    @property
+    def reservation_settings(self) -> ReservationSettings:
+        return self.reservation or ReservationSettings()
+
+    @property
+    def reserved_instances(self) -> int:
+        """A reserved pool's reservation size: instance_count, or max when not given."""
+        count = self.reservation_settings.instance_count
+        return self.max if count is None else count
+
 
 class CachedModel(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")]
@@ -511,8 +521,8 @@ def _pool_problems(
             f"only reserved pools take reservation settings (this pool is {pool.capacity})",
         )
     if pool.capacity == "reserved":
-        res = pool.reservation or ReservationSettings()
-        count = res.instance_count if res.instance_count is not None else pool.max
+        res = pool.reservation_settings
+        count = pool.reserved_instances
         if res.match == "capacity-reservations-only" and pool.max > count:
             yield Problem(
                 f"{at}.max",
