@@ -42,11 +42,10 @@ def terraform_check(explicit: str | None) -> Check:
 
 def aws_checks(loaded: LoadedEnv | None, timeout: float = 5.0) -> list[Check]:
     """STS caller identity and, for an S3 backend, the state bucket."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+    from pyctl.clouds.aws import client, has_credentials
+
     spec = loaded.spec if loaded else None
     region = (
         spec.clouds.aws.region
@@ -54,14 +53,13 @@ def aws_checks(loaded: LoadedEnv | None, timeout: float = 5.0) -> list[Check]:
         else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     )
     checks = []
-    session = boto3.session.Session()
-    if session.get_credentials() is None:
+    if not has_credentials():
         checks.append(
             Check("aws credentials", "warn", "none found (environment, profile, SSO or instance role)")
         )
     else:
         try:
-            ident = session.client("sts", region_name=region, config=config).get_caller_identity()
+            ident = client("sts", region, probe_timeout=timeout).get_caller_identity()
             detail = f"{ident['Arn']}"
             status: Status = "ok"
             if spec and spec.clouds.aws and ident["Account"] != spec.clouds.aws.account_id:
@@ -72,7 +70,7 @@ def aws_checks(loaded: LoadedEnv | None, timeout: float = 5.0) -> list[Check]:
     if spec and spec.backend.s3:
         b = spec.backend.s3
         try:
-            session.client("s3", region_name=b.region, config=config).head_bucket(Bucket=b.bucket)
+            client("s3", b.region, probe_timeout=timeout).head_bucket(Bucket=b.bucket)
             checks.append(Check("state backend", "ok", f"s3://{b.bucket}/{b.key}"))
         except (BotoCoreError, ClientError) as exc:
             checks.append(Check("state backend", "warn", f"s3://{b.bucket}: {exc}"))

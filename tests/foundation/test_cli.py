@@ -93,3 +93,19 @@ def test_catalog_rejects_unknown_gpu() -> None:
     result = CliRunner().invoke(cli, ["catalog", "--gpu", "h100x"])
     assert result.exit_code == 2
     assert "--gpu: unknown GPU 'h100x'" in result.stderr
+
+
+def test_doctor_checks_identity_account_and_state_bucket_against_moto(moto_server: object) -> None:
+    from pyctl.clouds.aws import client
+
+    runner = CliRunner(env={"COLUMNS": "200", "PYCTL_TERRAFORM": str(BIN / "pyctl-terraform")})
+    dev = str(REPO / "infra" / "envs" / "dev")
+    result = runner.invoke(cli, ["doctor", "--env", dev])
+    assert result.exit_code == 0, result.output
+    assert "not the env's account 111111111111" in result.output  # moto answers as 123456789012
+    assert "s3://acme-tfstate-dev:" in result.output  # no such bucket yet: a warning, not a failure
+
+    client("s3", "us-east-1").create_bucket(Bucket="acme-tfstate-dev")
+    result = runner.invoke(cli, ["doctor", "--env", dev])
+    assert result.exit_code == 0, result.output
+    assert "s3://acme-tfstate-dev/gpu-platform/dev.tfstate" in result.output
