@@ -7,7 +7,6 @@ inputs, lock file and terraform version; `apply --plan` re-checks all of them be
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyctl.core.manifest import sha256_file
 from pyctl.core.plan import Plan
 from pyctl.core.plan_gates import gate_refusals
 from pyctl.core.plan_manifest import MANIFEST_SUFFIX, PlanManifest, inputs_digest, mismatches
@@ -68,14 +68,6 @@ class PlanResult:
 
 Echo = Callable[[str], None]
 Confirm = Callable[[str], bool]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(root: Path) -> str:
