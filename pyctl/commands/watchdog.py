@@ -46,9 +46,9 @@ def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], 
 
 def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
     """`type` (on-demand) and `type:spot` -> $/hour from the catalog for the first region."""
-    from pyctl.commands.watchdog_gcp import catalog_prices
+    from pyctl.catalog.prices import hourly_price_table
 
-    return catalog_prices("aws", regions[0], pricing)
+    return hourly_price_table("aws", regions[0], pricing)
 
 
 def _override(settings: Settings, **flags: Any) -> Settings:

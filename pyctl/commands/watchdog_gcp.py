@@ -65,19 +65,12 @@ def gcp_target(project: str | None, zones: tuple[str, ...]) -> GcpTarget:
     return GcpTarget(project, list(zones) or None, regions.pop() if len(regions) == 1 else None, Settings())
 
 
-def catalog_prices(cloud: str, region: str | None, pricing: Any) -> dict[str, float]:
-    """`type` (on-demand) and `type:spot` -> $/hour from the catalog, for one cloud's region (None: the
-    catalog's reference region); types without a price are left out."""
-    from pyctl.catalog.prices import hourly_price_table
-
-    return hourly_price_table(cloud, region, pricing)  # type: ignore[arg-type]
-
-
 def run(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> Any:
     """One watchdog pass on GCP with `settings` (the target's, with the command line's overrides)."""
+    from pyctl.catalog.prices import hourly_price_table
     from pyctl.clouds.gcp import watchdog
 
-    prices = catalog_prices("gcp", target.region, target.pricing)
+    prices = hourly_price_table("gcp", target.region, target.pricing)
     return watchdog.run(target.project, settings, zones=target.zones, prices=prices, opt_in_only=opt_in_only)
 
 
