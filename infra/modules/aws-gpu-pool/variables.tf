@@ -41,6 +41,7 @@ variable "instance_type" {
 variable "instance_types" {
   description = "Spot pools: instance types of equal capability (same GPU model and count) for the mixed-instances policy, primary first. Empty: instance_type alone."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
@@ -175,18 +176,21 @@ variable "ami_id" {
 variable "ami_ssm_parameter" {
   description = "SSM public parameter holding the GPU AMI id, used when ami_id is null. The default is the Deep Learning Base AMI with the NVIDIA driver (Ubuntu 22.04, x86_64)."
   type        = string
+  nullable    = false
   default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 }
 
 variable "root_device_name" {
   description = "Root device of the AMI (/dev/sda1 on Ubuntu AMIs, /dev/xvda on Amazon Linux)."
   type        = string
+  nullable    = false
   default     = "/dev/sda1"
 }
 
 variable "root_volume_gb" {
   description = "Size of the encrypted gp3 root volume: OS, drivers, containers and, without local NVMe, the model cache."
   type        = number
+  nullable    = false
   default     = 200
 
   validation {
@@ -198,12 +202,14 @@ variable "root_volume_gb" {
 variable "root_volume_iops" {
   description = "Provisioned IOPS of the gp3 root volume."
   type        = number
+  nullable    = false
   default     = 6000
 }
 
 variable "root_volume_throughput" {
   description = "Provisioned throughput (MiB/s) of the gp3 root volume: model loading reads it at this rate."
   type        = number
+  nullable    = false
   default     = 500
 
   validation {
@@ -236,6 +242,7 @@ variable "ingress" {
     condition     = alltrue([for p in var.ingress.ports : p >= 1 && p <= 65535])
     error_message = "ingress.ports must be TCP ports between 1 and 65535."
   }
+  nullable = false
 }
 
 variable "egress" {
@@ -244,12 +251,14 @@ variable "egress" {
     cidrs = optional(list(string), ["0.0.0.0/0"])
     ports = optional(list(number), [80, 443])
   })
-  default = {}
+  default  = {}
+  nullable = false
 }
 
 variable "allow_intra_pool" {
   description = "Allow all traffic between the pool's own nodes (NCCL collectives for multi-node training and serving)."
   type        = bool
+  nullable    = false
   default     = true
 }
 
@@ -280,6 +289,7 @@ variable "model" {
 variable "nvme_path" {
   description = "Where the local NVMe instance store (RAID0 when several disks) is mounted: models/ and checkpoints/ live below it."
   type        = string
+  nullable    = false
   default     = "/mnt/nvme"
 
   validation {
@@ -291,6 +301,7 @@ variable "nvme_path" {
 variable "agent_package" {
   description = "pip requirement that installs pyctl-agent on the nodes (pin a version, or point at your own index/wheel URL: the default installs whatever the node's index serves under that name)."
   type        = string
+  nullable    = false
   default     = "pyctl"
 
   validation {
@@ -323,17 +334,20 @@ variable "boot_secrets" {
     condition     = alltrue([for s in var.boot_secrets : can(regex("^[A-Za-z0-9_./+=@-]+$", coalesce(s.ssm_parameter, s.secrets_manager_secret, "-")))])
     error_message = "Boot secret names may hold letters, digits and _ . / + = @ - only."
   }
+  nullable = false
 }
 
 variable "auto_shutdown" {
   description = "Opt the pool's instances in to the idle-GPU watchdog (tag AutoShutdown)."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "watchdog_may_terminate" {
   description = "Let the watchdog terminate idle one-time spot instances, which cannot be stopped (tag pyctl:spot-terminate)."
   type        = bool
+  nullable    = false
   default     = false
 }
 
@@ -346,18 +360,21 @@ variable "cost_center" {
 variable "detailed_monitoring" {
   description = "EC2 detailed (1-minute) monitoring."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "cloudwatch_namespace" {
   description = "Namespace of the CloudWatch agent's GPU metrics (the watchdog reads nvidia_smi_utilization_gpu there)."
   type        = string
+  nullable    = false
   default     = "CWAgent"
 }
 
 variable "checkpoint_retention" {
   description = "Spot pools: how many complete checkpoints the node agent keeps in the bucket (older ones are deleted)."
   type        = number
+  nullable    = false
   default     = 3
 
   validation {
@@ -369,11 +386,13 @@ variable "checkpoint_retention" {
 variable "metrics_interval_seconds" {
   description = "Collection interval of the CloudWatch agent's GPU metrics."
   type        = number
+  nullable    = false
   default     = 60
 }
 
 variable "tags" {
   description = "Tags for every resource (Env, CostCenter, team tags, ...); the pool's own tags are merged on top."
   type        = map(string)
+  nullable    = false
   default     = {}
 }

@@ -1,6 +1,7 @@
 variable "name" {
   description = "Name of the function and prefix of every resource it owns (role, schedule, topic, queue)."
   type        = string
+  nullable    = false
   default     = "gpu-watchdog"
 
   validation {
@@ -27,6 +28,7 @@ variable "source_code_hash" {
 variable "schedule_expression" {
   description = "When the watchdog runs (EventBridge Scheduler expression)."
   type        = string
+  nullable    = false
   default     = "rate(15 minutes)"
 
   validation {
@@ -38,6 +40,7 @@ variable "schedule_expression" {
 variable "regions" {
   description = "Regions whose instances the watchdog inspects; empty: the provider's region."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
@@ -78,17 +81,20 @@ variable "settings" {
     condition     = contains(["no-data", "idle"], var.settings.missing_data)
     error_message = "settings.missing_data must be \"no-data\" (never act without data) or \"idle\" (opt-in, after the grace period)."
   }
+  nullable = false
 }
 
 variable "hourly_prices" {
   description = "USD per hour by instance type, for the cost lines in decisions and summaries (pyctl fills it from its catalog)."
   type        = map(number)
+  nullable    = false
   default     = {}
 }
 
 variable "notify_emails" {
   description = "Email addresses subscribed to the summary topic (each must confirm the subscription)."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
@@ -106,6 +112,7 @@ variable "slack_webhook_ssm_parameter" {
 variable "log_retention_days" {
   description = "How long the function's logs (one JSON line per decision) are kept."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
@@ -123,6 +130,7 @@ variable "kms_key_arn" {
 variable "timeout_seconds" {
   description = "Function timeout. A run over a few hundred instances takes seconds."
   type        = number
+  nullable    = false
   default     = 120
 
   validation {
@@ -134,5 +142,6 @@ variable "timeout_seconds" {
 variable "tags" {
   description = "Tags for every resource of the module."
   type        = map(string)
+  nullable    = false
   default     = {}
 }

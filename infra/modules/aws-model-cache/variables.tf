@@ -34,6 +34,7 @@ variable "access_log_prefix" {
 variable "noncurrent_version_days" {
   description = "Days a replaced or deleted object version is kept before it expires."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
@@ -45,6 +46,7 @@ variable "noncurrent_version_days" {
 variable "abort_incomplete_multipart_days" {
   description = "Days after which an unfinished multipart upload (a crashed model push or checkpoint upload) is aborted and its parts freed."
   type        = number
+  nullable    = false
   default     = 3
 
   validation {
@@ -56,6 +58,7 @@ variable "abort_incomplete_multipart_days" {
 variable "key_prefix" {
   description = "Optional key prefix in front of pyctl's layout: models under <key_prefix>models/NAME/VERSION/, checkpoints under <key_prefix>checkpoints/JOB/step-N/. Empty: the bucket root."
   type        = string
+  nullable    = false
   default     = ""
 
   validation {
@@ -67,11 +70,13 @@ variable "key_prefix" {
 variable "force_destroy" {
   description = "Let `terraform destroy` delete a bucket that still holds objects. Keep false outside throwaway envs: the bucket holds the only copy of checkpoints."
   type        = bool
+  nullable    = false
   default     = false
 }
 
 variable "tags" {
   description = "Tags for the bucket (Env, CostCenter, ...)."
   type        = map(string)
+  nullable    = false
   default     = {}
 }

@@ -36,6 +36,7 @@ variable "policy" {
     condition     = var.policy.max_interruptions >= 1 && var.policy.window_hours > 0 && var.policy.cooldown_hours >= 0
     error_message = "policy: max_interruptions must be >= 1, window_hours > 0 and cooldown_hours >= 0."
   }
+  nullable = false
 }
 
 variable "jobs" {
@@ -56,11 +57,13 @@ variable "jobs" {
     condition     = alltrue([for name, job in var.jobs : can(regex("^lt-[0-9a-f]{8,17}$", job.launch_template_id)) && length(job.subnet_ids) > 0])
     error_message = "Every job needs a launch_template_id (lt-...) and at least one subnet id."
   }
+  nullable = false
 }
 
 variable "instance_role_arns" {
   description = "IAM roles of the job launch templates' instance profiles: the only roles the function may pass to EC2."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
@@ -78,6 +81,7 @@ variable "checkpoint_bucket" {
 variable "checkpoint_prefix" {
   description = "Key prefix in front of checkpoints/ (the same value nodes pass to pyctl-agent as --prefix)."
   type        = string
+  nullable    = false
   default     = ""
 }
 
@@ -96,6 +100,7 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   description = "Days to keep the function's logs."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
@@ -107,11 +112,13 @@ variable "log_retention_days" {
 variable "deletion_protection" {
   description = "Protect the interruption table from deletion."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
+  nullable    = false
   default     = {}
 }

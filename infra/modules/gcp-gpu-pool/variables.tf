@@ -127,6 +127,7 @@ variable "pool" {
 variable "labels" {
   description = "Labels for every labelled resource, in GCP label form (the gcp stack converts the env's tags). pool.tags and the pyctl-* keys are merged in; pyctl-* keys win."
   type        = map(string)
+  nullable    = false
   default     = {}
 
   validation {
@@ -165,6 +166,7 @@ variable "model_version" {
 variable "nvme_path" {
   description = "Mount point of the local SSD cache (RAID 0 over all local NVMe SSDs)."
   type        = string
+  nullable    = false
   default     = "/mnt/nvme"
 
   validation {
@@ -176,6 +178,7 @@ variable "nvme_path" {
 variable "source_image" {
   description = "Boot image (self link, projects/P/global/images/family/F, or a family URL). It must ship NVIDIA drivers signed for Secure Boot; the default Ubuntu accelerator image does."
   type        = string
+  nullable    = false
   default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550"
 }
 
@@ -194,24 +197,28 @@ variable "boot_disk_kms_key" {
 variable "agent_package" {
   description = "pip requirement that installs pyctl-agent on the node (e.g. \"pyctl[gcp]==0.3.1\", or a gs:// wheel fetched first)."
   type        = string
+  nullable    = false
   default     = "pyctl[gcp]"
 }
 
 variable "secure_boot" {
   description = "Shielded VM Secure Boot. Turn off only for images whose GPU driver is not signed (vTPM and integrity monitoring stay on)."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "network_tags" {
   description = "Extra network tags for firewall rules (the module adds pyctl-gpu and the pool's resource name)."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
 variable "shutdown_budget_seconds" {
   description = "Seconds the shutdown script gives the trainer and pyctl-agent to upload a final checkpoint (Spot VMs get about 30 s in total)."
   type        = number
+  nullable    = false
   default     = 25
 
   validation {

@@ -21,6 +21,7 @@ variable "region" {
 variable "name" {
   description = "Name of the function and prefix of every resource it owns (service accounts, roles, schedule, log bucket)."
   type        = string
+  nullable    = false
   default     = "gpu-watchdog"
 
   validation {
@@ -52,12 +53,14 @@ variable "source_bucket" {
 variable "source_prefix" {
   description = "Object name prefix of the source zip inside source_bucket."
   type        = string
+  nullable    = false
   default     = "functions/"
 }
 
 variable "schedule" {
   description = "When the watchdog runs: a unix-cron expression (Cloud Scheduler), in time_zone."
   type        = string
+  nullable    = false
   default     = "*/15 * * * *"
 
   validation {
@@ -69,12 +72,14 @@ variable "schedule" {
 variable "time_zone" {
   description = "Time zone of the schedule (tz database name)."
   type        = string
+  nullable    = false
   default     = "Etc/UTC"
 }
 
 variable "zones" {
   description = "Zones whose VMs the watchdog inspects; empty: every zone of the project (one aggregated list)."
   type        = list(string)
+  nullable    = false
   default     = []
 }
 
@@ -112,17 +117,20 @@ variable "settings" {
     condition     = contains(["no-data", "idle"], var.settings.missing_data)
     error_message = "settings.missing_data must be \"no-data\" (never act without data) or \"idle\" (opt-in, after the grace period)."
   }
+  nullable = false
 }
 
 variable "recover_spot" {
   description = "Also run the Spot recovery pass: start standalone pyctl Spot VMs (termination action STOP) that were preempted, once capacity is back."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "act_on_name_prefix" {
   description = "The watchdog may stop/start/delete only VMs and instance groups whose names start with this (IAM condition); null: any labelled VM in the project."
   type        = string
+  nullable    = false
   default     = "pyctl-"
 
   validation {
@@ -134,12 +142,14 @@ variable "act_on_name_prefix" {
 variable "hourly_prices" {
   description = "USD per hour by machine type, for the cost lines in decisions and summaries (pyctl fills it from its catalog)."
   type        = map(number)
+  nullable    = false
   default     = {}
 }
 
 variable "log_retention_days" {
   description = "Days the function's logs (one JSON line per decision) are kept in a dedicated log bucket; null: only the project's _Default bucket."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
@@ -151,5 +161,6 @@ variable "log_retention_days" {
 variable "labels" {
   description = "Labels applied to the function (GCP label rules: lowercase keys and values)."
   type        = map(string)
+  nullable    = false
   default     = {}
 }

@@ -16,6 +16,7 @@ variable "bucket_name" {
 variable "location" {
   description = "Bucket location: a region (US-CENTRAL1), dual-region or multi-region (US). Keep it next to the GPU pools: cross-region reads cost egress and time."
   type        = string
+  nullable    = false
   default     = "US"
 }
 
@@ -33,6 +34,7 @@ variable "kms_key_name" {
 variable "noncurrent_version_days" {
   description = "Days a replaced or deleted object version is kept before the lifecycle rule deletes it."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
@@ -44,6 +46,7 @@ variable "noncurrent_version_days" {
 variable "abort_incomplete_multipart_days" {
   description = "Days after which an unfinished multipart upload (a preempted checkpoint upload) is aborted and its parts freed."
   type        = number
+  nullable    = false
   default     = 3
 
   validation {
@@ -55,6 +58,7 @@ variable "abort_incomplete_multipart_days" {
 variable "key_prefix" {
   description = "Optional object-name prefix in front of pyctl's layout: models under <key_prefix>models/NAME/VERSION/, checkpoints under <key_prefix>checkpoints/JOB/step-N/. Empty: the bucket root."
   type        = string
+  nullable    = false
   default     = ""
 
   validation {
@@ -66,6 +70,7 @@ variable "key_prefix" {
 variable "pool_service_accounts" {
   description = "GPU pool service accounts keyed by pool name (email addresses). Each may list the bucket, read the model and checkpoint prefixes, and write and delete under the checkpoint prefix."
   type        = map(string)
+  nullable    = false
   default     = {}
 
   validation {
@@ -83,12 +88,14 @@ variable "access_log_bucket" {
 variable "force_destroy" {
   description = "Allow `terraform destroy` to delete a bucket that still holds objects. Keep false outside throwaway envs: models and checkpoints are expensive to rebuild."
   type        = bool
+  nullable    = false
   default     = false
 }
 
 variable "labels" {
   description = "Labels for the bucket (GCP label rules: lowercase keys and values of letters, digits, '_' and '-')."
   type        = map(string)
+  nullable    = false
   default     = {}
 
   validation {

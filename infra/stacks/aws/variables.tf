@@ -17,6 +17,7 @@ variable "env" {
 variable "tags" {
   description = "Tags for every taggable resource (Env, ManagedBy, CostCenter and the env's own)."
   type        = map(string)
+  nullable    = false
   default     = {}
 }
 
@@ -151,6 +152,7 @@ variable "pools" {
     condition     = alltrue([for name, p in var.pools : !contains(p.ingress.cidrs, "0.0.0.0/0") && !contains(p.ingress.cidrs, "::/0")])
     error_message = "ingress.cidrs must not open a pool to the whole internet; name the networks that need it."
   }
+  nullable = false
 }
 
 variable "model_cache" {
@@ -179,6 +181,7 @@ variable "model_cache" {
 variable "agent_package" {
   description = "pip requirement that installs pyctl-agent on the GPU nodes."
   type        = string
+  nullable    = false
   default     = "pyctl"
 }
 
@@ -202,7 +205,8 @@ variable "watchdog" {
     log_retention_days          = optional(number, 30)
     hourly_prices               = optional(map(number), {})
   })
-  default = {}
+  default  = {}
+  nullable = false
 }
 
 variable "spot_recovery" {
@@ -225,6 +229,7 @@ variable "spot_recovery" {
     condition     = alltrue([for name, job in var.spot_recovery.jobs : contains(keys(var.pools), job.pool)])
     error_message = "Every spot_recovery job must name one of this env's AWS pools."
   }
+  nullable = false
 }
 
 variable "function_packages" {
@@ -233,5 +238,6 @@ variable "function_packages" {
     path         = string
     base64sha256 = string
   }))
-  default = {}
+  default  = {}
+  nullable = false
 }

@@ -17,6 +17,7 @@ variable "env" {
 variable "tags" {
   description = "The env's tags (Env, ManagedBy, CostCenter and its own). Turned into GCP labels: CamelCase keys become snake_case, keys and values lowercase, other characters '_'."
   type        = map(string)
+  nullable    = false
   default     = {}
 }
 
@@ -79,6 +80,7 @@ variable "pools" {
     condition     = alltrue([for name, p in var.pools : p.reservation == null || try(can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", p.reservation.end_date)) || p.reservation.end_date == null, false)])
     error_message = "reservation.end_date must be null or an RFC 3339 UTC time such as 2026-12-31T00:00:00Z."
   }
+  nullable = false
 }
 
 variable "model_cache" {
@@ -106,13 +108,15 @@ variable "model_cache" {
 }
 
 variable "source_image" {
-  description = "Boot image for every GCP pool; null keeps gcp-gpu-pool's default (Ubuntu accelerator image with signed NVIDIA drivers)."
+  description = "Boot image for every GCP pool (an image with NVIDIA drivers signed for Secure Boot; the default is Ubuntu's accelerator image)."
   type        = string
-  default     = null
+  nullable    = false
+  default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550"
 }
 
 variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the nodes; null keeps gcp-gpu-pool's default."
+  description = "pip requirement that installs pyctl-agent on the nodes."
   type        = string
-  default     = null
+  nullable    = false
+  default     = "pyctl[gcp]"
 }
