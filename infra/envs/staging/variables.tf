@@ -7,11 +7,13 @@ variable "env" {
     name      = string
     protected = bool
   })
+  nullable = false
 }
 
 variable "tags" {
   description = "Tags applied to every taggable resource (Env, ManagedBy, CostCenter and the env's own)."
   type        = map(string)
+  nullable    = false
 }
 
 variable "aws" {
@@ -41,16 +43,19 @@ variable "gcp_pools" {
 variable "model_cache" {
   description = "Model-cache buckets (aws, gcp), the models to cache, and the node NVMe cache path."
   type        = any
+  nullable    = false
 }
 
 variable "watchdog" {
   description = "Idle-GPU watchdog settings."
   type        = any
+  nullable    = false
 }
 
 variable "spot_recovery" {
   description = "Checkpoint-aware spot recovery settings."
   type        = any
+  nullable    = false
 }
 
 variable "function_packages" {

@@ -38,7 +38,7 @@ resource "aws_vpc_security_group_ingress_rule" "this" {
   for_each = local.ingress_rules
 
   security_group_id            = aws_security_group.this.id
-  description                  = each.value.port == null ? "All traffic between the pool's nodes" : "TCP ${each.value.port} from ${coalesce(each.value.cidr, each.value.security_group)}"
+  description                  = each.value.port == null ? "All traffic between the nodes of the pool" : "TCP ${each.value.port} from ${coalesce(each.value.cidr, each.value.security_group)}"
   ip_protocol                  = each.value.port == null ? "-1" : "tcp"
   from_port                    = each.value.port
   to_port                      = each.value.port
@@ -51,7 +51,7 @@ resource "aws_vpc_security_group_egress_rule" "this" {
   for_each = local.egress_rules
 
   security_group_id            = aws_security_group.this.id
-  description                  = each.value.port == null ? "All traffic between the pool's nodes" : "TCP ${each.value.port} to ${each.value.cidr}"
+  description                  = each.value.port == null ? "All traffic between the nodes of the pool" : "TCP ${each.value.port} to ${each.value.cidr}"
   ip_protocol                  = each.value.port == null ? "-1" : "tcp"
   from_port                    = each.value.port
   to_port                      = each.value.port

@@ -1,6 +1,7 @@
 variable "name" {
   description = "Pool name, unique in the env (tag Pool / pyctl:pool; resource names are <env>-<name>)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.name))
@@ -11,6 +12,7 @@ variable "name" {
 variable "env" {
   description = "Environment name (tag Env / pyctl:env)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env))
@@ -21,6 +23,7 @@ variable "env" {
 variable "capacity" {
   description = "How the pool buys capacity: reserved (a targeted capacity reservation or capacity block), on_demand, or spot."
   type        = string
+  nullable    = false
 
   validation {
     condition     = contains(["reserved", "on_demand", "spot"], var.capacity)
@@ -31,6 +34,7 @@ variable "capacity" {
 variable "instance_type" {
   description = "The GPU instance type (primary type of a spot pool)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^(p[3-6][a-z0-9-]*|g[4-6][a-z0-9-]*|trn[12][a-z0-9-]*|inf[12][a-z0-9-]*)\\.[0-9a-z]+$", var.instance_type))
@@ -53,11 +57,13 @@ variable "instance_types" {
 variable "gpu" {
   description = "GPU model carried by the instance type (catalog name, such as h100); reported in gpu_capacity."
   type        = string
+  nullable    = false
 }
 
 variable "gpus_per_instance" {
   description = "GPUs per instance; reported in gpu_capacity."
   type        = number
+  nullable    = false
 
   validation {
     condition     = var.gpus_per_instance >= 1 && floor(var.gpus_per_instance) == var.gpus_per_instance
@@ -68,11 +74,13 @@ variable "gpus_per_instance" {
 variable "vpc_id" {
   description = "VPC of the pool's security group."
   type        = string
+  nullable    = false
 }
 
 variable "subnet_ids" {
   description = "Private subnets the group launches into (one per availability zone of the pool). Reserved pools: subnets in the reservation's zone."
   type        = list(string)
+  nullable    = false
 
   validation {
     condition     = length(var.subnet_ids) > 0
@@ -89,6 +97,7 @@ variable "availability_zone" {
 variable "min_size" {
   description = "Minimum number of instances."
   type        = number
+  nullable    = false
 
   validation {
     condition     = var.min_size >= 0 && floor(var.min_size) == var.min_size
@@ -99,11 +108,13 @@ variable "min_size" {
 variable "max_size" {
   description = "Maximum number of instances."
   type        = number
+  nullable    = false
 }
 
 variable "desired_size" {
   description = "Desired number of instances."
   type        = number
+  nullable    = false
 }
 
 variable "spot" {
@@ -270,6 +281,7 @@ variable "model_cache" {
     read_policy_json  = string
     write_policy_json = string
   })
+  nullable = false
 }
 
 variable "model" {

@@ -13,11 +13,13 @@ variable "name" {
 variable "filename" {
   description = "Path of the function zip built by pyctl (`pyctl render` builds it deterministically)."
   type        = string
+  nullable    = false
 }
 
 variable "source_code_hash" {
   description = "base64-encoded SHA-256 of the zip (pyctl writes it next to the path); a new hash redeploys the code."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[A-Za-z0-9+/]{43}=$", var.source_code_hash))

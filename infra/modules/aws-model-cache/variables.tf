@@ -1,6 +1,7 @@
 variable "bucket_name" {
   description = "Name of the S3 bucket that holds model weights (models/) and training checkpoints (checkpoints/)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))

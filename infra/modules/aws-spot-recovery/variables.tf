@@ -1,6 +1,7 @@
 variable "name" {
   description = "Name of the table, function, rules and queue (pyctl uses pyctl-<env>-spot-recovery; `pyctl jobs status` reads that table)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9-]{1,45}$", var.name))
@@ -11,11 +12,13 @@ variable "name" {
 variable "lambda_filename" {
   description = "Path of the function zip built by pyctl (`pyctl.package`, function spot_recovery)."
   type        = string
+  nullable    = false
 }
 
 variable "lambda_source_code_hash" {
   description = "base64-encoded sha256 of the zip (pyctl writes it next to the path; filebase64sha256() gives the same)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[A-Za-z0-9+/]{43}=$", var.lambda_source_code_hash))

@@ -1,6 +1,7 @@
 variable "name" {
   description = "Pool name (the key in env.yaml's pools). Used in resource names and the pyctl-pool label."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.name))
@@ -11,6 +12,7 @@ variable "name" {
 variable "env" {
   description = "Environment name (dev, staging, prod...). Used in resource names and the pyctl-env label."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env))
@@ -21,11 +23,13 @@ variable "env" {
 variable "project" {
   description = "GCP project the pool runs in."
   type        = string
+  nullable    = false
 }
 
 variable "region" {
   description = "Region of the pool (its zones must be in it)."
   type        = string
+  nullable    = false
 }
 
 variable "network" {
@@ -37,6 +41,7 @@ variable "network" {
 variable "subnetwork" {
   description = "Subnetwork self link or path (projects/P/regions/R/subnetworks/S) the nodes attach to. Nodes get no external IP: the subnet needs Private Google Access (or Cloud NAT) to reach Google APIs and package mirrors."
   type        = string
+  nullable    = false
 }
 
 variable "pool" {
@@ -122,6 +127,7 @@ variable "pool" {
     condition     = var.pool.local_ssd_count >= 0 && var.pool.local_ssd_count <= 24 && var.pool.boot_disk_gb >= 50
     error_message = "pool.local_ssd_count must be 0-24 and pool.boot_disk_gb at least 50."
   }
+  nullable = false
 }
 
 variable "labels" {
@@ -144,6 +150,7 @@ variable "model_cache" {
     bucket     = string
     key_prefix = optional(string, "")
   })
+  nullable = false
 }
 
 variable "checkpoint_job" {

@@ -1,6 +1,7 @@
 variable "project" {
   description = "Project whose GPU VMs the watchdog inspects; the function, its schedule and its identities live here too."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project))
@@ -11,6 +12,7 @@ variable "project" {
 variable "region" {
   description = "Region of the function and the Cloud Scheduler job (the watchdog itself covers every zone unless `zones` is set)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
@@ -33,11 +35,13 @@ variable "name" {
 variable "filename" {
   description = "Path of the function source zip built by pyctl (`pyctl render` builds it deterministically: main.py, requirements.txt, pyctl/core, pyctl/clouds/gcp)."
   type        = string
+  nullable    = false
 }
 
 variable "source_code_hash" {
   description = "base64-encoded SHA-256 of the zip (pyctl writes it next to the path). It names the uploaded object, so a new zip redeploys the function."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[A-Za-z0-9+/]{43}=$", var.source_code_hash))
@@ -48,6 +52,7 @@ variable "source_code_hash" {
 variable "source_bucket" {
   description = "Existing bucket the source zip is uploaded to (Cloud Functions builds from it), e.g. the env's model-cache bucket."
   type        = string
+  nullable    = false
 }
 
 variable "source_prefix" {

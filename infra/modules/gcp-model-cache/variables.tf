@@ -1,11 +1,13 @@
 variable "project" {
   description = "GCP project that owns the bucket."
   type        = string
+  nullable    = false
 }
 
 variable "bucket_name" {
   description = "Name of the GCS bucket that holds model weights (models/) and training checkpoints (checkpoints/); globally unique."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", var.bucket_name)) && !can(regex("^goog", var.bucket_name))

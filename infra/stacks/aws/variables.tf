@@ -12,6 +12,7 @@ variable "env" {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env.name))
     error_message = "env.name must be 2-32 lowercase letters, digits and hyphens, starting with a letter."
   }
+  nullable = false
 }
 
 variable "tags" {
@@ -39,6 +40,7 @@ variable "aws" {
     condition     = length(var.aws.subnet_ids) > 0 && alltrue([for s in var.aws.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
     error_message = "aws.subnet_ids must list at least one subnet id (subnet-...)."
   }
+  nullable = false
 }
 
 variable "pools" {
@@ -176,6 +178,7 @@ variable "model_cache" {
     condition     = var.model_cache.aws == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", try(var.model_cache.aws.bucket, "")))
     error_message = "model_cache.aws.bucket must be a valid S3 bucket name."
   }
+  nullable = false
 }
 
 variable "agent_package" {

@@ -12,6 +12,7 @@ variable "env" {
     condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env.name))
     error_message = "env.name must be 2-32 lowercase letters, digits and hyphens, starting with a letter (it is part of GCE resource names)."
   }
+  nullable = false
 }
 
 variable "tags" {
@@ -44,6 +45,7 @@ variable "gcp" {
     condition     = can(regex("^(https://www.googleapis.com/compute/v1/)?projects/[^/]+/regions/[^/]+/subnetworks/[^/]+$", var.gcp.subnetwork))
     error_message = "gcp.subnetwork must be projects/PROJECT/regions/REGION/subnetworks/NAME (or its self link)."
   }
+  nullable = false
 }
 
 variable "pools" {
@@ -105,6 +107,7 @@ variable "model_cache" {
     condition     = length(distinct([for m in var.model_cache.models : m.name])) == length(var.model_cache.models)
     error_message = "model_cache.models lists each model name once."
   }
+  nullable = false
 }
 
 variable "source_image" {

@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 
 import contextlib
 
-from . import behaviour, cty, stubs  # noqa: E402
+from . import behaviour, cty, rules, stubs  # noqa: E402
 from .schema import Block, load  # noqa: E402
 
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
@@ -181,7 +181,8 @@ class StandinProvider(pb_grpc.ProviderServicer):  # type: ignore[misc]
         block = self._block("resources", request.type_name)
         config = cty.decode(request.config.msgpack, block.implied_type())
         resp = pb.ValidateResourceConfig.Response()
-        for summary, detail, path in behaviour.read_only_violations(block, config):
+        problems = behaviour.read_only_violations(block, config) + rules.violations(request.type_name, config)
+        for summary, detail, path in problems:
             resp.diagnostics.append(_diag(summary, detail, path))
         self._record("ValidateResourceConfig", request.type_name)
         return resp
