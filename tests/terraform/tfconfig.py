@@ -208,7 +208,9 @@ def wiring_problems(module: TfModule) -> list[str]:
     children = {name: local_child(module, call) for name, call in calls.items()}
     problems: list[str] = []
     for path, doc in module.files.items():
-        for kind, name, attr in set(references(doc)):
+        # `moved` blocks name resource addresses (module.x.aws_y.z), not module outputs
+        config = {key: value for key, value in doc.items() if key != "moved"}
+        for kind, name, attr in set(references(config)):
             where = f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}"
             if kind == "var" and name not in variables:
                 problems.append(f"{where}: var.{name} is not declared")

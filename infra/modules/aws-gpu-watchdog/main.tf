@@ -118,9 +118,7 @@ data "aws_iam_policy_document" "code" {
   }
 }
 
-# --- what the Lambda runtime needs around the code (logs, dead-letter queue, tracing, the CMK) ---
-
-# Encrypting with a customer key (SNS publish, SQS send, logs): both roles need it; empty without one.
+# Encrypting with a customer key (SNS publish, SQS send): the scheduler role needs it; empty without one.
 data "aws_iam_policy_document" "customer_key" {
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
@@ -133,74 +131,56 @@ data "aws_iam_policy_document" "customer_key" {
   }
 }
 
-data "aws_iam_policy_document" "runtime" {
-  source_policy_documents = [data.aws_iam_policy_document.customer_key.json]
+# --- the function: role, runtime policy, log group, dead-letter queue (modules/_aws-function) ---
 
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
+module "function" {
+  source = "../_aws-function"
 
-  statement {
-    sid       = "SendToDeadLetterQueue"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letter.arn]
-  }
-
-  statement {
-    sid       = "Tracing"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-}
-
-data "aws_iam_policy_document" "assume_lambda" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "function" {
-  name               = "${var.name}-function"
-  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  name               = var.name
+  role_name          = "${var.name}-function"
+  description        = "pyctl idle-GPU watchdog: stops GPU instances whose every GPU stayed idle."
+  filename           = var.filename
+  source_code_hash   = var.source_code_hash
+  environment        = local.environment
+  code_policy_name   = "watchdog-code"
+  code_policy_json   = data.aws_iam_policy_document.code.json
+  timeout_seconds    = var.timeout_seconds
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
   tags               = local.tags
+
+  # One run at a time: two overlapping runs could otherwise act on the same window twice.
+  reserved_concurrency = 1
 }
 
-resource "aws_iam_role_policy" "code" {
-  name   = "watchdog-code"
-  role   = aws_iam_role.function.id
-  policy = data.aws_iam_policy_document.code.json
+moved {
+  from = aws_iam_role.function
+  to   = module.function.aws_iam_role.this
 }
 
-resource "aws_iam_role_policy" "runtime" {
-  name   = "lambda-runtime"
-  role   = aws_iam_role.function.id
-  policy = data.aws_iam_policy_document.runtime.json
+moved {
+  from = aws_iam_role_policy.code
+  to   = module.function.aws_iam_role_policy.code
 }
 
-# --- the function ---
-
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Decision logs are operational; 30 days by default (var.log_retention_days), a year is the user's choice.
-  #checkov:skip=CKV_AWS_158:Logs hold instance ids and utilization, no secrets; a customer key is used when var.kms_key_arn is set.
-  name              = "/aws/lambda/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = local.tags
+moved {
+  from = aws_iam_role_policy.runtime
+  to   = module.function.aws_iam_role_policy.runtime
 }
 
-resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name}-dlq"
-  message_retention_seconds = 1209600
-  kms_master_key_id         = var.kms_key_arn
-  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
-  tags                      = local.tags
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.function.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_sqs_queue.dead_letter
+  to   = module.function.aws_sqs_queue.dead_letter
+}
+
+moved {
+  from = aws_lambda_function.this
+  to   = module.function.aws_lambda_function.this
 }
 
 resource "aws_sns_topic" "summary" {
@@ -215,41 +195,6 @@ resource "aws_sns_topic_subscription" "email" {
   topic_arn = aws_sns_topic.summary.arn
   protocol  = "email"
   endpoint  = each.value
-}
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:The function calls only AWS APIs and the Slack webhook; a VPC would need NAT or endpoints and adds nothing.
-  #checkov:skip=CKV_AWS_272:The zip is built deterministically by pyctl and pinned by source_code_hash; code signing is left to the user.
-  #checkov:skip=CKV_AWS_173:The environment holds settings only (the Slack URL stays in SSM); a customer key is used when var.kms_key_arn is set.
-  function_name    = var.name
-  description      = "pyctl idle-GPU watchdog: stops GPU instances whose every GPU stayed idle."
-  role             = aws_iam_role.function.arn
-  runtime          = "python3.12"
-  handler          = "handler.handler"
-  filename         = var.filename
-  source_code_hash = var.source_code_hash
-  timeout          = var.timeout_seconds
-  memory_size      = 256
-  kms_key_arn      = var.kms_key_arn
-
-  # One run at a time: two overlapping runs could otherwise act on the same window twice.
-  reserved_concurrent_executions = 1
-
-  environment {
-    variables = local.environment
-  }
-
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dead_letter.arn
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  tags = local.tags
-
-  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.runtime]
 }
 
 # --- the schedule ---
@@ -277,13 +222,13 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "InvokeWatchdog"
     actions   = ["lambda:InvokeFunction"]
-    resources = [aws_lambda_function.this.arn]
+    resources = [module.function.function_arn]
   }
 
   statement {
     sid       = "SendToDeadLetterQueue"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letter.arn]
+    resources = [module.function.dead_letter_queue_arn]
   }
 }
 
@@ -311,7 +256,7 @@ resource "aws_scheduler_schedule" "this" {
   }
 
   target {
-    arn      = aws_lambda_function.this.arn
+    arn      = module.function.function_arn
     role_arn = aws_iam_role.scheduler.arn
     input    = jsonencode({ source = "pyctl.gpu-watchdog.schedule" })
 
@@ -321,7 +266,7 @@ resource "aws_scheduler_schedule" "this" {
     }
 
     dead_letter_config {
-      arn = aws_sqs_queue.dead_letter.arn
+      arn = module.function.dead_letter_queue_arn
     }
   }
 }

@@ -1,16 +1,16 @@
 output "function_name" {
   description = "Name of the watchdog function (`aws lambda invoke` it to run now)."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the watchdog function."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "role_arn" {
   description = "ARN of the function's execution role."
-  value       = aws_iam_role.function.arn
+  value       = module.function.role_arn
 }
 
 output "sns_topic_arn" {
@@ -20,12 +20,12 @@ output "sns_topic_arn" {
 
 output "dead_letter_queue_arn" {
   description = "Queue holding invocations that failed after retries."
-  value       = aws_sqs_queue.dead_letter.arn
+  value       = module.function.dead_letter_queue_arn
 }
 
 output "log_group_name" {
   description = "Log group with one JSON line per instance decision."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.function.log_group_name
 }
 
 output "schedule_arn" {

@@ -84,21 +84,13 @@ resource "aws_dynamodb_table" "this" {
   tags = local.tags
 }
 
-# --- dead-letter queue (failed async invocations and failed EventBridge deliveries) ---------------------
-
-resource "aws_sqs_queue" "dead_letter" {
-  name                      = "${var.name}-dlq"
-  message_retention_seconds = 1209600 # 14 days, the maximum: time to look at what failed
-  kms_master_key_id         = var.kms_key_arn
-  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
-  tags                      = local.tags
-}
+# --- dead-letter queue: failed EventBridge deliveries may send to it too ----------------------------------
 
 data "aws_iam_policy_document" "dead_letter" {
   statement {
     sid       = "EventBridgeDeliveryFailures"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letter.arn]
+    resources = [module.function.dead_letter_queue_arn]
 
     principals {
       type        = "Service"
@@ -114,34 +106,11 @@ data "aws_iam_policy_document" "dead_letter" {
 }
 
 resource "aws_sqs_queue_policy" "dead_letter" {
-  queue_url = aws_sqs_queue.dead_letter.id
+  queue_url = module.function.dead_letter_queue_url
   policy    = data.aws_iam_policy_document.dead_letter.json
 }
 
 # --- IAM: what the code calls (pyctl.clouds.aws.recovery.IAM_ACTIONS; tests/recovery compare the two) ----
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "this" {
-  name               = var.name
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-  tags               = local.tags
-}
 
 data "aws_iam_policy_document" "code" {
   statement {
@@ -286,96 +255,55 @@ data "aws_iam_policy_document" "code" {
   }
 }
 
-# --- IAM: what the Lambda runtime needs around the code -----------------------------------------------
+# --- the function: role, runtime policy, log group, dead-letter queue (modules/_aws-function) -----------
 
-data "aws_iam_policy_document" "runtime" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
+module "function" {
+  source = "../_aws-function"
 
-  statement {
-    sid       = "DeadLetter"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dead_letter.arn]
-  }
-
-  statement {
-    sid     = "Tracing"
-    actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    # X-Ray trace APIs do not support resource-level permissions.
-    resources = ["*"]
-  }
-
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      sid       = "UseTheCustomerKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-    }
-  }
+  name                 = var.name
+  role_name            = var.name
+  description          = "pyctl spot recovery: record interruptions, launch replacements, on-demand fallback."
+  filename             = var.lambda_filename
+  source_code_hash     = var.lambda_source_code_hash
+  environment          = local.environment
+  code_policy_name     = "recovery"
+  code_policy_json     = data.aws_iam_policy_document.code.json
+  runtime_policy_name  = "runtime"
+  timeout_seconds      = 60
+  reserved_concurrency = 10
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  tags                 = local.tags
 }
 
-resource "aws_iam_role_policy" "code" {
-  name   = "recovery"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.code.json
+moved {
+  from = aws_iam_role.this
+  to   = module.function.aws_iam_role.this
 }
 
-resource "aws_iam_role_policy" "runtime" {
-  name   = "runtime"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.runtime.json
+moved {
+  from = aws_iam_role_policy.code
+  to   = module.function.aws_iam_role_policy.code
 }
 
-# --- the function -------------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:The durable record is the DynamoDB table (with PITR); logs default to 30 days (var.log_retention_days).
-  name              = "/aws/lambda/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = local.tags
+moved {
+  from = aws_iam_role_policy.runtime
+  to   = module.function.aws_iam_role_policy.runtime
 }
 
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:The function only calls regional AWS APIs; a VPC would add NAT or endpoints and protect nothing.
-  #checkov:skip=CKV_AWS_272:The zip is built deterministically by pyctl and pinned by source_code_hash; code signing adds a signer profile per env.
-  function_name                  = var.name
-  description                    = "pyctl spot recovery: record interruptions, launch replacements, on-demand fallback."
-  role                           = aws_iam_role.this.arn
-  runtime                        = "python3.12"
-  handler                        = "handler.handler"
-  filename                       = var.lambda_filename
-  source_code_hash               = var.lambda_source_code_hash
-  timeout                        = 60
-  memory_size                    = 256
-  reserved_concurrent_executions = 10
-  kms_key_arn                    = var.kms_key_arn
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.function.aws_cloudwatch_log_group.this
+}
 
-  environment {
-    variables = local.environment
-  }
+moved {
+  from = aws_sqs_queue.dead_letter
+  to   = module.function.aws_sqs_queue.dead_letter
+}
 
-  dead_letter_config {
-    target_arn = aws_sqs_queue.dead_letter.arn
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.this.name
-  }
-
-  tags = local.tags
-
-  depends_on = [aws_iam_role_policy.runtime]
+moved {
+  from = aws_lambda_function.this
+  to   = module.function.aws_lambda_function.this
 }
 
 # --- EventBridge ----------------------------------------------------------------------------------------
@@ -394,7 +322,7 @@ resource "aws_cloudwatch_event_target" "this" {
 
   rule      = each.value.name
   target_id = "spot-recovery"
-  arn       = aws_lambda_function.this.arn
+  arn       = module.function.function_arn
 
   retry_policy {
     maximum_event_age_in_seconds = 3600
@@ -402,7 +330,7 @@ resource "aws_cloudwatch_event_target" "this" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.dead_letter.arn
+    arn = module.function.dead_letter_queue_arn
   }
 }
 
@@ -411,7 +339,7 @@ resource "aws_lambda_permission" "events" {
 
   statement_id  = "events-${each.key}"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this.function_name
+  function_name = module.function.function_name
   principal     = "events.amazonaws.com"
   source_arn    = each.value.arn
 }

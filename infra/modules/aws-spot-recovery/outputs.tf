@@ -10,27 +10,27 @@ output "table_arn" {
 
 output "function_name" {
   description = "Name of the recovery Lambda."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the recovery Lambda."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "role_arn" {
   description = "ARN of the Lambda's execution role."
-  value       = aws_iam_role.this.arn
+  value       = module.function.role_arn
 }
 
 output "dead_letter_queue_url" {
   description = "URL of the dead-letter queue (events the function could not handle)."
-  value       = aws_sqs_queue.dead_letter.id
+  value       = module.function.dead_letter_queue_url
 }
 
 output "dead_letter_queue_arn" {
   description = "ARN of the dead-letter queue."
-  value       = aws_sqs_queue.dead_letter.arn
+  value       = module.function.dead_letter_queue_arn
 }
 
 output "event_rule_arns" {
