@@ -107,6 +107,15 @@ MUTATIONS = [
         "Invalid value for variable",
     ),
     Mutation(
+        # egress is computed: a set of rule objects. Only the exact schema types catch this one.
+        "computed-attribute-of-the-wrong-type",
+        POOL,
+        "security_groups             = [aws_security_group.this.id]",
+        "security_groups             = aws_security_group.this.egress",
+        "envs/dev",
+        "Incorrect attribute value type",
+    ),
+    Mutation(
         "undeclared-resource-reference",
         POOL,
         "security_groups             = [aws_security_group.this.id]",

@@ -66,7 +66,24 @@ def plan(
     planned = _mark_unknown(block, proposed) if prior is None else proposed
     if isinstance(planned, dict):
         _plan_time_values(block, type_name, provider_cfg, planned)
-    return planned
+    return _without_write_only(block, planned)
+
+
+def _without_write_only(block: Block, value: Any) -> Any:
+    """A write-only attribute reaches the provider in config but never a plan or state (core checks this)."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for name, attr in block.attributes.items():
+        if attr.write_only:
+            out[name] = None
+    for name, nested in block.blocks.items():
+        current = out.get(name)
+        if current is not None and not cty.is_unknown(current):
+            out[name] = _map_elements(
+                current, nested.nesting, lambda e, b=nested: _without_write_only(b.block, e)
+            )
+    return out
 
 
 def _mark_unknown(block: Block, value: Any) -> Any:

@@ -59,6 +59,7 @@ class Attribute:
     optional: bool
     computed: bool
     sensitive: bool = False
+    write_only: bool = False
     nested: Block | None = None
     nesting: str = "single"  # of a nested attribute
 
@@ -132,6 +133,7 @@ def parse_block(raw: dict[str, Any], in_set: bool = False) -> Block:
             optional=bool(a.get("optional")),
             computed=bool(a.get("computed")),
             sensitive=bool(a.get("sensitive")),
+            write_only=bool(a.get("write_only")),
             nested=nested,
             nesting=nesting,
         )

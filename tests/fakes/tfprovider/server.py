@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -54,7 +55,12 @@ def _proto_block(block: Block) -> Any:
     out = pb.Schema.Block(version=0)
     for name, a in block.attributes.items():
         attr = pb.Schema.Attribute(
-            name=name, required=a.required, optional=a.optional, computed=a.computed, sensitive=a.sensitive
+            name=name,
+            required=a.required,
+            optional=a.optional,
+            computed=a.computed,
+            sensitive=a.sensitive,
+            write_only=a.write_only,
         )
         if a.nested is not None:
             nested = _proto_block(a.nested)
@@ -80,7 +86,8 @@ def _proto_block(block: Block) -> Any:
 def schema_response(provider: str) -> Any:
     """GetProviderSchema's answer, built once per schema version and cached on disk (~1 s to build)."""
     schema = load(provider)
-    cache = Path(__file__).resolve().parent / "_gen" / f"schema-{provider}-{schema.digest}.pb"
+    digest = hashlib.sha256(schema.digest.encode() + Path(__file__).read_bytes()).hexdigest()[:16]
+    cache = Path(__file__).resolve().parent / "_gen" / f"schema-{provider}-{digest}.pb"
     if cache.exists():
         return pb.GetProviderSchema.Response.FromString(cache.read_bytes())
     resp = pb.GetProviderSchema.Response()
