@@ -18,7 +18,7 @@ import pytest
 from .tfconfig import INFRA, REPO_ROOT, offline_cli_config
 
 CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
-BOOTSTRAP_TEMPLATE = REPO_ROOT / "scripts" / "aws-bootstrap.sh.tftpl"
+BOOTSTRAP_TEMPLATE = INFRA / "modules" / "aws-gpu-pool" / "templates" / "bootstrap.sh.tftpl"
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ def run_terraform(terraform_bin: Path, tf_scratch: Path) -> Callable[..., subpro
 def render_bootstrap(
     run_terraform: Callable[..., subprocess.CompletedProcess[str]], tf_scratch: Path
 ) -> Callable[[dict[str, Any]], str]:
-    """Render scripts/aws-bootstrap.sh.tftpl with Terraform's templatefile() (via `terraform console`)."""
+    """Render aws-gpu-pool's templates/bootstrap.sh.tftpl with Terraform's templatefile() (via `terraform console`)."""
 
     def render(values: dict[str, Any]) -> str:
         # A JSON object is a valid HCL object constructor; base64 keeps the console's quoting out of the way.

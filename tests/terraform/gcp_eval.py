@@ -2,7 +2,7 @@
 
 The Google provider cannot be downloaded, so the modules cannot be planned. Their resource-free parts can:
 `variables.tf` (types, defaults, validation blocks) and `locals.tf` (names, labels, rendered node scripts)
-of gcp-gpu-pool and of the gcp stack are copied into a scratch tree next to a symlink to scripts/, and a
+of gcp-gpu-pool and of the gcp stack are copied into a scratch tree (with a link to the node templates), and a
 root module (JSON syntax, so Python values go in as they are) calls them. `apply` of that root evaluates
 everything with Terraform's own type conversion and functions; `plan -json` collects validation errors
 per module call.
@@ -78,8 +78,8 @@ class EvalTree:
         self.pool_dir = modules / "gcp-gpu-pool-eval"
         self.stack_dir = root / "infra" / "stacks" / "gcp-eval"
         root.mkdir(parents=True, exist_ok=True)
-        (root / "scripts").symlink_to(REPO_ROOT / "scripts", target_is_directory=True)
         self._copy(POOL_MODULE, self.pool_dir, _POOL_OUTPUTS)
+        (self.pool_dir / "templates").symlink_to(POOL_MODULE / "templates", target_is_directory=True)
         self._copy(GCP_STACK, self.stack_dir, _STACK_OUTPUTS)
         self.root.mkdir()
 
@@ -98,7 +98,8 @@ class EvalTree:
         expressions: dict[str, str] | None = None,
     ) -> None:
         """Module calls: `pools` of the pool copy, `stacks` of the stack copy, by call name; `expressions`
-        are extra root outputs (Terraform expressions; `scripts/` is at `../scripts`)."""
+        are extra root outputs (Terraform expressions; the pool's templates are at
+        `../infra/modules/gcp-gpu-pool-eval/templates`)."""
         calls: dict[str, Any] = {}
         for name, args in pools.items():
             calls[name] = {"source": "../infra/modules/gcp-gpu-pool-eval", **args}

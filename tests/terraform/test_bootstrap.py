@@ -1,4 +1,4 @@
-"""The node bootstrap (scripts/aws-bootstrap.sh.tftpl), rendered by Terraform's own templatefile() with the
+"""The node bootstrap (infra/modules/aws-gpu-pool/templates/bootstrap.sh.tftpl), rendered by Terraform's own templatefile() with the
 values the pool module passes, then checked with shellcheck and for what a node must do at boot."""
 
 from __future__ import annotations

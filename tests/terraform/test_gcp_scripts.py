@@ -58,7 +58,7 @@ def scripts(tmp_path_factory: pytest.TempPathFactory, run_terraform) -> dict[str
         },
     }
     fast_shutdown = (
-        'templatefile("../scripts/gcp-shutdown.sh.tftpl", '
+        'templatefile("../infra/modules/gcp-gpu-pool-eval/templates/shutdown.sh.tftpl", '
         '{pool = "l4", job = "job-1", nvme_path = "/unused", budget_seconds = 3, upload_grace_seconds = 1})'
     )
     tree.write_root(pools, {}, {"fast_shutdown": fast_shutdown})

@@ -2,7 +2,7 @@
 
 The AWS provider cannot be downloaded, so the module cannot be planned. Its `variables.tf` (types, defaults,
 validation blocks) and `locals.tf` (tags, security group rules, the rendered node bootstrap) need no
-provider: they are copied into a scratch tree (beside a link to scripts/), a root module in JSON syntax calls
+provider: they are copied into a scratch tree (with a link to the node templates), a root module in JSON syntax calls
 the copy once per pool with the arguments infra/stacks/aws/main.tf passes, and `terraform apply` of that
 root (outputs only) evaluates them. The user data each pool's nodes would boot is then shellchecked.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from .test_env_wiring import ENVS, rendered_tfvars
-from .tfconfig import INFRA, REPO_ROOT
+from .tfconfig import INFRA
 
 POOL = INFRA / "modules" / "aws-gpu-pool"
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
@@ -125,7 +125,7 @@ def evaluated(run_terraform, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     for name in ("variables.tf", "locals.tf"):
         shutil.copy(POOL / name, copy / name)
     (copy / "eval.tf").write_text(EVAL_TF)
-    (scratch / "scripts").symlink_to(REPO_ROOT / "scripts")
+    (copy / "templates").symlink_to(POOL / "templates")
     root = scratch / "root"
     root.mkdir()
     cases = env_cases()

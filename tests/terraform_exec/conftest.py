@@ -1,7 +1,7 @@
 """Real Terraform core over our roots, with stand-in providers serving the real provider schemas.
 
 One stand-in per provider stays up for the session (TF_REATTACH_PROVIDERS). Roots run from a copy of
-`infra/` and `scripts/` in a temporary folder, so nothing (rendered function zips, .terraform, state) is
+`infra/` in a temporary folder, so nothing (rendered function zips, .terraform, state) is
 written into the checkout.
 """
 
@@ -55,13 +55,12 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinSession
 
 @pytest.fixture(scope="session")
 def infra_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """infra/ and scripts/ copied, without state or provider caches."""
+    """infra/ copied, without state or provider caches."""
     top = tmp_path_factory.mktemp("repo")
     ignore = shutil.ignore_patterns(
         ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
     )
     shutil.copytree(INFRA, top / "infra", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "scripts", top / "scripts", ignore=ignore)
     return top / "infra"
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .conftest import INFRA, REPO_ROOT, Root, local_backend, render_env
+from .conftest import INFRA, Root, local_backend, render_env
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,6 @@ def copy(tmp_path_factory: pytest.TempPathFactory, standin) -> dict[str, Root]:
     top = tmp_path_factory.mktemp("mutations")
     ignore = shutil.ignore_patterns(".terraform", "*.tfstate*", ".pyctl-build", "functions.auto.tfvars.json")
     shutil.copytree(INFRA, top / "infra", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "scripts", top / "scripts", ignore=ignore)
     roots = {}
     for rel in sorted({m.root for m in MUTATIONS}):
         render_env(top / "infra", rel.split("/", 1)[1])

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from pyctl.commands import workflow as commands
 from pyctl.errors import PyctlError
 
-from .conftest import INFRA, REPO_ROOT
+from .conftest import INFRA
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,11 @@ def _pyctl(name: str, *args: object, input: str | None = None) -> Result:
 
 @pytest.fixture
 def envs(tmp_path: Path, standin, moto_server, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of infra/ and scripts/; each env's state bucket exists on moto."""
+    """A private copy of infra/; each env's state bucket exists on moto."""
     ignore = shutil.ignore_patterns(
         ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
     )
     shutil.copytree(INFRA, tmp_path / "infra", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "scripts", tmp_path / "scripts", ignore=ignore)
     for name, value in standin.environ({}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYCTL_TERRAFORM", str(Path(sys.executable).parent / "pyctl-terraform"))

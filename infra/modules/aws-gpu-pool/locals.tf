@@ -39,7 +39,7 @@ locals {
     name    = coalesce(s.ssm_parameter, s.secrets_manager_secret)
   }]
 
-  user_data = templatefile("${path.module}/../../../scripts/aws-bootstrap.sh.tftpl", {
+  user_data = templatefile("${path.module}/templates/bootstrap.sh.tftpl", {
     env                  = var.env
     pool                 = var.name
     capacity             = var.capacity

@@ -45,8 +45,8 @@ locals {
     instances         = local.reserved ? var.pool.reservation.instance_count : var.pool.desired_size
   }
 
-  scripts_dir = "${path.module}/../../../scripts"
-  startup_script = templatefile("${local.scripts_dir}/gcp-startup.sh.tftpl", {
+  templates_dir = "${path.module}/templates"
+  startup_script = templatefile("${local.templates_dir}/startup.sh.tftpl", {
     env           = var.env
     pool          = var.name
     capacity      = var.pool.capacity
@@ -60,7 +60,7 @@ locals {
     agent_package = var.agent_package
     gpu_count     = var.pool.gpus_per_instance
   })
-  shutdown_script = templatefile("${local.scripts_dir}/gcp-shutdown.sh.tftpl", {
+  shutdown_script = templatefile("${local.templates_dir}/shutdown.sh.tftpl", {
     pool           = var.name
     job            = local.job
     nvme_path      = var.nvme_path

@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
     )
     shutil.copytree(REPO_ROOT / "infra", work / "infra", ignore=ignore)
-    shutil.copytree(REPO_ROOT / "scripts", work / "scripts", ignore=ignore)
     env_dir = work / "infra" / "envs" / args.env
     backend = dict(re.findall(r'^(\w+)\s*=\s*"([^"]*)"', (env_dir / "backend.hcl").read_text(), re.M))
 
