@@ -173,6 +173,9 @@ def plan_cmd(
     ci = ci_run_from_env(os.environ)
     with workflow.failure_report(env, summary_md, ci=ci) as report:
         target = prepare_target(env)
+        if require_lock_file:
+            report.stage = "lock"
+            workflow.require_lock_file(target)
         report.stage = "plan"
         result = workflow.plan(
             _terraform(terraform_path),

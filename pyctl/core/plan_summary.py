@@ -522,6 +522,7 @@ def _markdown(
 
 _STAGES = {
     "render": "validating and rendering `env.yaml`",
+    "lock": "checking the committed provider lock file",
     "init": "`terraform init`",
     "providers": "`terraform providers lock`",
     "plan": "`terraform plan`",
