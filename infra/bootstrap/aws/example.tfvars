@@ -1,5 +1,5 @@
 # A realistic input for planning this root: `terraform plan -var-file=example.tfvars`.
-# Copy it to terraform.tfvars (git-ignored values are not secret, but they are yours) and edit.
+# Copy it to terraform.tfvars and edit (docs/setup.md); it holds IDs, no secrets.
 account_id        = "333333333333"
 region            = "us-east-1"
 state_bucket      = "acme-tfstate-prod"
