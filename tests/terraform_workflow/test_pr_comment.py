@@ -251,3 +251,50 @@ def test_when_even_the_list_is_too_long_lists_are_cut_after_all_diffs():
     md = render_markdown(_big_plan(resources=3000, attributes=2))
     assert len(md) <= MARKDOWN_LIMIT
     assert "<details><summary><code>" not in md and "more (see the plan artifact)" in md
+
+
+# --- through the CLI, on real Terraform core with the fixture env (S3 state on moto) ----------------------
+
+
+def test_plan_over_the_cost_limit_writes_the_comment_then_fails(fixture_env, pyctl, tmp_path, monkeypatch):
+    from pyctl.errors import PyctlError
+
+    for name, value in (
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_REPOSITORY", "acme/gpu"),
+        ("GITHUB_RUN_ID", "987"),
+    ):
+        monkeypatch.setenv(name, value)
+    comment = tmp_path / "comment.md"
+    with pytest.raises(
+        PyctlError,
+        match=r"^the plan raises env wf-test's monthly cost by \$[\d,]+, more than --fail-above \$1\.00$",
+    ) as refused:
+        pyctl("plan", "--env", fixture_env.dir, "--fail-above", "1", "--summary-md", comment)
+    assert refused.value.exit_code == 1
+    md = comment.read_text()
+    assert "> This check fails: the plan raises env wf-test's monthly cost" in md
+    assert "**Monthly cost of `wf-test`**: $0.00 → $" in md and "new)" in md
+    assert "[Plan run 987](https://github.com/acme/gpu/actions/runs/987)" in md
+    assert "<details><summary><code>+ terraform_data." in md  # attribute diffs of the created resources
+    # under a limit it would not cross, the same plan passes
+    assert (
+        pyctl("plan", "--env", fixture_env.dir, "--fail-above", "10000000", "--summary-md", comment).exit_code
+        == 0
+    )
+    assert "Within the monthly cost limit" in comment.read_text()
+
+
+def test_an_invalid_env_yaml_becomes_a_failure_comment(fixture_env, pyctl, tmp_path):
+    from pyctl.errors import PyctlError
+
+    fixture_env.edit(lambda spec: spec["pools"][0].update(instance_type="p5.nope"))
+    comment = tmp_path / "out" / "comment.md"
+    with pytest.raises(PyctlError) as refused:
+        pyctl("plan", "--env", fixture_env.dir, "--summary-md", comment)
+    assert refused.value.exit_code == 2
+    md = comment.read_text()
+    assert md.startswith(
+        "<!-- pyctl-plan-summary env=wf-test -->\n### :x: pyctl plan: `wf-test` failed while validating"
+    )
+    assert str(refused.value).splitlines()[0] in md
