@@ -446,6 +446,11 @@ def _next_steps(summary: PlanSummary, ci: CiRun | None) -> list[str]:
             f"- **Apply**: `pyctl plan --env {env} --out {env}.tfplan`, review, then "
             f"`pyctl apply --env {env} --plan {env}.tfplan`."
         )
+    if cost_limit_refusal(summary):
+        out.append(
+            "- The cost check fails, so this plan is not uploaded for apply: shrink the change, or raise the "
+            "limit (`--fail-above`; in CI the variable `PYCTL_FAIL_ABOVE`) and re-plan."
+        )
     if summary.gated("allow_destroy"):
         out.append("- Destroys protected capacity or data: add the PR label `allow-destroy` before merging.")
     if summary.gated("confirm_purchase"):

@@ -163,6 +163,7 @@ def test_fail_above_refuses_a_rise_over_the_limit_and_says_so_in_the_comment():
     refusal = cost_limit_refusal(over)
     assert refusal and refusal.startswith("the plan raises env dev's monthly cost by $")
     assert f"> This check fails: {refusal}." in render_markdown(over)
+    assert "- The cost check fails, so this plan is not uploaded for apply" in render_markdown(over)
     assert "Within the monthly cost limit" in render_markdown(_priced_summary(rise + 1))
 
 
