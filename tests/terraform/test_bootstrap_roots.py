@@ -66,22 +66,25 @@ def test_aws_state_bucket_is_versioned_kms_encrypted_private_and_tls_only():
     assert 'Effect = "Deny"' in policy and 'Condition = {Bool = {"aws:SecureTransport" = "false"}}' in policy
 
 
-def test_aws_plan_role_trusts_only_pull_requests_and_the_plan_branch():
-    trust = squash(resources(AWS)["aws_iam_role.plan"]["assume_role_policy"])
+def test_aws_ci_roles_trust_only_their_subjects():
+    role = resources(AWS)["aws_iam_role.ci"]
+    assert role["for_each"] == "${local.ci_roles}"
+    trust = squash(role["assume_role_policy"])
     assert "StringLike" not in trust
     assert '"${local.github_issuer}:aud" = "sts.amazonaws.com"' in trust
+    assert '"${local.github_issuer}:sub" = each.value.subjects' in trust
+    roles = squash(load_module(AWS).locals()["ci_roles"])
+    # the plan role: pull requests and the plan branch; each apply role: only its GitHub environment
     assert (
-        '"${local.github_issuer}:sub" = ["${local.repo_subject}:pull_request", '
-        '"${local.repo_subject}:ref:refs/heads/${var.plan_branch}"]'
-    ) in trust
+        'subjects = tolist(["${local.repo_subject}:pull_request", '
+        '"${local.repo_subject}:ref:refs/heads/${var.plan_branch}"])'
+    ) in roles
+    assert (
+        '"apply-${env}" => {' in roles
+        and 'subjects = tolist(["${local.repo_subject}:environment:${env}"])' in roles
+    )
     attached = resources(AWS)["aws_iam_role_policy_attachment.plan_read_only"]["policy_arn"]
     assert attached == "arn:aws:iam::aws:policy/ReadOnlyAccess"
-
-
-def test_aws_apply_roles_trust_only_their_github_environment():
-    trust = squash(resources(AWS)["aws_iam_role.apply"]["assume_role_policy"])
-    assert "StringLike" not in trust
-    assert '"${local.github_issuer}:sub" = "${local.repo_subject}:environment:${each.key}"' in trust
 
 
 def test_aws_inline_policies_name_their_resources():

@@ -36,11 +36,30 @@ resource "aws_iam_openid_connect_provider" "github" {
   # No thumbprint_list: IAM verifies GitHub's certificate against its own trusted CAs.
 }
 
-# --- plan ----------------------------------------------------------------------------------------------
+# One role per entry, trusting only the token subjects (`sub`) listed (StringEquals, no wildcards); tolist()
+# gives every entry the same type, so the map converts for for_each.
+locals {
+  ci_roles = merge(
+    {
+      plan = {
+        description = "plan and drift checks of ${var.github_repository} (read-only, state lock)"
+        subjects    = tolist(["${local.repo_subject}:pull_request", "${local.repo_subject}:ref:refs/heads/${var.plan_branch}"])
+      }
+    },
+    {
+      for env in keys(var.envs) : "apply-${env}" => {
+        description = "apply reviewed plans of env ${env} from the GitHub environment ${env}"
+        subjects    = tolist(["${local.repo_subject}:environment:${env}"])
+      }
+    },
+  )
+}
 
-resource "aws_iam_role" "plan" {
-  name                 = "pyctl-ci-plan"
-  description          = "pyctl CI: plan and drift checks of ${var.github_repository} (read-only, state lock)"
+resource "aws_iam_role" "ci" {
+  for_each = local.ci_roles
+
+  name                 = "pyctl-ci-${each.key}"
+  description          = "pyctl CI: ${each.value.description}"
   max_session_duration = 3600
   tags                 = local.tags
   assume_role_policy = jsonencode({
@@ -52,21 +71,23 @@ resource "aws_iam_role" "plan" {
       Condition = {
         StringEquals = {
           "${local.github_issuer}:aud" = "sts.amazonaws.com"
-          "${local.github_issuer}:sub" = ["${local.repo_subject}:pull_request", "${local.repo_subject}:ref:refs/heads/${var.plan_branch}"]
+          "${local.github_issuer}:sub" = each.value.subjects
         }
       }
     }]
   })
 }
 
+# --- plan ----------------------------------------------------------------------------------------------
+
 resource "aws_iam_role_policy_attachment" "plan_read_only" {
-  role       = aws_iam_role.plan.name
+  role       = aws_iam_role.ci["plan"].name
   policy_arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 }
 
 resource "aws_iam_role_policy" "plan_state" {
   name = "terraform-state-read-and-lock"
-  role = aws_iam_role.plan.id
+  role = aws_iam_role.ci["plan"].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
@@ -91,35 +112,12 @@ resource "aws_iam_role_policy" "plan_state" {
 
 # --- apply, one role per env -----------------------------------------------------------------------------
 
-resource "aws_iam_role" "apply" {
-  for_each = var.envs
-
-  name                 = "pyctl-ci-apply-${each.key}"
-  description          = "pyctl CI: apply reviewed plans of env ${each.key} from the GitHub environment ${each.key}"
-  max_session_duration = 3600
-  tags                 = local.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Federated = local.oidc_provider_arn }
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Condition = {
-        StringEquals = {
-          "${local.github_issuer}:aud" = "sts.amazonaws.com"
-          "${local.github_issuer}:sub" = "${local.repo_subject}:environment:${each.key}"
-        }
-      }
-    }]
-  })
-}
-
 resource "aws_iam_role_policy_attachment" "apply" {
   for_each = {
     for pair in setproduct(keys(var.envs), var.apply_policy_arns) : "${pair[0]} ${pair[1]}" => { env = pair[0], arn = pair[1] }
   }
 
-  role       = aws_iam_role.apply[each.value.env].name
+  role       = aws_iam_role.ci["apply-${each.value.env}"].name
   policy_arn = each.value.arn
 }
 
@@ -127,7 +125,7 @@ resource "aws_iam_role_policy" "apply" {
   for_each = var.envs
 
   name = "terraform-state-and-env-iam"
-  role = aws_iam_role.apply[each.key].id
+  role = aws_iam_role.ci["apply-${each.key}"].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [

@@ -10,18 +10,18 @@ output "state_kms_key_arn" {
 
 output "plan_role_arn" {
   description = "GitHub repository variable AWS_PLAN_ROLE_ARN (or this env's entry in AWS_PLAN_ROLE_ARNS)."
-  value       = aws_iam_role.plan.arn
+  value       = aws_iam_role.ci["plan"].arn
 }
 
 output "apply_role_arns" {
   description = "Per env: the variable AWS_APPLY_ROLE_ARN of the GitHub environment of that name."
-  value       = { for env, role in aws_iam_role.apply : env => role.arn }
+  value       = { for env in keys(var.envs) : env => aws_iam_role.ci["apply-${env}"].arn }
 }
 
 output "github_variables" {
   description = "The `gh variable set` commands that wire CI to this account (docs/setup.md)."
   value = concat(
     ["gh variable set AWS_REGION --body ${var.region}"],
-    [for env, role in aws_iam_role.apply : "gh variable set AWS_APPLY_ROLE_ARN --env ${env} --body ${role.arn}"],
+    [for env in keys(var.envs) : "gh variable set AWS_APPLY_ROLE_ARN --env ${env} --body ${aws_iam_role.ci["apply-${env}"].arn}"],
   )
 }
