@@ -20,7 +20,7 @@ UNKNOWN = "(known after apply)"
 MAX_VALUE_CHARS = 200  # one value (a user-data script, a policy document) never floods the comment
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
-Path = tuple[str | int, ...]
+AttrPath = tuple[str | int, ...]  # keys and list indexes from the resource root
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
-def _leaves(value: Any, sensitive: Any, unknown: Any, prefix: Path = ()) -> dict[Path, tuple[str, str]]:
+def _leaves(
+    value: Any, sensitive: Any, unknown: Any, prefix: AttrPath = ()
+) -> dict[AttrPath, tuple[str, str]]:
     """Path -> (what to show, what to compare) for every non-null leaf; empty collections are left out."""
     if sensitive is True:
         return {prefix: (SENSITIVE, "s:" + json.dumps(value, sort_keys=True))}
     if unknown is True:
         return {prefix: (UNKNOWN, "unknown")}
-    out: dict[Path, tuple[str, str]] = {}
+    out: dict[AttrPath, tuple[str, str]] = {}
     if isinstance(value, Mapping) or isinstance(unknown, Mapping) and value is None:
         mapping = value if isinstance(value, Mapping) else {}
         extra = [k for k in (unknown if isinstance(unknown, Mapping) else {}) if k not in mapping]
@@ -87,7 +89,7 @@ def _leaves(value: Any, sensitive: Any, unknown: Any, prefix: Path = ()) -> dict
     return {prefix: (_shown(value), "v:" + json.dumps(value, sort_keys=True))}
 
 
-def path_text(path: Path) -> str:
+def path_text(path: AttrPath) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
