@@ -12,8 +12,8 @@ from typing import Any
 
 import hcl2
 import pytest
-from hcl2 import SerializationOptions
 import yaml
+from hcl2 import SerializationOptions
 
 from .tfconfig import INFRA, load_module, module_dirs
 
