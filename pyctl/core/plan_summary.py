@@ -8,12 +8,15 @@ Reserved capacity, capacity blocks and buckets are also recognised by resource t
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyctl.core.cost import CostChange, cost_change_markdown, cost_change_text
+from pyctl.core.cost import CostChange, cost_change_markdown, cost_change_text, money
 from pyctl.core.plan import ACTIONS, Plan, ResourceChange
+from pyctl.core.plan_diff import ResourceDiff, resource_diff
 
 GPU_CAPACITY_OUTPUT = "gpu_capacity"
 RESERVED_CAPACITY_TYPES = frozenset(
@@ -24,6 +27,8 @@ BUCKET_TYPES = frozenset({"aws_s3_bucket", "google_storage_bucket"})
 CAPACITY_BLOCK_TYPE = "aws_ec2_capacity_block_reservation"
 # GitHub rejects issue/PR comments over 65,536 characters; stay well under.
 MARKDOWN_LIMIT = 60_000
+# One resource's attribute diff shows at most this many attributes.
+DIFF_ATTRIBUTE_LIMIT = 60
 COMMENT_MARKER = "<!-- pyctl-plan-summary env={env} -->"
 
 
@@ -84,6 +89,36 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class MonthlyTotals:
+    """The env's monthly cost (all pools, not only the changed ones) before and after the plan."""
+
+    before: float
+    after: float
+    unpriced: tuple[str, ...] = ()  # pools without a price, left out of both totals
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.before == 0 else (self.after - self.before) / self.before * 100
+
+
+@dataclass(frozen=True)
+class CiRun:
+    """The CI run that made the plan, for the comment's links (from GitHub's own run variables)."""
+
+    url: str
+    run_id: str
+
+
+def ci_run_from_env(environ: Mapping[str, str]) -> CiRun | None:
+    """GITHUB_SERVER_URL / GITHUB_REPOSITORY / GITHUB_RUN_ID, set on every GitHub Actions runner."""
+    run_id, repo = environ.get("GITHUB_RUN_ID", ""), environ.get("GITHUB_REPOSITORY", "")
+    if not run_id or not repo:
+        return None
+    server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    return CiRun(url=f"{server}/{repo}/actions/runs/{run_id}", run_id=run_id)
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     env: str
     protected: bool
@@ -93,6 +128,9 @@ class PlanSummary:
     findings: tuple[Finding, ...]
     changes: tuple[tuple[str, str], ...]  # (action, address) in plan order
     cost_change: CostChange = CostChange(())  # monthly cost change per pool (pyctl.core.cost)
+    diffs: tuple[ResourceDiff, ...] = ()  # attribute-level changes per resource, in plan order
+    monthly: MonthlyTotals | None = None  # the env's whole monthly cost before and after the plan
+    fail_above: float | None = None  # `plan --fail-above`: the largest monthly increase allowed (USD)
 
     @property
     def total(self) -> int:
@@ -114,7 +152,14 @@ class PlanSummary:
         return tuple(f for f in self.findings if f.gate == gate)
 
 
-def summarize(plan: Plan, *, env: str, protected: bool, cost_change: CostChange | None = None) -> PlanSummary:
+def summarize(
+    plan: Plan,
+    *,
+    env: str,
+    protected: bool,
+    cost_change: CostChange | None = None,
+    monthly: MonthlyTotals | None = None,
+) -> PlanSummary:
     pool_changes = _pool_changes(plan)
     findings = [*_resource_findings(plan.changes, protected), *_pool_findings(pool_changes, protected)]
     return PlanSummary(
@@ -126,7 +171,30 @@ def summarize(plan: Plan, *, env: str, protected: bool, cost_change: CostChange 
         findings=tuple(findings),
         changes=tuple((rc.action, rc.address) for rc in plan.changes),
         cost_change=cost_change or CostChange(()),
+        diffs=tuple(d for d in (resource_diff(rc) for rc in plan.changes) if d.changes),
+        monthly=monthly,
     )
+
+
+def cost_limit_refusal(summary: PlanSummary) -> str | None:
+    """Why the plan breaks `--fail-above` (a rise above the limit, or a rise that cannot be priced)."""
+    limit = summary.fail_above
+    if limit is None:
+        return None
+    unknown = [c.pool for c in summary.pool_changes if not c.after_known]
+    unknown += [p.pool for p in summary.cost_change.unpriced]
+    if unknown:
+        return (
+            f"cannot check --fail-above {money(limit)}: no monthly cost for pool(s) {', '.join(sorted(set(unknown)))} "
+            f"(size known only after apply, or no price: add pricing.overrides in env.yaml)"
+        )
+    rise = summary.cost_change.total
+    if rise > limit:
+        return (
+            f"the plan raises env {summary.env}'s monthly cost by {money(rise)}, more than "
+            f"--fail-above {money(limit)}"
+        )
+    return None
 
 
 def _pool_state(value: Any) -> PoolState | None:
@@ -258,6 +326,8 @@ def render_text(summary: PlanSummary, *, limit: int | None = 50) -> str:
         lines += [f"  {line}" for line in _gpu_total_lines(summary)]
         lines += [f"  {_pool_line(c)}" for c in summary.pool_changes]
     lines += cost_change_text(summary.cost_change)
+    if summary.monthly is not None:
+        lines.append(f"Monthly cost of env {summary.env}: {_monthly_text(summary.monthly)}")
     if summary.replacements:
         lines.append("Replacements (destroy, then create):")
         lines += [f"  ~ {a}" for a in _limited(list(summary.replacements), limit)]
@@ -288,20 +358,111 @@ def _gate_hints(summary: PlanSummary) -> list[str]:
 _SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "forget": "."}
 
 
-def render_markdown(summary: PlanSummary, *, max_chars: int = MARKDOWN_LIMIT) -> str:
-    """The pull-request comment: under `max_chars`, long lists truncated, totals always kept."""
+def _monthly_text(m: MonthlyTotals) -> str:
+    if m.after == m.before:
+        text = f"{money(m.before)} (unchanged)"
+    else:
+        pct = "new" if m.percent is None else f"{m.percent:+.1f}%"
+        text = f"{money(m.before)} -> {money(m.after)} ({money(m.after - m.before, signed=True)}, {pct})"
+    return text + (f"; not priced: {', '.join(m.unpriced)}" if m.unpriced else "")
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run inside, so a value cannot close it."""
+    runs = [len(r) for line in lines for r in re.findall(r"`+", line)]
+    return "`" * max(3, max(runs, default=0) + 1)
+
+
+def _diff_block(diff: ResourceDiff) -> str:
+    lines = [c.line() for c in diff.changes[:DIFF_ATTRIBUTE_LIMIT]]
+    if len(diff.changes) > DIFF_ATTRIBUTE_LIMIT:
+        lines.append(
+            f"# ... and {len(diff.changes) - DIFF_ATTRIBUTE_LIMIT} more attributes (see the plan artifact)"
+        )
+    fence = _fence(lines)
+    n = len(diff.changes)
+    title = (
+        f"<code>{_SYMBOL.get(diff.action, diff.action)} {html.escape(diff.address)}</code>: {diff.action}, "
+    )
+    title += f"{n} attribute{'s' if n != 1 else ''}"
+    return "\n".join(
+        [f"<details><summary>{title}</summary>", "", f"{fence}diff", *lines, fence, "</details>"]
+    )
+
+
+def render_markdown(summary: PlanSummary, *, max_chars: int = MARKDOWN_LIMIT, ci: CiRun | None = None) -> str:
+    """The pull-request comment, under `max_chars`: attribute diffs are cut first (whole resources, from the
+    end), then long lists ("... and N more"); counts, GPU capacity, cost and next steps are always kept."""
+    blocks = [_diff_block(d) for d in summary.diffs]
+    text = _markdown(summary, None, ci, blocks, 0)
+    if len(text) <= max_chars:
+        return text
+    # Keep as many whole diffs as fit beside everything else.
+    kept = 0
+    budget = max_chars - len(_markdown(summary, None, ci, [], len(blocks)))
+    for block in blocks:
+        if budget - len(block) - 1 < 0:
+            break
+        budget -= len(block) + 1
+        kept += 1
+    text = _markdown(summary, None, ci, blocks[:kept], len(blocks) - kept)
+    if len(text) <= max_chars:
+        return text
     limit: int | None = None
     while True:
-        text = _markdown(summary, limit)
+        text = _markdown(summary, limit, ci, [], len(blocks))
         if len(text) <= max_chars:
             return text
         longest = max(len(summary.changes), len(summary.findings), len(summary.replacements))
         limit = (longest if limit is None else limit) // 2
         if limit == 0:
-            return _markdown(summary, 0)[:max_chars]
+            return _markdown(summary, 0, ci, [], len(blocks))[:max_chars]
 
 
-def _markdown(summary: PlanSummary, limit: int | None) -> str:
+def _cost_limit_markdown(summary: PlanSummary) -> list[str]:
+    if summary.fail_above is None:
+        return []
+    refusal = cost_limit_refusal(summary)
+    if refusal:
+        return ["> [!WARNING]", f"> This check fails: {refusal}.", ""]
+    return [
+        f"Within the monthly cost limit: at most {money(summary.fail_above, signed=True)} (`--fail-above`).",
+        "",
+    ]
+
+
+def _next_steps(summary: PlanSummary, ci: CiRun | None) -> list[str]:
+    env = summary.env
+    out = ["#### Next steps", ""]
+    if not summary.changes and not summary.pool_changes:
+        out.append(f"- Nothing to apply: merging this leaves the infrastructure of `{env}` as it is.")
+    elif ci is not None:
+        out.append(
+            f"- **Apply**: merge this pull request. `apply.yml` waits for approval of the GitHub environment "
+            f"`{env}`, then applies exactly this plan (artifact `plan-{env}` of [run {ci.run_id}]({ci.url}))."
+        )
+    else:
+        out.append(
+            f"- **Apply**: `pyctl plan --env {env} --out {env}.tfplan`, review, then "
+            f"`pyctl apply --env {env} --plan {env}.tfplan`."
+        )
+    if cost_limit_refusal(summary):
+        out.append(
+            "- The cost check fails, so this plan is not uploaded for apply: shrink the change, or raise the "
+            "limit (`--fail-above`; in CI the variable `PYCTL_FAIL_ABOVE`) and re-plan."
+        )
+    if summary.gated("allow_destroy"):
+        out.append("- Destroys protected capacity or data: add the PR label `allow-destroy` before merging.")
+    if summary.gated("confirm_purchase"):
+        out.append("- Buys an EC2 capacity block: add the PR label `confirm-purchase` before merging.")
+    replan = f"push a commit, or re-run the plan: `gh run rerun {ci.run_id}`" if ci else "run it again"
+    out.append(f"- **Re-plan**: {replan}; locally: `pyctl plan --env {env}`.")
+    return [*out, ""]
+
+
+def _markdown(
+    summary: PlanSummary, limit: int | None, ci: CiRun | None, diff_blocks: list[str], diffs_left_out: int
+) -> str:
     icon = ":warning: " if summary.findings else ""
     protected = " (protected)" if summary.protected else ""
     out = [
@@ -334,6 +495,12 @@ def _markdown(summary: PlanSummary, limit: int | None) -> str:
             )
         out.append("")
     out += cost_change_markdown(summary.cost_change)
+    if summary.monthly is not None:
+        out += [
+            f"**Monthly cost of `{summary.env}`**: {_monthly_text(summary.monthly).replace('->', '→')}",
+            "",
+        ]
+    out += _cost_limit_markdown(summary)
     if summary.replacements:
         out += ["#### Replacements", ""]
         out += [f"- `{a}`" for a in _limited(list(summary.replacements), limit)]
@@ -341,7 +508,58 @@ def _markdown(summary: PlanSummary, limit: int | None) -> str:
     if summary.changes:
         out += [f"<details><summary>{summary.total} resource changes</summary>", "", "```diff"]
         out += _limited([f"{_SYMBOL.get(a, a)} {addr}" for a, addr in summary.changes], limit)
-        out += ["```", "</details>"]
+        out += ["```", "</details>", ""]
     else:
-        out.append("No resource changes.")
+        out += ["No resource changes.", ""]
+    if diff_blocks or diffs_left_out:
+        out += ["#### Attribute changes", "", *diff_blocks]
+        if diffs_left_out:
+            out.append(
+                f"_Attribute changes of {diffs_left_out} more resource(s) left out to fit GitHub's comment limit; "
+                f"`terraform show PLANFILE` on the plan artifact shows them all._"
+            )
+        out.append("")
+    out += _next_steps(summary, ci)
+    if ci is not None:
+        out.append(f"[Plan run {ci.run_id}]({ci.url})")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+_STAGES = {
+    "render": "validating and rendering `env.yaml`",
+    "lock": "checking the committed provider lock file",
+    "init": "`terraform init`",
+    "providers": "`terraform providers lock`",
+    "plan": "`terraform plan`",
+    "show": "reading the saved plan (`terraform show`)",
+}
+FAILURE_DETAIL_LIMIT = 20_000
+
+
+def render_failure_markdown(env: str, stage: str, error: str, *, ci: CiRun | None = None) -> str:
+    """The pull-request comment when the plan could not be made: which stage failed, the error, what next."""
+    detail = (
+        error
+        if len(error) <= FAILURE_DETAIL_LIMIT
+        else error[:FAILURE_DETAIL_LIMIT] + "\n... (cut; see the run log)"
+    )
+    lines = detail.splitlines() or [""]
+    fence = _fence(lines)
+    out = [
+        COMMENT_MARKER.format(env=env),
+        f"### :x: pyctl plan: `{env}` failed while {_STAGES.get(stage, f'`{stage}`')}",
+        "",
+        "No plan was made, so there is nothing to review or apply for this env.",
+        "",
+        f"{fence}text",
+        *lines,
+        fence,
+        "",
+        "#### Next steps",
+        "",
+        f"- Reproduce locally: `pyctl plan --env {env}`; fix it and push a commit: the plan runs again.",
+    ]
+    if ci is not None:
+        out.append(f"- Transient (a lock, a timeout)? Re-run: `gh run rerun {ci.run_id} --failed`.")
+        out += ["", f"[Run log]({ci.url})"]
     return "\n".join(out) + "\n"

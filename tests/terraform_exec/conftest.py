@@ -28,7 +28,7 @@ ENVS = sorted(p.name for p in (INFRA / "envs").iterdir() if (p / "env.yaml").exi
 EXAMPLES = sorted(str(p.relative_to(INFRA)) for p in INFRA.glob("modules/*/examples/*") if p.is_dir())
 # A root planned with a vars file of its own (e.g. the first-time setup root): path -> vars file
 EXTRA_ROOTS: dict[str, str | None] = {
-    str(p.parent.relative_to(INFRA)): p.name for p in INFRA.glob("bootstrap/**/*.tfvars.example")
+    str(p.parent.relative_to(INFRA)): p.name for p in sorted(INFRA.glob("bootstrap/*/example.tfvars"))
 }
 
 

