@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,16 +16,20 @@ import click
 from pyctl.core.cost import EnvCost, PoolUsage, cost_per_million_tokens, env_cost, money
 from pyctl.core.sizing import (
     BYTES_PER_PARAM,
+    DEFAULT_PRECISION,
     GB,
     KNOWN_MODELS,
     Fit,
     ModelShape,
     Requirement,
+    explain_no_fit,
     fit_on_node,
     parse_params,
+    precision_unsupported,
     requirement,
 )
 from pyctl.errors import PyctlError
+from pyctl.output import natural_key
 
 if TYPE_CHECKING:  # pydantic models load lazily, so `pyctl --help` stays fast
     from pyctl.catalog import Catalog, InstanceType
@@ -46,15 +51,43 @@ class SizeOption:
     estimate: bool
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A catalog type the model cannot be served on, and why, in one line."""
+
+    itype: InstanceType
+    reason: str
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    options: dict[str, list[SizeOption]]  # per cloud, cheapest first
+    rejected: dict[str, list[Rejected]]  # per cloud, by type name
+
+
+@dataclass(frozen=True)
+class SizedModel:
+    shape: ModelShape
+    precision: str
+    source: str  # where the shape came from: a --model name, a config.json, or the options
+
+
 def model_shape(
-    model: str | None, params: str | None, layers: int | None, kv_heads: int | None, head_dim: int | None
+    model: str | None,
+    params: str | None,
+    layers: int | None,
+    kv_heads: int | None,
+    head_dim: int | None,
+    base: ModelShape | None = None,
 ) -> ModelShape:
-    """The shape from `--model`, with any explicit option taking precedence; all four are required."""
-    base = None
+    """The shape from `--model` (or `base`, from a config.json), explicit options taking precedence."""
     if model is not None:
         base = KNOWN_MODELS.get(model.lower())
         if base is None:
-            raise PyctlError(f"--model: unknown model {model!r} (known: {', '.join(KNOWN_MODELS)})")
+            raise PyctlError(
+                f"--model: unknown model {model!r} (known: {', '.join(KNOWN_MODELS)}); "
+                "for any other model pass --config path/to/config.json"
+            )
     try:
         count = parse_params(params) if params is not None else (base.params if base else None)
     except ValueError as exc:
@@ -67,7 +100,10 @@ def model_shape(
     }
     missing = [name for name, value in given.items() if value is None]
     if missing:
-        raise PyctlError(f"{', '.join(missing)}: required without --model (or pass --model NAME)")
+        raise PyctlError(
+            f"{', '.join(missing)}: needed for the KV cache; pass --config with the model's config.json "
+            "(a Hugging Face model directory works too), --model NAME, or the missing options"
+        )
     return ModelShape(
         params=float(given["--params"]),  # type: ignore[arg-type]
         layers=int(given["--layers"]),  # type: ignore[arg-type]
@@ -76,44 +112,74 @@ def model_shape(
     )
 
 
+def sized_model(opts: dict[str, Any]) -> SizedModel:
+    """The shape and precision from `--config` / `--model` / the shape options of `pyctl size`."""
+    base, precision, source = None, None, "options"
+    if opts.get("config") is not None:
+        if opts["model"] is not None:
+            raise PyctlError("--config and --model: give one of them")
+        from pyctl.hf_config import load_model
+
+        loaded = load_model(opts["config"])
+        base, precision = loaded.model.shape, loaded.model.precision
+        counted = "counted from safetensors" if loaded.params_counted else "estimated from the config"
+        source = f"{loaded.source} (parameters {counted})"
+    elif opts["model"] is not None:
+        source = f"--model {opts['model']}"
+    shape = model_shape(
+        opts["model"], opts["params"], opts["layers"], opts["kv_heads"], opts["head_dim"], base=base
+    )
+    return SizedModel(shape, opts["precision"] or precision or DEFAULT_PRECISION, source)
+
+
 def size_options(
     need: Requirement,
     *,
+    precision: str,
     regions: dict[str, str],
     min_headroom_percent: float = 0.0,
     catalog: Catalog | None = None,
     book: PriceBook | None = None,
-) -> dict[str, list[SizeOption]]:
-    """Per cloud, every priced type the model fits on, cheapest $/hour first."""
+) -> SizeReport:
+    """Per cloud, every priced type that runs `precision` and holds the model, cheapest $/hour first;
+    every other type with the reason it was left out."""
     from pyctl.catalog import load_catalog
     from pyctl.catalog.prices import load_prices, quote
 
     cat, prices = catalog or load_catalog(), book or load_prices()
     found: dict[str, list[SizeOption]] = {}
+    rejected: dict[str, list[Rejected]] = {}
     for cloud, types in cat.instance_types.items():
-        options = []
-        for itype in types.values():
+        options, left_out = [], []
+        for itype in sorted(types.values(), key=lambda t: natural_key(t.name)):
+            gpu = cat.gpus[itype.gpu]
+            unsupported = precision_unsupported(gpu.architecture, precision)
+            if unsupported is not None:
+                left_out.append(Rejected(itype, f"{gpu.id}: {unsupported}"))
+                continue
             counts = (itype.gpu_count,) if itype.gpu_count else itype.attachable_gpu_counts
             fit = fit_on_node(
-                need,
-                vram_gib=cat.gpus[itype.gpu].vram_gib,
-                gpu_counts=counts,
-                min_headroom_percent=min_headroom_percent,
+                need, vram_gib=gpu.vram_gib, gpu_counts=counts, min_headroom_percent=min_headroom_percent
             )
             if fit is None:
+                why = explain_no_fit(need, vram_gib=gpu.vram_gib, gpu_counts=counts)
+                if min_headroom_percent:
+                    why += f" and {min_headroom_percent:g}% headroom"
+                left_out.append(Rejected(itype, f"{gpu.id}: {why}"))
                 continue
             price = quote(itype, "on_demand", region=regions[cloud], gpus=fit.gpus_in_node, book=prices)
-            if price is not None:
-                options.append(SizeOption(itype, fit, price.hourly, price.basis, price.estimate))
-        found[cloud] = sorted(options, key=lambda o: (o.hourly, o.fit.gpus, o.itype.name))
-    return found
+            if price is None:
+                left_out.append(Rejected(itype, f"no on-demand price for {itype.name} in the price data"))
+                continue
+            options.append(SizeOption(itype, fit, price.hourly, price.basis, price.estimate))
+        found[cloud] = sorted(options, key=lambda o: (o.hourly, o.fit.gpus, natural_key(o.itype.name)))
+        rejected[cloud] = left_out
+    return SizeReport(found, rejected)
 
 
-def _size_json(
-    shape: ModelShape, precision: str, need: Requirement, options: dict[str, list[SizeOption]]
-) -> Any:
+def _size_json(model: SizedModel, need: Requirement, report: SizeReport, top: int) -> Any:
     return {
-        "model": {**shape.__dict__, "precision": precision},
+        "model": {**model.shape.__dict__, "precision": model.precision, "source": model.source},
         "weights_gb": round(need.weights / GB, 3),
         "kv_cache_gb": round(need.kv_cache / GB, 3),
         "options": {
@@ -130,17 +196,32 @@ def _size_json(
                     "headroom_gb_per_gpu": round(o.fit.headroom_bytes / GB, 3),
                     "headroom_percent": round(o.fit.headroom_percent, 1),
                 }
-                for o in opts
+                for o in opts[:top]
             ]
-            for cloud, opts in options.items()
+            for cloud, opts in report.options.items()
+        },
+        "rejected": {
+            cloud: [{"instance_type": r.itype.name, "gpu": r.itype.gpu, "reason": r.reason} for r in rej]
+            for cloud, rej in report.rejected.items()
         },
     }
 
 
 @click.command("size")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A Hugging Face config.json, or a model directory holding one: any model's shape and precision.",
+)
 @click.option("--model", default=None, help=f"A known model shape: {', '.join(KNOWN_MODELS)}.")
 @click.option("--params", default=None, help="Parameter count, e.g. 70B, 8.03B, 500M.")
-@click.option("--precision", type=click.Choice(list(BYTES_PER_PARAM)), default="bf16", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(list(BYTES_PER_PARAM)),
+    default=None,
+    help=f"Weight format [default: the config's torch_dtype / quantization_config, else {DEFAULT_PRECISION}].",
+)
 @click.option(
     "--context", type=click.IntRange(min=1), default=4096, show_default=True, help="Tokens per sequence."
 )
@@ -160,46 +241,53 @@ def _size_json(
 @click.option(
     "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Types to list per cloud."
 )
+@click.option(
+    "--explain", is_flag=True, help="Also list every type left out, with the reason (one line each)."
+)
 @click.option("--aws-region", default=None, help="Price AWS types in this region (default: us-east-1).")
 @click.option("--gcp-region", default=None, help="Price GCP types in this region (default: us-central1).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON instead of a table (always with `rejected`)."
+)
 def size_cmd(**opts: Any) -> None:
     """Which GPU types fit a model (weights + KV cache + overhead), cheapest on-demand $/hour first.
 
-    GPUs needed is the tensor-parallel degree across the GPUs of one node. Formulas: docs/cost.md.
+    Types whose GPU cannot run the precision (bf16 needs Ampere or newer, fp8 Ada/Hopper or newer) are
+    left out. GPUs needed is the tensor-parallel degree across the GPUs of one node. Formulas: docs/cost.md.
     """
     from pyctl.catalog.prices import load_prices
 
-    shape = model_shape(opts["model"], opts["params"], opts["layers"], opts["kv_heads"], opts["head_dim"])
-    need = requirement(shape, precision=opts["precision"], context=opts["context"], batch=opts["batch"])
+    model = sized_model(opts)
+    need = requirement(model.shape, precision=model.precision, context=opts["context"], batch=opts["batch"])
     book = load_prices()
     regions = {
         "aws": opts["aws_region"] or book.reference_regions["aws"],
         "gcp": opts["gcp_region"] or book.reference_regions["gcp"],
     }
-    options = size_options(need, regions=regions, min_headroom_percent=opts["min_headroom"], book=book)
-    options = {cloud: opts_[: opts["top"]] for cloud, opts_ in options.items()}
+    report = size_options(
+        need, precision=model.precision, regions=regions, min_headroom_percent=opts["min_headroom"], book=book
+    )
     if opts["as_json"]:
-        click.echo(json.dumps(_size_json(shape, opts["precision"], need, options), indent=2))
+        click.echo(json.dumps(_size_json(model, need, report, opts["top"]), indent=2))
         return
-    _print_size(need, options)
+    _print_size(model, need, report, opts["top"], opts["explain"])
 
 
-def _print_size(need: Requirement, options: dict[str, list[SizeOption]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _print_size(model: SizedModel, need: Requirement, report: SizeReport, top: int, explain: bool) -> None:
+    from pyctl.output import console, table
 
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
+        f"{model.shape.params / 1e9:.2f}B parameters in {model.precision} ({model.source}): "
         f"weights {need.weights / GB:.1f} GB + KV cache {need.kv_cache / GB:.2f} GB "
         "(+10% activations, +1 GiB runtime per GPU)"
     )
-    table = Table("cloud", "type", "gpu", "gpus needed", "$/hour", "per GPU GB", "headroom/GPU", box=None)
-    for cloud, opts in options.items():
+    tbl = table("cloud", "type", "gpu", "gpus needed", "$/hour", "per GPU GB", "headroom/GPU", copy="type")
+    for cloud, opts in report.options.items():
         if not opts:
-            table.add_row(cloud, "[red]nothing fits on one node[/]", "", "", "", "", "")
-        for o in opts:
-            table.add_row(
+            tbl.add_row(cloud, "[red]nothing fits on one node[/]", "", "", "", "", "")
+        for o in opts[:top]:
+            tbl.add_row(
                 cloud,
                 o.itype.name,
                 o.itype.gpu,
@@ -208,8 +296,19 @@ def _print_size(need: Requirement, options: dict[str, list[SizeOption]]) -> None
                 f"{o.fit.per_gpu_bytes / GB:.1f}",
                 f"{o.fit.headroom_bytes / GB:.1f} GB ({o.fit.headroom_percent:.0f}%)",
             )
-    console.print(table)
-    console.print("~ estimated price (see docs/cost.md); prices are list on-demand, before discounts")
+    out.print(tbl)
+    out.print("~ estimated price (see docs/cost.md); prices are list on-demand, before discounts")
+    rejected = [(cloud, r) for cloud, rej in report.rejected.items() for r in rej]
+    if not rejected:
+        return
+    if not explain:
+        precision = sorted({r.itype.gpu for _, r in rejected if "support on" in r.reason})
+        hint = f"; no {model.precision} on {', '.join(precision)}" if precision else ""
+        out.print(f"{len(rejected)} types left out{hint} (--explain lists each with its reason)")
+        return
+    out.print("Left out:")
+    for cloud, r in rejected:
+        out.print(f"  {cloud} {r.itype.name}: {r.reason}", soft_wrap=True)
 
 
 # --- cost --------------------------------------------------------------------------------------------

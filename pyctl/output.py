@@ -1,0 +1,54 @@
+"""The one output layer of the CLI: a rich console and tables that behave the same in every command.
+
+- Piped (not a terminal), lines are never wrapped or cut: the console is as wide as the longest line.
+- The column a user copies (an instance type, an instance id) is never cut: it keeps its full width and
+  other columns fold instead; no column is ever cut with an ellipsis.
+- Colour follows the terminal and `NO_COLOR` (rich reads it); numbers are not highlighted, so "$73,930"
+  stays one figure.
+rich is imported inside the functions, so `pyctl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+PIPED_WIDTH = 10_000  # "unlimited": rich needs a number; tables only take the width they need
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders digits as numbers: g5.2xlarge < g5.12xlarge, a2-highgpu-2g < a2-highgpu-8g.
+
+    An AWS size without a number counts as one (xlarge = 1xlarge, large = 0large), so xlarge comes first.
+    """
+    text = re.sub(r"\.xlarge$", ".1xlarge", re.sub(r"\.large$", ".0large", text))
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text))
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else PIPED_WIDTH
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+def table(*columns: str, copy: str | None = None, title: str | None = None) -> Table:
+    """A borderless table; `copy` names the column whose values are copied and must never be cut."""
+    from rich.table import Table
+
+    class _Table(Table):
+        def add_row(self, *values: Any, **kwargs: Any) -> None:
+            super().add_row(*values, **kwargs)
+            for column, value in zip(self.columns, values, strict=False):
+                if column.header == copy and isinstance(value, str):
+                    column.min_width = max(column.min_width or 0, len(value), len(str(column.header)))
+
+    tbl = _Table(box=None, title=title)
+    for name in columns:
+        tbl.add_column(name, overflow="fold", no_wrap=name == copy)
+    return tbl
