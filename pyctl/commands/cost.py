@@ -1,7 +1,8 @@
 """`pyctl size` (which GPU types fit a model, cheapest first) and `pyctl cost` (an env's monthly cost).
 
 The click commands parse options and call `size_options` / `env_cost_report`; the arithmetic lives in
-pyctl/core/sizing.py and pyctl/core/cost.py, the prices in pyctl/catalog/prices.py.
+pyctl/core/sizing.py and pyctl/core/cost.py, the prices (and the env's expected / worst-case month,
+`env_outlook`) in pyctl/catalog/prices.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pyctl.core.cost import EnvCost, PoolUsage, cost_per_million_tokens, env_cost, money
+from pyctl.core.cost import EnvOutlook, PoolCost, cost_per_million_tokens, money
 from pyctl.core.sizing import (
     BYTES_PER_PARAM,
     DEFAULT_PRECISION,
@@ -314,89 +315,56 @@ def _print_size(model: SizedModel, need: Requirement, report: SizeReport, top: i
 # --- cost --------------------------------------------------------------------------------------------
 
 
-def pool_usages(loaded: LoadedEnv, catalog: Catalog | None = None) -> list[PoolUsage]:
-    """What each pool of the env runs in a month, from env.yaml."""
-    from pyctl.catalog import load_catalog
-    from pyctl.spec import ReservationSettings, SpotSettings, gpus_per_instance, resolve_instance_type
+def env_cost_report(loaded: LoadedEnv) -> EnvOutlook:
+    from pyctl.catalog.prices import env_outlook
 
-    cat = catalog or load_catalog()
-    usages = []
-    for pool in loaded.spec.pools:
-        itype = resolve_instance_type(pool, cat)
-        if itype is None:  # validation guarantees a type; this guards direct callers
-            raise PyctlError(f"pool {pool.name}: no instance type resolved")
-        reserved = None
-        if pool.capacity == "reserved":
-            res = pool.reservation or ReservationSettings()
-            reserved = res.instance_count if res.instance_count is not None else pool.max
-        on_demand = 0
-        if pool.capacity == "spot" and pool.cloud == "aws":
-            spot = pool.spot or SpotSettings()
-            above = max(pool.desired_size - spot.on_demand_base, 0)
-            on_demand = min(spot.on_demand_base, pool.desired_size) + (
-                above * spot.on_demand_percentage_above_base // 100
-            )
-        usages.append(
-            PoolUsage(
-                name=pool.name,
-                cloud=pool.cloud,
-                capacity_kind=pool.capacity,
-                instance_type=itype.name,
-                gpus_per_instance=gpus_per_instance(pool, itype),
-                instances=pool.desired_size,
-                hours_per_month=pool.expected_hours_per_month,
-                reserved_instances=reserved,
-                on_demand_instances=on_demand,
-            )
-        )
-    return usages
+    return env_outlook(loaded.spec)
 
 
-def env_regions(loaded: LoadedEnv) -> dict[str, str]:
-    clouds = loaded.spec.clouds
-    regions = {}
-    if clouds.aws is not None:
-        regions["aws"] = clouds.aws.region
-    if clouds.gcp is not None:
-        regions["gcp"] = clouds.gcp.region
-    return regions
+def _lines_json(cost: PoolCost, tps: float | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": line.kind,
+            "instances": line.instances,
+            "hours": line.hours,
+            "hourly": round(line.price.hourly, 4),
+            "basis": line.price.basis,
+            "as_of": line.price.as_of or None,
+            "monthly": round(line.monthly, 2),
+            **({"cost_per_million_tokens": _per_million(line.price.hourly, tps)} if tps else {}),
+        }
+        for line in cost.lines
+    ]
 
 
-def env_cost_report(loaded: LoadedEnv) -> EnvCost:
-    from pyctl.catalog.prices import env_pricer
-
-    price = env_pricer(env_regions(loaded), loaded.spec.pricing)
-    return env_cost(pool_usages(loaded), price)
-
-
-def _cost_json(name: str, report: EnvCost, tps: float | None) -> Any:
+def _cost_json(name: str, report: EnvOutlook, tps: float | None) -> Any:
     pools = []
     for p in report.pools:
-        entry: dict[str, Any] = {
-            "pool": p.pool.name,
-            "cloud": p.pool.cloud,
-            "capacity": p.pool.capacity_kind,
-            "instance_type": p.pool.instance_type,
-            "instances": p.pool.instances,
-            "monthly": None if p.missing else round(p.monthly, 2),
-            "estimate": p.estimate,
-            "missing_price": p.missing or None,
-            "lines": [
-                {
-                    "kind": line.kind,
-                    "instances": line.instances,
-                    "hours": line.hours,
-                    "hourly": round(line.price.hourly, 4),
-                    "basis": line.price.basis,
-                    "as_of": line.price.as_of or None,
-                    "monthly": round(line.monthly, 2),
-                    **({"cost_per_million_tokens": _per_million(line.price.hourly, tps)} if tps else {}),
-                }
-                for line in p.lines
-            ],
-        }
-        pools.append(entry)
-    return {"env": name, "currency": "USD", "monthly_total": round(report.monthly, 2), "pools": pools}
+        exp, worst = p.expected, p.worst
+        pools.append(
+            {
+                "pool": p.name,
+                "cloud": exp.pool.cloud,
+                "capacity": exp.pool.capacity_kind,
+                "instance_type": exp.pool.instance_type,
+                "instances": exp.pool.instances,
+                "max_instances": p.max_instances,
+                "scaled_from_zero": p.scaled_from_zero,
+                "monthly": None if exp.missing else round(exp.monthly, 2),
+                "worst_case_monthly": None if worst.missing else round(worst.monthly, 2),
+                "estimate": exp.estimate or worst.estimate,
+                "missing_price": exp.missing or worst.missing or None,
+                "lines": _lines_json(exp, tps),
+                "worst_case_lines": _lines_json(worst, None),
+            }
+        )
+    return {
+        "env": name,
+        "currency": "USD",
+        "monthly_total": round(report.expected_monthly, 2),
+        "worst_case_monthly_total": round(report.worst_monthly, 2),
+        "pools": pools,
+    }
 
 
 def _per_million(hourly: float, tps: float) -> float:
@@ -413,7 +381,12 @@ def _per_million(hourly: float, tps: float) -> float:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def cost_cmd(env: str, tokens_per_second: float | None, as_json: bool) -> None:
-    """Monthly cost per pool and total: reserved billed 730 h, on-demand/spot by expected hours."""
+    """Monthly cost per pool and total, expected and worst case.
+
+    Expected: reserved billed 730 h; on-demand/spot at the desired count for expected_hours_per_month (a
+    pool at desired 0 that expects hours counts as one instance). Worst case: every pool at its max, all
+    month, spot at the on-demand price.
+    """
     from pyctl.spec import load_env
 
     loaded = load_env(env)
@@ -424,39 +397,56 @@ def cost_cmd(env: str, tokens_per_second: float | None, as_json: bool) -> None:
     _print_cost(loaded.name, report, tokens_per_second)
 
 
-def _print_cost(name: str, report: EnvCost, tps: float | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _print_cost(name: str, report: EnvOutlook, tps: float | None) -> None:
+    from pyctl.output import console, table
 
-    columns = ["pool", "kind", "type", "billed", "$/hour", "$/month"]
-    table = Table(*columns, *(["$/1M tokens"] if tps else []), box=None, title=f"env {name}")
+    columns = ["pool", "kind", "type", "billed", "$/hour", "$/month", "worst case $/month"]
+    tbl = table(*columns, *(["$/1M tokens"] if tps else []), copy="type", title=f"env {name}")
     for p in report.pools:
-        if p.missing:
-            table.add_row(
-                p.pool.name, p.pool.capacity_kind, p.pool.instance_type, f"[red]{p.missing}[/]", "", "?"
+        exp = p.expected
+        mark = "~" if p.worst.estimate else ""
+        worst = "?" if p.worst.missing else f"{mark}{money(p.worst.monthly)} ({p.max_instances} x 730 h)"
+        if exp.missing:
+            tbl.add_row(
+                p.name,
+                exp.pool.capacity_kind,
+                exp.pool.instance_type,
+                f"[red]{exp.missing}[/]",
+                "",
+                "?",
+                worst,
             )
             continue
-        if not p.lines:
-            table.add_row(
-                p.pool.name, p.pool.capacity_kind, p.pool.instance_type, "0 instances", "", money(0)
+        if not exp.lines:
+            tbl.add_row(
+                p.name, exp.pool.capacity_kind, exp.pool.instance_type, "0 instances", "", money(0), worst
             )
-        for line in p.lines:
+        for i, line in enumerate(exp.lines):
             mark = "~" if line.price.estimate else ""
+            billed = f"{line.instances} x {line.hours:g} h" + (" *" if p.scaled_from_zero else "")
             row = [
-                p.pool.name,
+                p.name,
                 line.kind,
-                p.pool.instance_type,
-                f"{line.instances} x {line.hours:g} h",
+                exp.pool.instance_type,
+                billed,
                 mark + money(line.price.hourly),
                 mark + money(line.monthly),
+                worst if i == 0 else "",
             ]
             if tps:
                 row.append(money(cost_per_million_tokens(line.price.hourly, tps)))
-            table.add_row(*row)
-    console = Console()
-    console.print(table)
-    console.print(f"total: {money(report.monthly)}/month")
-    for p in report.missing:
-        console.print(f"[yellow]{p.pool.name}: {p.missing}; add pricing.overrides.{p.pool.instance_type}[/]")
-    if any(p.estimate for p in report.pools):
-        console.print("~ estimated price (see docs/cost.md)")
+            tbl.add_row(*row)
+    out = console()
+    out.print(tbl)
+    out.print(
+        f"total: {money(report.expected_monthly)}/month expected, {money(report.worst_monthly)}/month worst case"
+    )
+    out.print(
+        "worst case: every pool at its max, all month (730 h), spot at the on-demand price (its ceiling)"
+    )
+    if any(p.scaled_from_zero for p in report.pools):
+        out.print("* desired is 0: costed as 1 instance for its expected_hours_per_month")
+    for c in report.missing:
+        out.print(f"[yellow]{c.pool.name}: {c.missing}; add pricing.overrides.{c.pool.instance_type}[/]")
+    if report.estimate:
+        out.print("~ estimated price (see docs/cost.md)")

@@ -13,7 +13,8 @@ import pytest
 from pyctl.catalog import load_catalog
 from pyctl.commands.cost import size_cmd
 from pyctl.core.sizing import ARCH_PRECISIONS, KNOWN_MODELS, config_precision, estimate_params
-from tests.cost.test_cost_cli import invoke, size_json
+
+from .test_cost_cli import invoke, size_json
 
 HF = Path(__file__).parent / "fixtures" / "hf"
 
