@@ -10,6 +10,7 @@ rich is imported inside the functions, so `pyctl --help` stays fast.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,12 @@ def natural_key(text: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text))
 
 
+def colour_enabled() -> bool | None:
+    """For click.echo(color=...): False under NO_COLOR (https://no-color.org), else click decides (a
+    terminal gets colour, a pipe does not). rich reads NO_COLOR by itself."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
 def console(*, stderr: bool = False) -> Console:
     from rich.console import Console
 
@@ -37,8 +44,11 @@ def console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, width=width)
 
 
-def table(*columns: str, copy: str | None = None, title: str | None = None) -> Table:
-    """A borderless table; `copy` names the column whose values are copied and must never be cut."""
+def table(
+    *columns: str, copy: str | None = None, title: str | None = None, right: tuple[str, ...] = ()
+) -> Table:
+    """A borderless table; `copy` names the column whose values are copied and must never be cut;
+    `right` the columns aligned right (numbers)."""
     from rich.table import Table
 
     class _Table(Table):
@@ -50,5 +60,7 @@ def table(*columns: str, copy: str | None = None, title: str | None = None) -> T
 
     tbl = _Table(box=None, title=title)
     for name in columns:
-        tbl.add_column(name, overflow="fold", no_wrap=name == copy)
+        tbl.add_column(
+            name, overflow="fold", no_wrap=name == copy, justify="right" if name in right else "left"
+        )
     return tbl

@@ -80,9 +80,15 @@ def status(env: str, as_json: bool) -> None:
     if not rows:
         click.echo(f"no jobs recorded in {table}")
         return
-    header = ("JOB", "MARKET", "DONE", "INTERRUPTIONS", "LAST STEP", "TIME LOST", "INSTANCE")
-    lines = [header] + [
-        (
+    from pyctl.output import console
+    from pyctl.output import table as make_table
+
+    tbl = make_table(
+        "job", "market", "done", "interruptions", "last step", "time lost", "instance",
+        copy="instance", right=("interruptions", "last step", "time lost"),
+    )  # fmt: skip
+    for r in rows:
+        tbl.add_row(
             r.job,
             r.market,
             "yes" if r.done else "no",
@@ -91,11 +97,7 @@ def status(env: str, as_json: bool) -> None:
             "unknown" if r.time_lost is None else format_duration(r.time_lost),
             r.last_instance or "-",
         )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    console().print(tbl)
 
 
 @jobs.command()
@@ -105,12 +107,18 @@ def status(env: str, as_json: bool) -> None:
 @click.option("--job", required=True, help="The job (tag pyctl:job).")
 @click.option("--undo", is_flag=True, help="Mark the job running again.")
 def done(env: str, job: str, undo: bool) -> None:
-    """Mark a job done: its interrupted instances are no longer replaced."""
+    """Mark a job done: its interrupted instances are no longer replaced. The job must be recorded."""
     from pyctl.clouds.aws import client
-    from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig
+    from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig, job_recorded, job_statuses
 
     region, table = _region_and_table(env)
-    Recovery(RecoveryConfig(table=table), ec2=None, dynamodb=client("dynamodb", region)).mark_done(
-        job, not undo
-    )
+    dynamodb = client("dynamodb", region)
+    with _aws_errors(table):
+        if not job_recorded(dynamodb, table, job):
+            known = [r.job for r in job_statuses(dynamodb, table)]
+            raise PyctlError(
+                f"--job: no job {job!r} recorded in {table} (known: {', '.join(known) or 'none'}); "
+                "see pyctl jobs status"
+            )
+        Recovery(RecoveryConfig(table=table), ec2=None, dynamodb=dynamodb).mark_done(job, not undo)
     click.echo(f"job {job}: {'running' if undo else 'done'}")

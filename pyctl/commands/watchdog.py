@@ -154,7 +154,8 @@ def decision_line(d: Decision) -> str:
 @click.option(
     "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
 )
-def report_command(env: str | None, regions: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of the instances.")
+def report_command(env: str | None, regions: tuple[str, ...], as_json: bool) -> None:
     """Table of the AWS GPU instances running now, the watchdog's verdict on each and their hourly burn.
 
     Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too.
@@ -166,17 +167,22 @@ def report_command(env: str | None, regions: tuple[str, ...]) -> None:
         where, replace(settings, dry_run=True), prices=hourly_prices(where, pricing), opt_in_only=False
     )
     gpu_nodes = [d for d in result.decisions if d.gpu_count]
-    render_report(gpu_nodes)
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in gpu_nodes], indent=2))
+    else:
+        render_report(gpu_nodes)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
+    if result.errors:
+        sys.exit(1)
 
 
 def render_report(decisions: list[Decision]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from pyctl.core.cost import money
+    from pyctl.output import console as make_console
+    from pyctl.output import table as make_table
 
-    table = Table(title="GPU instances running now")
-    for column in (
+    columns = (
         "instance",
         "region",
         "type",
@@ -186,8 +192,10 @@ def render_report(decisions: list[Decision]) -> None:
         "max GPU %",
         "$/hour",
         "reason",
-    ):
-        table.add_column(column, justify="right" if column in ("GPUs", "max GPU %", "$/hour") else "left")
+    )
+    table = make_table(
+        *columns, copy="instance", title="GPU instances running now", right=("GPUs", "max GPU %", "$/hour")
+    )
     for d in sorted(decisions, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id)):
         peak = max((g.maximum for g in d.gpus if g.maximum is not None), default=None)
         table.add_row(
@@ -201,10 +209,12 @@ def render_report(decisions: list[Decision]) -> None:
             "-" if d.hourly_cost is None else f"{d.hourly_cost:.2f}",
             d.reason,
         )
-    console = Console(width=200)
+    console = make_console()
     console.print(table)
     burn = sum(d.hourly_cost or 0.0 for d in decisions)
     idle_burn = sum(d.hourly_cost or 0.0 for d in decisions if d.verdict == "idle")
     unpriced = sum(d.hourly_cost is None for d in decisions)
     note = f" ({unpriced} without a price)" if unpriced else ""
-    console.print(f"{len(decisions)} GPU instances, ${burn:.2f}/hour{note}; idle now: ${idle_burn:.2f}/hour")
+    console.print(
+        f"{len(decisions)} GPU instances, {money(burn)}/hour{note}; idle now: {money(idle_burn)}/hour"
+    )

@@ -7,12 +7,14 @@ one function of `pyctl.workflow`.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pyctl.errors import PyctlError
 from pyctl.workflow import EnvTarget, GateFlags
 
 ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
@@ -49,10 +51,6 @@ _TERRAFORM = click.option(
     metavar="PATH",
     help="terraform/tofu executable (default: $PYCTL_TERRAFORM, terraform or tofu on PATH, bundled pyctl-terraform).",
 )
-
-
-def _echo(text: str) -> None:
-    click.echo(text, nl=not text.endswith("\n"))
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,17 +156,86 @@ def apply_cmd(
     """Apply a reviewed plan, refusing it if the plan file, env, inputs, lock file or terraform changed."""
     from pyctl import workflow
 
+    gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
     workflow.apply_reviewed(
         _terraform(terraform_path),
         prepare_target(env),
         plan_file,
-        gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+        gates=gates,
         lock_timeout=lock_timeout,
-        echo=_echo,
+        echo=_summary_echo(gates),
     )
 
 
-_AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+_AUTO_APPROVE = click.option(
+    "-y",
+    "--yes",
+    "--auto-approve",
+    "auto_approve",
+    is_flag=True,
+    help="Apply without asking (CI). Without it, stdin must be a terminal.",
+)
+
+# The gate hint of the plan summary, reworded when the flag it asks for was given.
+_GATE_HINTS = {
+    "allow_destroy": "  Applying this plan needs --allow-destroy (protected env).",
+    "confirm_purchase": "  Applying this plan needs --confirm-purchase (capacity blocks cannot be refunded).",
+}
+
+
+def _summary_echo(gates: GateFlags) -> Callable[[str], None]:
+    """Echo the plan summary: the ATTENTION block in red (when colour is on), gate hints that say a given
+    flag was given instead of asking for it."""
+    from pyctl.output import colour_enabled
+
+    given = {
+        _GATE_HINTS["allow_destroy"]: "  --allow-destroy given: this plan may destroy the items above.",
+        _GATE_HINTS[
+            "confirm_purchase"
+        ]: "  --confirm-purchase given: this plan may buy the capacity block above.",
+    }
+    flags = {
+        _GATE_HINTS["allow_destroy"]: gates.allow_destroy,
+        _GATE_HINTS["confirm_purchase"]: gates.confirm_purchase,
+    }
+
+    def echo(text: str) -> None:
+        out, attention = [], False
+        for line in text.splitlines():
+            if flags.get(line):
+                line = given[line]
+            attention = line == "!!! ATTENTION !!!" or (attention and line.startswith("  "))
+            out.append(click.style(line, fg="red", bold=True) if attention else line)
+        click.echo("\n".join(out), color=colour_enabled())
+
+    return echo
+
+
+def _ask(target: EnvTarget, destroy: bool) -> Callable[[str], bool]:
+    """y/N, or, to destroy a protected env, typing its name."""
+
+    def confirm(question: str) -> bool:
+        if destroy and target.protected:
+            answer = click.prompt(
+                f"{question}\nEnv {target.name} is protected: type its name to confirm",
+                default="",
+                show_default=False,
+            )
+            return bool(answer.strip() == target.name)
+        return click.confirm(question, default=False)
+
+    return confirm
+
+
+def _require_terminal(auto_approve: bool, command: str) -> None:
+    """Terraform's rule: no prompt without a terminal; say which flag to pass instead."""
+    if not auto_approve and not sys.stdin.isatty():
+        raise PyctlError(
+            f"{command}: stdin is not a terminal, so pyctl cannot ask for confirmation; nothing was done. "
+            "Pass --yes (-y) to apply without asking, or review with `pyctl plan --out FILE` and "
+            "`pyctl apply --plan FILE`",
+            exit_code=2,
+        )
 
 
 def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
@@ -190,17 +257,22 @@ def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
     ) -> None:
         from pyctl import workflow
 
-        workflow.up(
+        _require_terminal(auto_approve, name)
+        target = prepare_target(env)
+        gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
+        summary = workflow.up(
             _terraform(terraform_path),
-            prepare_target(env),
+            target,
             auto_approve=auto_approve,
-            confirm=lambda question: click.confirm(question, default=False),
-            gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+            confirm=_ask(target, destroy),
+            gates=gates,
             destroy=destroy,
             lock_timeout=lock_timeout,
             summary_md=summary_md,
-            echo=_echo,
+            echo=_summary_echo(gates),
         )
+        if summary is None:
+            raise PyctlError(f"{name}: not confirmed; nothing was applied", exit_code=1)
 
     return command
 
@@ -208,12 +280,14 @@ def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
 up_cmd = _up_command(
     "up",
     destroy=False,
-    doc="Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan.",
+    doc="Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan.\n\n"
+    "Declining exits 1; without a terminal on stdin pass --yes (exit 2 otherwise).",
 )
 destroy_cmd = _up_command(
     "destroy",
     destroy=True,
-    doc="Plan destroying the env, show the summary, confirm (y/N), then apply that saved destroy plan.",
+    doc="Plan destroying the env, show the summary, confirm (y/N), then apply that saved destroy plan.\n\n"
+    "A protected env asks for its name to be typed. Declining exits 1; without a terminal pass --yes.",
 )
 
 
