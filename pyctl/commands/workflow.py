@@ -102,6 +102,7 @@ def init_cmd(env: str, terraform_path: str | None, lock_timeout: str | None) -> 
 )
 @_SUMMARY_MD
 @click.option("--destroy", is_flag=True, help="Plan destroying everything in the env.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes, 0 when none (drift checks)."
 )
@@ -112,6 +113,7 @@ def plan_cmd(
     out: Path | None,
     summary_md: Path | None,
     destroy: bool,
+    as_json: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Render, init and plan; print the summary (GPU capacity, replacements, dangerous destroys)."""
@@ -126,13 +128,47 @@ def plan_cmd(
         lock_timeout=lock_timeout,
         detailed_exitcode=detailed_exitcode,
     )
-    click.echo(render_text(result.summary), nl=False)
+    if as_json:
+        click.echo(json.dumps(_summary_json(result, out), indent=2))
+    else:
+        click.echo(render_text(result.summary), nl=False)
     if summary_md is not None:
         workflow.write_summary_md(result.summary, summary_md)
-    if out is not None:
+    if out is not None and not as_json:
         click.echo(f"Saved plan: {out}\nManifest:   {workflow.manifest_path(out)}")
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(2)
+
+
+def _summary_json(result: Any, out: Path | None) -> dict[str, Any]:
+    """`pyctl plan --json`: the summary's facts, for scripts."""
+    from pyctl import workflow
+
+    s = result.summary
+    return {
+        "env": s.env,
+        "protected": s.protected,
+        "has_changes": result.plan.has_changes,
+        "counts": dict(s.counts),
+        "changes": [{"action": action, "address": address} for action, address in s.changes],
+        "replacements": list(s.replacements),
+        "findings": [
+            {"kind": f.kind, "address": f.address, "message": f.message, "gate": f.gate or None}
+            for f in s.findings
+        ],
+        "pools": [
+            {
+                "pool": c.pool,
+                "instances_before": c.before.instances if c.before else 0,
+                "instances_after": (c.after.instances if c.after else 0) if c.after_known else None,
+                "gpu_delta": c.gpu_delta if c.after_known else None,
+            }
+            for c in s.pool_changes
+        ],
+        "monthly_cost_change": None if not s.cost_change.pools else round(s.cost_change.total, 2),
+        "plan_file": None if out is None else str(out),
+        "manifest": None if out is None else str(workflow.manifest_path(out)),
+    }
 
 
 @click.command("apply")

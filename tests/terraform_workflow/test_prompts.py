@@ -83,3 +83,13 @@ def test_a_protected_destroy_needs_the_env_name_typed(make_env, pyctl):
     typed = run_in_terminal("destroy", "--env", str(prod.dir), "--allow-destroy", answer="wf-prod\n")
     assert typed.returncode == 0, typed.stderr
     assert outputs(pyctl, prod) == {}
+
+
+def test_plan_json_gives_the_summary_facts(fixture_env, pyctl, tmp_path):
+    result = pyctl("plan", "--env", fixture_env.dir, "--json", "--out", tmp_path / "p.tfplan")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["env"] == "wf-test" and out["has_changes"] is True
+    assert out["counts"]["create"] == len([c for c in out["changes"] if c["action"] == "create"]) > 0
+    assert {p["pool"] for p in out["pools"]} and all(p["instances_before"] == 0 for p in out["pools"])
+    assert out["plan_file"].endswith("p.tfplan") and out["manifest"].endswith("p.tfplan.manifest.json")
