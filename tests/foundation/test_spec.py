@@ -319,7 +319,10 @@ def test_every_problem_is_reported_one_per_line(tmp_path: Path) -> None:
     ("text", "where"),
     [
         ("env:\n  name: dev\n  protected: [true\n", "line 4, column 1"),
-        ("env:\n  name: dev\nenv:\n  name: other\n", "duplicate key 'env' (line 3, column 1)"),
+        (
+            "env:\n  name: dev\nenv:\n  name: other\n",
+            "line 3, column 1: duplicate key 'env' (first at line 1)",
+        ),
         ("env:\n\tname: dev\n", "line 2, column 1"),
     ],
     ids=["unclosed-flow", "duplicate-key", "tab-indent"],
