@@ -30,6 +30,15 @@ def natural_key(text: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text))
 
 
+def human_bytes(size: float) -> str:
+    """Decimal units, as disks and clouds state them: 999 B, 1.5 kB, 4.97 GB, 1.2 TB."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.3g} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
 def colour_enabled() -> bool | None:
     """For click.echo(color=...): False under NO_COLOR (https://no-color.org), else click decides (a
     terminal gets colour, a pipe does not). rich reads NO_COLOR by itself."""
