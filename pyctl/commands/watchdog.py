@@ -144,6 +144,67 @@ def run_command(
         sys.exit(1)
 
 
+@watchdog_group.command("keep")
+@click.argument("instance")
+@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--for", "for_", metavar="DURATION", help="Keep it this long from now: 4h, 90m, 1h30m, 2d.")
+@click.option("--until", metavar="TIME", help="Keep it until this ISO-8601 time (UTC unless it says).")
+@click.option("--clear", is_flag=True, help="Remove the keep-alive: the watchdog may act again.")
+@click.option("--zone", "zones", multiple=True, help="GCP: the VM's zone (default: the env's pool zones).")
+def keep_command(
+    instance: str, env: str, for_: str | None, until: str | None, clear: bool, zones: tuple[str, ...]
+) -> None:
+    """Pause the watchdog on one instance of the env: AWS instance id (i-...) or GCP VM name.
+
+    Writes the keep-alive the watchdog reads (AWS tag pyctl:keep-until=<ISO-8601>; GCP label
+    pyctl-keep-until=YYYYMMDDtHHMMz, minute precision), shown as `excluded: keep-alive until ...` in
+    `pyctl watchdog report`. Refuses an instance that belongs to another env.
+    """
+    from datetime import UTC, datetime
+
+    from pyctl.core import idle
+    from pyctl.spec import load_env
+
+    if clear and (for_ or until):
+        raise PyctlError("--clear and --for/--until exclude each other")
+    moment = None
+    if not clear:
+        try:
+            moment = idle.keep_until(datetime.now(UTC), for_=for_, until=until)
+        except ValueError as exc:
+            raise PyctlError(str(exc)) from None
+    spec = load_env(env).spec
+    what = "keep-alive removed" if moment is None else f"kept until {idle.keep_tag_value(moment)}"
+    if instance.startswith("i-"):
+        from pyctl.clouds.aws import client
+        from pyctl.clouds.aws.watchdog import keep_instance
+
+        if spec.clouds.aws is None:
+            raise PyctlError(
+                f"env {spec.env.name!r} has no clouds.aws: {instance} cannot be one of its instances"
+            )
+        keep_instance(client("ec2", spec.clouds.aws.region), instance, spec.env.name, moment)
+        click.echo(
+            f"{instance}: {what} (the watchdog leaves it alone until then)"
+            if moment
+            else f"{instance}: {what}"
+        )
+        return
+    from pyctl.clouds.gcp.compute import compute_clients, keep_until_label, keep_vm
+
+    if spec.clouds.gcp is None:
+        raise PyctlError(
+            f"env {spec.env.name!r} has no clouds.gcp (and {instance!r} is not an AWS instance id)"
+        )
+    where = list(zones) or sorted({z for p in spec.pools if p.cloud == "gcp" for z in p.zones})
+    if not where:
+        raise PyctlError("--zone: the env's GCP pools name no zones; give the VM's zone")
+    zone = keep_vm(compute_clients(), spec.clouds.gcp.project, where, instance, spec.env.name, moment)
+    if moment is not None:
+        what = f"kept until {keep_until_label(moment)} (label pyctl-keep-until; minute precision, UTC)"
+    click.echo(f"{instance} ({zone}): {what}")
+
+
 def decision_line(d: Decision) -> str:
     done = f" [{d.outcome}]" if d.outcome else ""
     return f"{d.instance_id} {d.region} {d.instance_type} {d.verdict} -> {d.action}{done}: {d.reason}"

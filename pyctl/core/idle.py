@@ -11,6 +11,7 @@ reservation); `limit_actions` then applies the per-run cap and the per-group min
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -276,6 +277,39 @@ def parse_time(text: str) -> datetime:
     """ISO-8601 (a trailing Z allowed); naive times are taken as UTC."""
     parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`4h`, `90m`, `1h30m`, `2d` -> a positive timedelta."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration (e.g. 4h, 90m, 1h30m, 2d)")
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    delta = timedelta(days=days, hours=hours, minutes=minutes)
+    if delta <= timedelta(0):
+        raise ValueError(f"{text!r}: the duration must be positive")
+    return delta
+
+
+def keep_until(now: datetime, *, for_: str | None = None, until: str | None = None) -> datetime:
+    """When a keep-alive ends: `now + for_`, or `until` (ISO-8601, in the future)."""
+    if (for_ is None) == (until is None):
+        raise ValueError("give one of --for DURATION or --until TIME")
+    if for_ is not None:
+        return (now + parse_duration(for_)).replace(microsecond=0)
+    assert until is not None
+    moment = parse_time(until)
+    if moment <= now:
+        raise ValueError(f"--until {until!r} is not in the future")
+    return moment
+
+
+def keep_tag_value(moment: datetime) -> str:
+    """The `pyctl:keep-until` value: UTC, seconds, `Z` (what `exclusion` reads back)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | None:

@@ -345,6 +345,43 @@ def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -
     return replace(d, outcome="done")
 
 
+# --- keep-alive (from a workstation: `pyctl watchdog keep`) ----------------------------------------------
+
+ENV_TAGS = ("pyctl:env", "Env")  # written on every pool instance (aws-gpu-pool, render's env tags)
+
+
+def instance_env(tags: Mapping[str, str]) -> str | None:
+    return next((tags[k] for k in ENV_TAGS if tags.get(k)), None)
+
+
+def keep_instance(ec2: Any, instance_id: str, env: str, until: datetime | None) -> dict[str, str]:
+    """Write (or with `until=None` remove) the keep-alive tag on one instance of `env`; refuse an instance
+    of another env. Returns the instance's tags before the change."""
+    from botocore.exceptions import ClientError
+
+    from pyctl.errors import PyctlError
+
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+            raise PyctlError(f"instance {instance_id} not found in {ec2.meta.region_name}") from None
+        raise
+    instance = reservations[0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    owner = instance_env(tags)
+    if owner != env:
+        which = f"belongs to env {owner!r}" if owner else f"carries no {' or '.join(ENV_TAGS)} tag"
+        raise PyctlError(f"instance {instance_id} {which}, not env {env!r}: not changed")
+    if until is None:
+        ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": idle.KEEP_UNTIL_TAG}])
+    else:
+        ec2.create_tags(
+            Resources=[instance_id], Tags=[{"Key": idle.KEEP_UNTIL_TAG, "Value": idle.keep_tag_value(until)}]
+        )
+    return tags
+
+
 # --- notifying -----------------------------------------------------------------------------------------------
 
 PUBLISH_PERMISSIONS = ("sns:Publish",)
