@@ -231,6 +231,8 @@ class Watchdog(Strict):
     dry_run: bool = False
     max_actions_per_run: int = Field(default=10, ge=0)
     act_in_protected_env: bool = False
+    # AWS: warn (tag + notification) this many minutes before stopping an idle instance; 0: no warning.
+    warn_minutes: int = Field(default=0, ge=0, le=1440)
     metric: WatchdogMetric = WatchdogMetric()
     notify: WatchdogNotify = WatchdogNotify()
     log_retention_days: int = Field(default=30, ge=1)

@@ -40,7 +40,13 @@ def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], 
     if spec.clouds.aws is None:
         raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
     metric = spec.watchdog.metric  # the CloudWatch agent's names; GCP reads its own metric
-    settings = replace(settings_from_spec(spec), namespace=metric.namespace, metric_name=metric.name)
+    # warn_minutes is AWS only: the GCP watchdog does not warn before a stop.
+    settings = replace(
+        settings_from_spec(spec),
+        namespace=metric.namespace,
+        metric_name=metric.name,
+        warn_minutes=spec.watchdog.warn_minutes,
+    )
     return [spec.clouds.aws.region], settings, spec.pricing
 
 

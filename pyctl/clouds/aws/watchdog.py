@@ -316,13 +316,20 @@ ACTIONS: dict[str, InstanceAction] = {
     "scale-in": InstanceAction("scale-in", ("autoscaling:TerminateInstanceInAutoScalingGroup",), _scale_in),
 }
 
-MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED_TAG key, only on AutoShutdown=true instances
+MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED/WARNED_TAG keys, only on AutoShutdown=true instances
 
 
 def mark_acted(clients: RegionClients, d: Decision, now: datetime) -> None:
     """Record the action on the instance first: a second run in the same window then leaves it alone."""
     clients.ec2.create_tags(
         Resources=[d.instance_id], Tags=[{"Key": idle.ACTED_TAG, "Value": now.isoformat(timespec="seconds")}]
+    )
+
+
+def mark_warned(clients: RegionClients, d: Decision, now: datetime) -> None:
+    """The warning before a stop (warn_minutes): this tag, read back by later runs, and the notification."""
+    clients.ec2.create_tags(
+        Resources=[d.instance_id], Tags=[{"Key": idle.WARNED_TAG, "Value": now.isoformat(timespec="seconds")}]
     )
 
 
@@ -335,8 +342,11 @@ def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -
     if dry_run:
         return replace(d, outcome="dry-run")
     try:
-        mark_acted(clients, d, now)
-        ACTIONS[d.action].call(clients, d)
+        if d.action == "warn":  # no acted mark: it would block the stop the warning announces
+            mark_warned(clients, d, now)
+        else:
+            mark_acted(clients, d, now)
+            ACTIONS[d.action].call(clients, d)
     except ClientError as exc:
         err = exc.response.get("Error", {})
         return replace(d, outcome="failed", alert=True, error=f"{err.get('Code')}: {err.get('Message')}")
