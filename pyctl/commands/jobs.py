@@ -36,10 +36,10 @@ def _aws_errors(table: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") == "ResourceNotFoundException":
-            raise PyctlError(f"table {table} not found: is spot recovery deployed (pyctl up)?") from None
-        raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}") from None
+            raise PyctlError(f"table {table} not found: is spot recovery deployed (pyctl up)?", 1) from None
+        raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}", 1) from None
     except BotoCoreError as exc:
-        raise PyctlError(f"AWS: {exc}") from None
+        raise PyctlError(f"AWS: {exc}", 1) from None
 
 
 def format_duration(delta: timedelta) -> str:

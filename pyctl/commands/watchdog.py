@@ -189,7 +189,12 @@ def keep_command(
             raise PyctlError(
                 f"env {spec.env.name!r} has no clouds.aws: {instance} cannot be one of its instances"
             )
-        keep_instance(client("ec2", spec.clouds.aws.region), instance, spec.env.name, moment)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            keep_instance(client("ec2", spec.clouds.aws.region), instance, spec.env.name, moment)
+        except (BotoCoreError, ClientError) as exc:
+            raise PyctlError(f"{instance}: {exc}", exit_code=1) from None
         click.echo(
             f"{instance}: {what} (the watchdog leaves it alone until then)"
             if moment
@@ -205,7 +210,14 @@ def keep_command(
     where = list(zones) or sorted({z for p in spec.pools if p.cloud == "gcp" for z in p.zones})
     if not where:
         raise PyctlError("--zone: the env's GCP pools name no zones; give the VM's zone")
-    zone = keep_vm(compute_clients(), spec.clouds.gcp.project, where, instance, spec.env.name, moment)
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from pyctl.clouds.gcp.compute import OperationError
+
+    try:
+        zone = keep_vm(compute_clients(), spec.clouds.gcp.project, where, instance, spec.env.name, moment)
+    except (GoogleAPICallError, OperationError) as exc:
+        raise PyctlError(f"{instance}: {exc}", exit_code=1) from None
     if moment is not None:
         what = f"kept until {keep_until_label(moment)} (label pyctl-keep-until; minute precision, UTC)"
     click.echo(f"{instance} ({zone}): {what}")
