@@ -163,6 +163,12 @@ class Pool(Strict):
     boot_secrets: list[BootSecret] = []
     tags: dict[str, str] = {}
 
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu_any_case(cls, value: object) -> object:
+        """GPU names are case-insensitive (`L40S`, `H100`); the catalog's ids are lowercase."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def desired_size(self) -> int:
         return self.min if self.desired is None else self.desired

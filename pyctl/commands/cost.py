@@ -124,7 +124,7 @@ def sized_model(opts: dict[str, Any]) -> SizedModel:
         loaded = load_model(opts["config"])
         base, precision = loaded.model.shape, loaded.model.precision
         counted = "counted from safetensors" if loaded.params_counted else "estimated from the config"
-        source = f"{loaded.source} (parameters {counted})"
+        source = f"{loaded.source}, parameters {counted}"
     elif opts["model"] is not None:
         source = f"--model {opts['model']}"
     shape = model_shape(

@@ -78,3 +78,9 @@ def test_a_duplicate_key_names_both_places(tmp_path):
     first = line_of(DEV.read_text(), "protected: false")
     assert code == 2
     assert lines == [f"error: line {first + 1}, column 3: duplicate key 'protected' (first at line {first})"]
+
+
+def test_gpu_names_in_env_yaml_are_case_insensitive(tmp_path):
+    pool = "  - name: l40s-serve\n    cloud: aws\n    zones: [us-east-1a]\n    gpu: L40S\n    capacity: spot\n    max: 2\n"
+    code, lines = validate(tmp_path, lambda t: t.replace("model_cache:", pool + "model_cache:", 1))
+    assert code == 0, lines
