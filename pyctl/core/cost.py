@@ -13,7 +13,7 @@ Billing rules (docs/cost.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 HOURS_PER_MONTH = 730.0
@@ -146,17 +146,7 @@ def spot_on_demand_count(instances: int, base: int, percent_above_base: int) -> 
 
 def worst_case_usage(usage: PoolUsage, *, max_instances: int, on_demand_at_max: int = 0) -> PoolUsage:
     """The pool at its `max`, every instance running all month (730 h)."""
-    return PoolUsage(
-        name=usage.name,
-        cloud=usage.cloud,
-        capacity_kind=usage.capacity_kind,
-        instance_type=usage.instance_type,
-        gpus_per_instance=usage.gpus_per_instance,
-        instances=max_instances,
-        hours_per_month=None,
-        reserved_instances=usage.reserved_instances,
-        on_demand_instances=on_demand_at_max,
-    )
+    return replace(usage, instances=max_instances, hours_per_month=None, on_demand_instances=on_demand_at_max)
 
 
 def spot_at_on_demand(price: Pricer) -> Pricer:

@@ -121,23 +121,21 @@ def test_validate_prints_a_singular_pool_and_json():
 def test_doctor_strict_fails_on_warnings_and_json_lists_checks(tmp_path):
     dev = str(REPO / "infra/envs/dev")
     env = offline_env(tmp_path)
-    lenient = subprocess.run(
-        [str(BIN / "pyctl"), "doctor", "--env", dev, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+
+    def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "pyctl"), "doctor", "--env", dev, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+
+    lenient = doctor("--json")
     assert lenient.returncode == 0, lenient.stderr
     checks = {c["check"]: c["status"] for c in json.loads(lenient.stdout)}
     assert checks["aws credentials"] == "warn" and checks["terraform"] == "ok"
-    strict = subprocess.run(
-        [str(BIN / "pyctl"), "doctor", "--env", dev, "--strict"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    strict = doctor("--strict")
     assert strict.returncode == 1
     assert "doctor --strict: a check warned" in strict.stderr
 
