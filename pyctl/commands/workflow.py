@@ -131,7 +131,7 @@ def plan_cmd(
     if as_json:
         click.echo(json.dumps(_summary_json(result, out), indent=2))
     else:
-        click.echo(render_text(result.summary), nl=False)
+        _summary_echo(GateFlags())(render_text(result.summary))
     if summary_md is not None:
         workflow.write_summary_md(result.summary, summary_md)
     if out is not None and not as_json:
@@ -212,34 +212,30 @@ _AUTO_APPROVE = click.option(
     help="Apply without asking (CI). Without it, stdin must be a terminal.",
 )
 
-# The gate hint of the plan summary, reworded when the flag it asks for was given.
+# Gate hints of the plan summary (pyctl.core.plan_summary) -> (the flag, what to say once it was given).
 _GATE_HINTS = {
-    "allow_destroy": "  Applying this plan needs --allow-destroy (protected env).",
-    "confirm_purchase": "  Applying this plan needs --confirm-purchase (capacity blocks cannot be refunded).",
+    "  Applying this plan needs --allow-destroy (protected env).": (
+        "allow_destroy",
+        "  --allow-destroy given: this plan may destroy the items above.",
+    ),
+    "  Applying this plan needs --confirm-purchase (capacity blocks cannot be refunded).": (
+        "confirm_purchase",
+        "  --confirm-purchase given: this plan may buy the capacity block above.",
+    ),
 }
 
 
 def _summary_echo(gates: GateFlags) -> Callable[[str], None]:
-    """Echo the plan summary: the ATTENTION block in red (when colour is on), gate hints that say a given
-    flag was given instead of asking for it."""
+    """Echo the plan summary: the ATTENTION block in red (when colour is on), and a gate hint whose flag
+    was given says so instead of asking for it."""
     from pyctl.output import colour_enabled
-
-    given = {
-        _GATE_HINTS["allow_destroy"]: "  --allow-destroy given: this plan may destroy the items above.",
-        _GATE_HINTS[
-            "confirm_purchase"
-        ]: "  --confirm-purchase given: this plan may buy the capacity block above.",
-    }
-    flags = {
-        _GATE_HINTS["allow_destroy"]: gates.allow_destroy,
-        _GATE_HINTS["confirm_purchase"]: gates.confirm_purchase,
-    }
 
     def echo(text: str) -> None:
         out, attention = [], False
         for line in text.splitlines():
-            if flags.get(line):
-                line = given[line]
+            flag, given = _GATE_HINTS.get(line, ("", ""))
+            if flag and getattr(gates, flag):
+                line = given
             attention = line == "!!! ATTENTION !!!" or (attention and line.startswith("  "))
             out.append(click.style(line, fg="red", bold=True) if attention else line)
         click.echo("\n".join(out), color=colour_enabled())

@@ -173,3 +173,26 @@ def test_the_attention_block_is_red_unless_no_color(monkeypatch, no_color, colou
     lines = out.splitlines()
     assert ANSI.sub("", out).splitlines() == text.splitlines()
     assert not ANSI.search(lines[0]) and not ANSI.search(lines[3])  # only the block is red
+
+
+def test_gate_hints_match_the_plan_summary_and_are_reworded_when_the_flag_is_given(monkeypatch):
+    import click
+
+    from pyctl.commands.workflow import _GATE_HINTS
+    from pyctl.core.plan_summary import Finding, PlanSummary, render_text
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    findings = (
+        Finding("reserved_capacity", "module.pool.x", "destroyed", gate="allow_destroy"),
+        Finding("capacity_block", "module.pool.y", "bought", gate="confirm_purchase"),
+    )
+    text = render_text(PlanSummary("prod", True, {"delete": 1}, (), (), findings, (("delete", "x"),)))
+    assert set(_GATE_HINTS) <= set(text.splitlines())  # the summary still prints the lines we reword
+
+    @click.command()
+    def show() -> None:
+        _summary_echo(GateFlags(allow_destroy=True))(text)
+
+    out = ANSI.sub("", CliRunner().invoke(show).output)
+    assert "--allow-destroy given" in out and "needs --allow-destroy" not in out
+    assert "needs --confirm-purchase" in out  # not given: still asked for
