@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pyctl import __version__
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 
 ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
@@ -44,7 +45,7 @@ def plural(count: int, noun: str) -> str:
 
 
 @cli.command()
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def validate(env: str, as_json: bool) -> None:
     """Validate env.yaml against the schema and the GPU catalog (exit 2 naming each field at fault)."""
@@ -61,7 +62,7 @@ def validate(env: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 naming each file that differs (for CI).")
 def render(env: str, check: bool) -> None:
     """Render terraform.tfvars.json and backend.hcl from env.yaml, byte-identically on every run.
@@ -83,7 +84,13 @@ def render(env: str, check: bool) -> None:
 
 
 @cli.command()
-@click.option("--env", "env", default=None, help=ENV_HELP + " Adds env, credential and backend checks.")
+@click.option(
+    "--env",
+    "env",
+    default=None,
+    help=ENV_HELP + " Adds env, credential and backend checks.",
+    shell_complete=complete_env,
+)
 @click.option(
     "--terraform", "terraform", default=None, envvar="PYCTL_TERRAFORM", help="Terraform executable."
 )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.core.cost import EnvOutlook, PoolCost, cost_per_million_tokens, money
 from pyctl.core.sizing import (
     BYTES_PER_PARAM,
@@ -372,7 +373,7 @@ def _per_million(hourly: float, tps: float) -> float:
 
 
 @click.command("cost")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--tokens-per-second",
     type=click.FloatRange(min=0, min_open=True),

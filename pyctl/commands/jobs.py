@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 
 
@@ -57,7 +58,11 @@ def jobs() -> None:
 
 @jobs.command()
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/, or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(env: str, as_json: bool) -> None:
@@ -102,7 +107,11 @@ def status(env: str, as_json: bool) -> None:
 
 @jobs.command()
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/, or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option("--job", required=True, help="The job (tag pyctl:job).")
 @click.option("--undo", is_flag=True, help="Mark the job running again.")

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.core.models import DEFAULT_CONCURRENCY, BucketRef
 from pyctl.errors import PyctlError
 
@@ -39,7 +40,11 @@ def cache_buckets(env: str, cloud: str | None, spec: Any = None) -> list[tuple[B
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Model name (the key segment under models/).")
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/ or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/ or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option(
     "--version", default=None, help="Version to create (default: the UTC push time, YYYYMMDDTHHMMSSZ)."
@@ -177,7 +182,11 @@ def _progress() -> Any:
 
 @model.command("list")
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/ or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/ or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option(
     "--name", "names", multiple=True, help="Also list this model (repeatable): one not yet in env.yaml."

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def watchdog_group() -> None:
 
 
 @watchdog_group.command("run")
-@click.option("--env", "env", help=ENV_HELP)
+@click.option("--env", "env", help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--cloud", type=click.Choice(["aws", "gcp"]), help="Only this cloud (default: every cloud named)."
 )
@@ -152,7 +153,7 @@ def run_command(
 
 @watchdog_group.command("keep")
 @click.argument("instance")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @click.option("--for", "for_", metavar="DURATION", help="Keep it this long from now: 4h, 90m, 1h30m, 2d.")
 @click.option("--until", metavar="TIME", help="Keep it until this ISO-8601 time (UTC unless it says).")
 @click.option("--clear", is_flag=True, help="Remove the keep-alive: the watchdog may act again.")
@@ -229,7 +230,7 @@ def decision_line(d: Decision) -> str:
 
 
 @watchdog_group.command("report")
-@click.option("--env", "env", help=ENV_HELP)
+@click.option("--env", "env", help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 from pyctl.workflow import EnvTarget, GateFlags
 
@@ -61,7 +62,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="How long to wait for the state lock, e.g. 5m (default: fail at once).",
     )(fn)
-    return click.option("--env", "env", required=True, help=ENV_HELP)(fn)
+    return click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)(fn)
 
 
 def _gates(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -324,7 +325,7 @@ destroy_cmd = _up_command(
 
 
 @click.command("output")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @_TERRAFORM
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for maps and lists).")
@@ -340,7 +341,7 @@ def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: 
 
 
 @click.command("force-unlock")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @_TERRAFORM
 @click.argument("lock_id")
 def force_unlock_cmd(env: str, terraform_path: str | None, lock_id: str) -> None:

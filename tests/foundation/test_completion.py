@@ -24,3 +24,11 @@ def test_commands_and_subcommands_complete():
     assert "plain,watchdog" in run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl wa", COMP_CWORD="1")
     words = run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl watchdog ", COMP_CWORD="2")
     assert {"plain,run", "plain,report", "plain,keep"} <= set(words.split())
+
+
+def test_env_completes_to_the_env_names():
+    words = run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl validate --env ", COMP_CWORD="3")
+    assert {"plain,dev", "plain,staging", "plain,prod"} <= set(words.split())
+    assert run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl cost --env st", COMP_CWORD="3").split() == [
+        "plain,staging"
+    ]
