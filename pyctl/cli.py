@@ -28,7 +28,9 @@ class PyctlGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
-@click.group(cls=PyctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=PyctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120}
+)
 @click.version_option(__version__, prog_name="pyctl")
 def cli() -> None:
     """GPU capacity on AWS and GCP: validate env specs, render Terraform inputs, plan and apply.
