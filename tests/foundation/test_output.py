@@ -196,3 +196,23 @@ def test_gate_hints_match_the_plan_summary_and_are_reworded_when_the_flag_is_giv
     out = ANSI.sub("", CliRunner().invoke(show).output)
     assert "--allow-destroy given" in out and "needs --allow-destroy" not in out
     assert "needs --confirm-purchase" in out  # not given: still asked for
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["size", "--model", "llama-3-70b", "--top", "50", "--explain"],
+        ["cost", "--env", str(REPO / "infra/envs/prod")],
+        ["catalog"],
+    ],
+)
+def test_piped_tables_are_never_cut_at_80_columns(tmp_path, args):
+    out = subprocess.run(
+        [str(BIN / "pyctl"), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=offline_env(tmp_path, COLUMNS="80"),
+    ).stdout
+    assert "…" not in out
+    assert any(len(line) > 80 for line in out.splitlines())  # wider than the terminal would be: not wrapped
