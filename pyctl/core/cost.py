@@ -229,6 +229,24 @@ def outlook_text(outlook: EnvOutlook) -> list[str]:
     return lines
 
 
+def outlook_markdown(outlook: EnvOutlook) -> list[str]:
+    """Lines for the pull-request comment: one row per pool, expected and worst-case month."""
+    out = [
+        f"#### Monthly cost: expected {money(outlook.expected_monthly)}, worst case {money(outlook.worst_monthly)}",
+        "",
+        "| pool | expected | worst case (max, 730 h, spot at on-demand) |",
+        "|---|---:|---:|",
+    ]
+    for p in outlook.pools:
+        expected = "?" if p.expected.missing else money(p.expected.monthly)
+        if p.scaled_from_zero and not p.expected.missing:
+            expected += " (1 instance, expected hours)"
+        worst = "?" if p.worst.missing else money(p.worst.monthly)
+        out.append(f"| {p.name} | {expected} | {worst} ({p.max_instances} x {p.worst.pool.instance_type}) |")
+    out.append("")
+    return out
+
+
 def cost_per_million_tokens(hourly: float, tokens_per_second: float) -> float:
     """$ per 1M tokens = hourly cost / (tokens per second x 3600) x 1e6."""
     if tokens_per_second <= 0:

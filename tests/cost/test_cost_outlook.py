@@ -14,6 +14,7 @@ from pyctl.core.cost import (
     EnvOutlook,
     PoolUsage,
     expected_instances,
+    outlook_markdown,
     outlook_text,
     pool_outlook,
     spot_on_demand_count,
@@ -115,3 +116,12 @@ def test_pyctl_cost_table_has_the_worst_case_column_and_total():
     assert "(6 x 730 h)" in result.output
     assert "/month worst case" in result.output
     assert "* desired is 0: costed as 1 instance" in result.output
+
+
+def test_outlook_markdown_for_the_pull_request_comment(pricer):
+    expected = usage("spot", 1, hours_per_month=300)
+    out = EnvOutlook(
+        (pool_outlook(expected, worst_case_usage(expected, max_instances=6), pricer, scaled_from_zero=True),)
+    )
+    assert outlook_markdown(out)[0] == "#### Monthly cost: expected $7,500, worst case $262,800"
+    assert "| p | $7,500 (1 instance, expected hours) | $262,800 (6 x p5.48xlarge) |" in outlook_markdown(out)
