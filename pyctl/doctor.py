@@ -96,7 +96,8 @@ def gcp_checks(loaded: LoadedEnv | None) -> list[Check]:
 def run_checks(loaded: LoadedEnv | None, terraform: str | None) -> list[Check]:
     checks = [terraform_check(terraform)]
     if loaded is not None:
-        checks.append(Check("env", "ok", f"{loaded.name}: {len(loaded.spec.pools)} pools, valid"))
+        pools = len(loaded.spec.pools)
+        checks.append(Check("env", "ok", f"{loaded.name}: valid ({pools} pool{'' if pools == 1 else 's'})"))
     checks += aws_checks(loaded)
     checks += gcp_checks(loaded)
     return checks

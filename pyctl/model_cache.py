@@ -8,6 +8,7 @@ the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import threading
 import time
@@ -42,6 +43,7 @@ from pyctl.core.models import (
     object_key,
 )
 from pyctl.errors import PyctlError
+from pyctl.output import human_bytes
 
 # Written into the target directory after a complete, verified fetch (a copy of the bucket's manifest).
 LOCAL_MANIFEST_NAME = ".pyctl-model.json"
@@ -262,9 +264,36 @@ def _install(transfer: Transfer, dest: Path, digest: str | None) -> str | None:
     return None
 
 
-def model_files(source: Path) -> list[str]:
-    """The files a push uploads: every regular file under `source` except hidden ones (`.git/`, `.cache/`)."""
-    return list_files(source, skip=lambda rel: any(part.startswith(".") for part in rel.split("/")))
+def model_files(source: Path, exclude: Sequence[str] = ()) -> list[str]:
+    """The files a push uploads: every regular file under `source` except hidden ones (`.git/`, `.cache/`)
+    and those matching an `exclude` glob (matched against the relative path and the file name)."""
+
+    def skip(rel: str) -> bool:
+        if any(part.startswith(".") for part in rel.split("/")):
+            return True
+        return any(
+            fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], g) for g in exclude
+        )
+
+    return list_files(source, skip=skip)
+
+
+def checked_model_files(
+    source: Path, *, exclude: Sequence[str] = (), allow_pickle: bool
+) -> tuple[list[str], list[str]]:
+    """(files to push, warnings), refusing a directory a push must not upload before anything is opened."""
+    paths = model_files(source, exclude)
+    return paths, check_model_files(paths, allow_pickle=allow_pickle)
+
+
+class PushProgress(Protocol):
+    """What a push reports while it uploads (called from worker threads: implementations are thread-safe)."""
+
+    def begin(self, name: str, version: str, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def end(self) -> None: ...
 
 
 def push_model(
@@ -276,13 +305,15 @@ def push_model(
     allow_pickle: bool,
     log: Callable[[str], None],
     now: datetime | None = None,
+    exclude: Sequence[str] = (),
+    progress: PushProgress | None = None,
 ) -> Manifest:
     """Upload the model in `source` as NAME/VERSION: files in parallel, then the manifest last."""
     check_model_name(name)
     now = now or datetime.now(UTC)
     version = check_version(version) if version else default_version(now)
-    paths = model_files(source)
-    for warning in check_model_files(paths, allow_pickle=allow_pickle):
+    paths, warnings = checked_model_files(source, exclude=exclude, allow_pickle=allow_pickle)
+    for warning in warnings:
         log(f"warning: {warning}")
     if store.read_manifest(name, version) is not None:
         raise PyctlError(
@@ -303,16 +334,25 @@ def push_model(
 
     def uploaded(transfer: Transfer, error: BaseException | None) -> None:
         if error is None:
-            log(f"uploaded {transfer.entry.path} ({transfer.entry.size} bytes)")
+            if progress is not None:
+                progress.advance(transfer.entry.size)
+            else:
+                log(f"uploaded {transfer.entry.path} ({human_bytes(transfer.entry.size)})")
         else:
             errors[transfer.entry.path] = str(error)
 
-    store.upload(transfers, uploaded)
+    if progress is not None:
+        progress.begin(name, version, manifest.total_size)
+    try:
+        store.upload(transfers, uploaded)
+    finally:
+        if progress is not None:
+            progress.end()
     if errors:
         details = "; ".join(f"{path}: {why}" for path, why in sorted(errors.items()))
         raise PyctlError(
             f"push of model {name!r} version {version!r} failed, no manifest written: {details}", 1
         )
     store.write_manifest(name, version, manifest.to_json())
-    log(f"pushed {name} version {version}: {len(manifest.files)} file(s), {manifest.total_size} bytes")
+    log(f"pushed {name} version {version}: {len(manifest.files)} file(s), {human_bytes(manifest.total_size)}")
     return manifest

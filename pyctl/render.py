@@ -263,6 +263,8 @@ def _watchdog(spec: EnvSpec) -> dict[str, Any]:
         "dry_run": w.dry_run,
         "max_actions_per_run": w.max_actions_per_run,
         "act_in_protected_env": w.act_in_protected_env,
+        # Only when set, so envs without a warning render as before.
+        **({"warn_minutes": w.warn_minutes} if w.warn_minutes else {}),
         "metric_namespace": w.metric.namespace,
         "metric_name": w.metric.name,
         "notify_emails": list(w.notify.email),

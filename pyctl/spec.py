@@ -2,18 +2,19 @@
 
 Two passes: pydantic checks structure and types (unknown keys, wrong types, ranges); `_semantic_problems`
 then checks what needs the whole document and the catalog (GPU and instance types, counts, regions and
-zones, pool names, model references). Every problem becomes one line `FILE: PATH: message`.
+zones, pool names, model references). Every problem becomes one line `FILE: PATH: message (line N)`.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -162,6 +163,12 @@ class Pool(Strict):
     boot_secrets: list[BootSecret] = []
     tags: dict[str, str] = {}
 
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu_any_case(cls, value: object) -> object:
+        """GPU names are case-insensitive (`L40S`, `H100`); the catalog's ids are lowercase."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def desired_size(self) -> int:
         return self.min if self.desired is None else self.desired
@@ -230,6 +237,8 @@ class Watchdog(Strict):
     dry_run: bool = False
     max_actions_per_run: int = Field(default=10, ge=0)
     act_in_protected_env: bool = False
+    # AWS: warn (tag + notification) this many minutes before stopping an idle instance; 0: no warning.
+    warn_minutes: int = Field(default=0, ge=0, le=1440)
     metric: WatchdogMetric = WatchdogMetric()
     notify: WatchdogNotify = WatchdogNotify()
     log_retention_days: int = Field(default=30, ge=1)
@@ -357,22 +366,69 @@ def load_spec_file(path: Path) -> EnvSpec:
     except OSError as exc:
         raise PyctlError(f"{shown}: cannot read: {exc.strerror}") from None
     data = _parse_yaml(text, shown)
-    return validate_spec(data, shown)
+    return validate_spec(data, shown, lines=lambda: key_lines(text))
 
 
-def validate_spec(data: Any, shown: str, catalog: Catalog | None = None) -> EnvSpec:
+def validate_spec(
+    data: Any,
+    shown: str,
+    catalog: Catalog | None = None,
+    lines: Callable[[], Mapping[str, int]] | None = None,
+) -> EnvSpec:
+    """`lines` (built only when there are problems) maps field paths to env.yaml lines for the messages."""
     if not isinstance(data, dict):
         raise PyctlError(f"{shown}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         spec = EnvSpec.model_validate(data)
     except ValidationError as exc:
+        found = lines() if lines else {}
         raise PyctlError(
-            "\n".join(f"{shown}: {_loc(e['loc'])}: {_pydantic_message(e)}" for e in exc.errors())
+            "\n".join(
+                f"{shown}: {_loc(e['loc'])}: {_pydantic_message(e)}{_at_line(found, _loc(e['loc']))}"
+                for e in exc.errors()
+            )
         ) from None
     problems = list(_semantic_problems(spec, catalog or load_catalog()))
     if problems:
-        raise PyctlError("\n".join(f"{shown}: {p.path}: {p.message}" for p in problems))
+        found = lines() if lines else {}
+        raise PyctlError(
+            "\n".join(f"{shown}: {p.path}: {p.message}{_at_line(found, p.path)}" for p in problems)
+        )
     return spec
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Field path (as in error messages: `pools[0].spot.on_demand_base`) -> its line in the YAML text."""
+    found: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = f"{path}.{key.value}" if path else str(key.value)
+                found[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                found[f"{path}[{i}]"] = item.start_mark.line + 1
+                walk(item, f"{path}[{i}]")
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if root is not None:
+        walk(root, "")
+    return found
+
+
+def _at_line(lines: Mapping[str, int], path: str) -> str:
+    """` (line N)` for the path, or for its nearest parent in the file (a missing key: its mapping)."""
+    while path:
+        if path in lines:
+            return f" (line {lines[path]})"
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return ""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -382,15 +438,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(
     loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
-    seen: set[Any] = set()
+    seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            mark = key_node.start_mark
+            # The error's own mark is this (second) place; the message names the first.
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1}, column {mark.column + 1})", mark
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
             )
-        seen.add(key)
+        seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -422,15 +478,58 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def _pydantic_message(error: Any) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        return "unknown key" + _did_you_mean(error["loc"])
     if kind == "missing":
         return "required"
+    if (
+        kind == "string_type"
+        and isinstance(error["input"], int | float)
+        and not isinstance(error["input"], bool)
+    ):
+        return (
+            f"expected a string, got the number {error['input']!r}: quote it in env.yaml "
+            f'("{error["input"]}"); unquoted YAML numbers lose leading zeros'
+        )
     msg = str(error["msg"])
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         return f"{error['input']!r} is not valid here (expected {error['ctx']['pattern']})"
     return msg
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The spec model that holds the last key of `loc` (for suggestions), walking field annotations."""
+    model: Any = EnvSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list index: the element type was already taken from the annotation
+        field = (
+            model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        )
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside `X`, `X | None`, `list[X]` or `dict[str, X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(loc)
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:

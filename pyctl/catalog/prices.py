@@ -26,15 +26,21 @@ from pyctl.catalog import Catalog, Cloud, InstanceType, load_catalog
 from pyctl.core.cost import (
     GPU_CAPACITY_OUTPUT,
     CostChange,
+    EnvOutlook,
     HourlyPrice,
+    PoolUsage,
     Pricer,
+    expected_instances,
     plan_cost_change,
     plan_regions,
+    pool_outlook,
+    spot_on_demand_count,
+    worst_case_usage,
 )
 from pyctl.core.plan import Plan
 
 if TYPE_CHECKING:
-    from pyctl.spec import EnvSpec, Pricing
+    from pyctl.spec import EnvSpec, Pool, Pricing
 
 PRICES_FILE = "prices.json"
 Kind = Literal["reserved", "on_demand", "spot"]
@@ -226,3 +232,67 @@ def hourly_price_table(cloud: Cloud, region: str | None, pricing: Pricing | None
             if found is not None:
                 table[key] = round(found.hourly, 4)
     return table
+
+
+def spec_regions(spec: EnvSpec) -> dict[str, str]:
+    """Each configured cloud's region from env.yaml."""
+    regions = {}
+    if spec.clouds.aws is not None:
+        regions["aws"] = spec.clouds.aws.region
+    if spec.clouds.gcp is not None:
+        regions["gcp"] = spec.clouds.gcp.region
+    return regions
+
+
+def _spot_on_demand(pool: Pool, instances: int) -> int:
+    """Instances of an AWS spot pool bought on demand (`spot.on_demand_base` and the share above it)."""
+    if pool.capacity != "spot" or pool.cloud != "aws" or pool.spot is None:
+        return 0
+    return spot_on_demand_count(
+        instances, pool.spot.on_demand_base, pool.spot.on_demand_percentage_above_base
+    )
+
+
+def pool_usage_pairs(
+    spec: EnvSpec, catalog: Catalog | None = None
+) -> list[tuple[PoolUsage, PoolUsage, bool]]:
+    """Per pool of env.yaml: (expected usage, worst-case usage at max, scaled from zero)."""
+    from pyctl.spec import gpus_per_instance, resolve_instance_type
+
+    cat = catalog or load_catalog()
+    pairs = []
+    for pool in spec.pools:
+        itype = resolve_instance_type(pool, cat)
+        if itype is None:  # validation guarantees a type; this guards direct callers
+            raise ValueError(f"pool {pool.name}: no instance type resolved")
+        reserved = pool.reserved_instances if pool.capacity == "reserved" else None
+        instances = expected_instances(pool.desired_size, pool.max, pool.expected_hours_per_month)
+        expected = PoolUsage(
+            name=pool.name,
+            cloud=pool.cloud,
+            capacity_kind=pool.capacity,
+            instance_type=itype.name,
+            gpus_per_instance=gpus_per_instance(pool, itype),
+            instances=instances,
+            hours_per_month=pool.expected_hours_per_month,
+            reserved_instances=reserved,
+            on_demand_instances=_spot_on_demand(pool, instances),
+        )
+        worst = worst_case_usage(
+            expected, max_instances=max(pool.max, instances), on_demand_at_max=_spot_on_demand(pool, pool.max)
+        )
+        pairs.append((expected, worst, instances != pool.desired_size))
+    return pairs
+
+
+def env_outlook(spec: EnvSpec, catalog: Catalog | None = None) -> EnvOutlook:
+    """The env's monthly cost as expected and in the worst case, per pool, priced with its pricing.
+
+    The plan summary shows it with `pyctl.core.cost.outlook_text(env_outlook(target.spec))`."""
+    price = env_pricer(spec_regions(spec), spec.pricing, catalog=catalog)
+    return EnvOutlook(
+        tuple(
+            pool_outlook(expected, worst, price, scaled_from_zero=zero)
+            for expected, worst, zero in pool_usage_pairs(spec, catalog)
+        )
+    )

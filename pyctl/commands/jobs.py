@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 
 
@@ -36,10 +37,10 @@ def _aws_errors(table: str) -> Iterator[None]:
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") == "ResourceNotFoundException":
-            raise PyctlError(f"table {table} not found: is spot recovery deployed (pyctl up)?") from None
-        raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}") from None
+            raise PyctlError(f"table {table} not found: is spot recovery deployed (pyctl up)?", 1) from None
+        raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}", 1) from None
     except BotoCoreError as exc:
-        raise PyctlError(f"AWS: {exc}") from None
+        raise PyctlError(f"AWS: {exc}", 1) from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -57,7 +58,11 @@ def jobs() -> None:
 
 @jobs.command()
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/, or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(env: str, as_json: bool) -> None:
@@ -80,9 +85,15 @@ def status(env: str, as_json: bool) -> None:
     if not rows:
         click.echo(f"no jobs recorded in {table}")
         return
-    header = ("JOB", "MARKET", "DONE", "INTERRUPTIONS", "LAST STEP", "TIME LOST", "INSTANCE")
-    lines = [header] + [
-        (
+    from pyctl.output import console
+    from pyctl.output import table as make_table
+
+    tbl = make_table(
+        "job", "market", "done", "interruptions", "last step", "time lost", "instance",
+        copy="instance", right=("interruptions", "last step", "time lost"),
+    )  # fmt: skip
+    for r in rows:
+        tbl.add_row(
             r.job,
             r.market,
             "yes" if r.done else "no",
@@ -91,26 +102,32 @@ def status(env: str, as_json: bool) -> None:
             "unknown" if r.time_lost is None else format_duration(r.time_lost),
             r.last_instance or "-",
         )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    console().print(tbl)
 
 
 @jobs.command()
 @click.option(
-    "--env", "env", required=True, help="Env name under infra/envs/, or a directory holding env.yaml."
+    "--env",
+    "env",
+    required=True,
+    help="Env name under infra/envs/, or a directory holding env.yaml.",
+    shell_complete=complete_env,
 )
 @click.option("--job", required=True, help="The job (tag pyctl:job).")
 @click.option("--undo", is_flag=True, help="Mark the job running again.")
 def done(env: str, job: str, undo: bool) -> None:
-    """Mark a job done: its interrupted instances are no longer replaced."""
+    """Mark a job done: its interrupted instances are no longer replaced. The job must be recorded."""
     from pyctl.clouds.aws import client
-    from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig
+    from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig, job_recorded, job_statuses
 
     region, table = _region_and_table(env)
-    Recovery(RecoveryConfig(table=table), ec2=None, dynamodb=client("dynamodb", region)).mark_done(
-        job, not undo
-    )
+    dynamodb = client("dynamodb", region)
+    with _aws_errors(table):
+        if not job_recorded(dynamodb, table, job):
+            known = [r.job for r in job_statuses(dynamodb, table)]
+            raise PyctlError(
+                f"--job: no job {job!r} recorded in {table} (known: {', '.join(known) or 'none'}); "
+                "see pyctl jobs status"
+            )
+        Recovery(RecoveryConfig(table=table), ec2=None, dynamodb=dynamodb).mark_done(job, not undo)
     click.echo(f"job {job}: {'running' if undo else 'done'}")

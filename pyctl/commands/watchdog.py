@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 
 if TYPE_CHECKING:
@@ -40,7 +41,13 @@ def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], 
     if spec.clouds.aws is None:
         raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
     metric = spec.watchdog.metric  # the CloudWatch agent's names; GCP reads its own metric
-    settings = replace(settings_from_spec(spec), namespace=metric.namespace, metric_name=metric.name)
+    # warn_minutes is AWS only: the GCP watchdog does not warn before a stop.
+    settings = replace(
+        settings_from_spec(spec),
+        namespace=metric.namespace,
+        metric_name=metric.name,
+        warn_minutes=spec.watchdog.warn_minutes,
+    )
     return [spec.clouds.aws.region], settings, spec.pricing
 
 
@@ -65,7 +72,7 @@ def watchdog_group() -> None:
 
 
 @watchdog_group.command("run")
-@click.option("--env", "env", help=ENV_HELP)
+@click.option("--env", "env", help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--cloud", type=click.Choice(["aws", "gcp"]), help="Only this cloud (default: every cloud named)."
 )
@@ -144,17 +151,91 @@ def run_command(
         sys.exit(1)
 
 
+@watchdog_group.command("keep")
+@click.argument("instance")
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
+@click.option("--for", "for_", metavar="DURATION", help="Keep it this long from now: 4h, 90m, 1h30m, 2d.")
+@click.option("--until", metavar="TIME", help="Keep it until this ISO-8601 time (UTC unless it says).")
+@click.option("--clear", is_flag=True, help="Remove the keep-alive: the watchdog may act again.")
+@click.option("--zone", "zones", multiple=True, help="GCP: the VM's zone (default: the env's pool zones).")
+def keep_command(
+    instance: str, env: str, for_: str | None, until: str | None, clear: bool, zones: tuple[str, ...]
+) -> None:
+    """Pause the watchdog on one instance of the env: AWS instance id (i-...) or GCP VM name.
+
+    Writes the keep-alive the watchdog reads (AWS tag pyctl:keep-until=<ISO-8601>; GCP label
+    pyctl-keep-until=YYYYMMDDtHHMMz, minute precision), shown as `excluded: keep-alive until ...` in
+    `pyctl watchdog report`. Refuses an instance that belongs to another env.
+    """
+    from datetime import UTC, datetime
+
+    from pyctl.core import idle
+    from pyctl.spec import load_env
+
+    if clear and (for_ or until):
+        raise PyctlError("--clear and --for/--until exclude each other")
+    moment = None
+    if not clear:
+        try:
+            moment = idle.keep_until(datetime.now(UTC), for_=for_, until=until)
+        except ValueError as exc:
+            raise PyctlError(str(exc)) from None
+    spec = load_env(env).spec
+    what = "keep-alive removed" if moment is None else f"kept until {idle.keep_tag_value(moment)}"
+    if instance.startswith("i-"):
+        from pyctl.clouds.aws import client
+        from pyctl.clouds.aws.watchdog import keep_instance
+
+        if spec.clouds.aws is None:
+            raise PyctlError(
+                f"env {spec.env.name!r} has no clouds.aws: {instance} cannot be one of its instances"
+            )
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            keep_instance(client("ec2", spec.clouds.aws.region), instance, spec.env.name, moment)
+        except (BotoCoreError, ClientError) as exc:
+            raise PyctlError(f"{instance}: {exc}", exit_code=1) from None
+        click.echo(
+            f"{instance}: {what} (the watchdog leaves it alone until then)"
+            if moment
+            else f"{instance}: {what}"
+        )
+        return
+    from pyctl.clouds.gcp.compute import compute_clients, keep_until_label, keep_vm
+
+    if spec.clouds.gcp is None:
+        raise PyctlError(
+            f"env {spec.env.name!r} has no clouds.gcp (and {instance!r} is not an AWS instance id)"
+        )
+    where = list(zones) or sorted({z for p in spec.pools if p.cloud == "gcp" for z in p.zones})
+    if not where:
+        raise PyctlError("--zone: the env's GCP pools name no zones; give the VM's zone")
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from pyctl.clouds.gcp.compute import OperationError
+
+    try:
+        zone = keep_vm(compute_clients(), spec.clouds.gcp.project, where, instance, spec.env.name, moment)
+    except (GoogleAPICallError, OperationError) as exc:
+        raise PyctlError(f"{instance}: {exc}", exit_code=1) from None
+    if moment is not None:
+        what = f"kept until {keep_until_label(moment)} (label pyctl-keep-until; minute precision, UTC)"
+    click.echo(f"{instance} ({zone}): {what}")
+
+
 def decision_line(d: Decision) -> str:
     done = f" [{d.outcome}]" if d.outcome else ""
     return f"{d.instance_id} {d.region} {d.instance_type} {d.verdict} -> {d.action}{done}: {d.reason}"
 
 
 @watchdog_group.command("report")
-@click.option("--env", "env", help=ENV_HELP)
+@click.option("--env", "env", help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--region", "regions", multiple=True, help="Region to inspect (repeatable), without an env file."
 )
-def report_command(env: str | None, regions: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of the instances.")
+def report_command(env: str | None, regions: tuple[str, ...], as_json: bool) -> None:
     """Table of the AWS GPU instances running now, the watchdog's verdict on each and their hourly burn.
 
     Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too.
@@ -166,17 +247,22 @@ def report_command(env: str | None, regions: tuple[str, ...]) -> None:
         where, replace(settings, dry_run=True), prices=hourly_prices(where, pricing), opt_in_only=False
     )
     gpu_nodes = [d for d in result.decisions if d.gpu_count]
-    render_report(gpu_nodes)
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in gpu_nodes], indent=2))
+    else:
+        render_report(gpu_nodes)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
+    if result.errors:
+        sys.exit(1)
 
 
 def render_report(decisions: list[Decision]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from pyctl.core.cost import money
+    from pyctl.output import console as make_console
+    from pyctl.output import table as make_table
 
-    table = Table(title="GPU instances running now")
-    for column in (
+    columns = (
         "instance",
         "region",
         "type",
@@ -186,8 +272,10 @@ def render_report(decisions: list[Decision]) -> None:
         "max GPU %",
         "$/hour",
         "reason",
-    ):
-        table.add_column(column, justify="right" if column in ("GPUs", "max GPU %", "$/hour") else "left")
+    )
+    table = make_table(
+        *columns, copy="instance", title="GPU instances running now", right=("GPUs", "max GPU %", "$/hour")
+    )
     for d in sorted(decisions, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id)):
         peak = max((g.maximum for g in d.gpus if g.maximum is not None), default=None)
         table.add_row(
@@ -201,10 +289,12 @@ def render_report(decisions: list[Decision]) -> None:
             "-" if d.hourly_cost is None else f"{d.hourly_cost:.2f}",
             d.reason,
         )
-    console = Console(width=200)
+    console = make_console()
     console.print(table)
     burn = sum(d.hourly_cost or 0.0 for d in decisions)
     idle_burn = sum(d.hourly_cost or 0.0 for d in decisions if d.verdict == "idle")
     unpriced = sum(d.hourly_cost is None for d in decisions)
     note = f" ({unpriced} without a price)" if unpriced else ""
-    console.print(f"{len(decisions)} GPU instances, ${burn:.2f}/hour{note}; idle now: ${idle_burn:.2f}/hour")
+    console.print(
+        f"{len(decisions)} GPU instances, {money(burn)}/hour{note}; idle now: {money(idle_burn)}/hour"
+    )

@@ -7,12 +7,14 @@ one function of `pyctl.workflow`.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
 from pyctl.workflow import EnvTarget, GateFlags
 
@@ -54,10 +56,6 @@ _TERRAFORM = click.option(
 )
 
 
-def _echo(text: str) -> None:
-    click.echo(text, nl=not text.endswith("\n"))
-
-
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = _TERRAFORM(fn)
     fn = click.option(
@@ -66,7 +64,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="How long to wait for the state lock, e.g. 5m (default: fail at once).",
     )(fn)
-    return click.option("--env", "env", required=True, help=ENV_HELP)(fn)
+    return click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)(fn)
 
 
 def _gates(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,6 +132,7 @@ def init_cmd(
 )
 @_SUMMARY_MD
 @click.option("--destroy", is_flag=True, help="Plan destroying everything in the env.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of text.")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -157,6 +156,7 @@ def plan_cmd(
     out: Path | None,
     summary_md: Path | None,
     destroy: bool,
+    as_json: bool,
     detailed_exitcode: bool,
     require_lock_file: bool,
     fail_above: float | None,
@@ -187,16 +187,50 @@ def plan_cmd(
             locked=require_lock_file,
         )
     summary = dataclasses.replace(result.summary, fail_above=fail_above)
-    click.echo(render_text(summary), nl=False)
+    if as_json:
+        click.echo(json.dumps(_summary_json(result, out), indent=2))
+    else:
+        _summary_echo(GateFlags())(render_text(summary))
     if summary_md is not None:
         workflow.write_summary_md(summary, summary_md, ci=ci)
-    if out is not None:
+    if out is not None and not as_json:
         click.echo(f"Saved plan: {out}\nManifest:   {workflow.manifest_path(out)}")
     refusal = cost_limit_refusal(summary)
     if refusal:
         raise PyctlError(refusal, exit_code=1)
     if detailed_exitcode and result.plan.has_changes:
         raise SystemExit(EXIT_CHANGES)
+
+
+def _summary_json(result: Any, out: Path | None) -> dict[str, Any]:
+    """`pyctl plan --json`: the summary's facts, for scripts."""
+    from pyctl import workflow
+
+    s = result.summary
+    return {
+        "env": s.env,
+        "protected": s.protected,
+        "has_changes": result.plan.has_changes,
+        "counts": dict(s.counts),
+        "changes": [{"action": action, "address": address} for action, address in s.changes],
+        "replacements": list(s.replacements),
+        "findings": [
+            {"kind": f.kind, "address": f.address, "message": f.message, "gate": f.gate or None}
+            for f in s.findings
+        ],
+        "pools": [
+            {
+                "pool": c.pool,
+                "instances_before": c.before.instances if c.before else 0,
+                "instances_after": (c.after.instances if c.after else 0) if c.after_known else None,
+                "gpu_delta": c.gpu_delta if c.after_known else None,
+            }
+            for c in s.pool_changes
+        ],
+        "monthly_cost_change": None if not s.cost_change.pools else round(s.cost_change.total, 2),
+        "plan_file": None if out is None else str(out),
+        "manifest": None if out is None else str(workflow.manifest_path(out)),
+    }
 
 
 @click.command("apply")
@@ -220,17 +254,82 @@ def apply_cmd(
     """Apply a reviewed plan, refusing it if the plan file, env, inputs, lock file or terraform changed."""
     from pyctl import workflow
 
+    gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
     workflow.apply_reviewed(
         _terraform(terraform_path),
         prepare_target(env),
         plan_file,
-        gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+        gates=gates,
         lock_timeout=lock_timeout,
-        echo=_echo,
+        echo=_summary_echo(gates),
     )
 
 
-_AUTO_APPROVE = click.option("--auto-approve", is_flag=True, help="Apply without asking (CI).")
+_AUTO_APPROVE = click.option(
+    "-y",
+    "--yes",
+    "--auto-approve",
+    "auto_approve",
+    is_flag=True,
+    help="Apply without asking (CI). Without it, stdin must be a terminal.",
+)
+
+# Gate hints of the plan summary (pyctl.core.plan_summary) -> (the flag, what to say once it was given).
+_GATE_HINTS = {
+    "  Applying this plan needs --allow-destroy (protected env).": (
+        "allow_destroy",
+        "  --allow-destroy given: this plan may destroy the items above.",
+    ),
+    "  Applying this plan needs --confirm-purchase (capacity blocks cannot be refunded).": (
+        "confirm_purchase",
+        "  --confirm-purchase given: this plan may buy the capacity block above.",
+    ),
+}
+
+
+def _summary_echo(gates: GateFlags) -> Callable[[str], None]:
+    """Echo the plan summary: the ATTENTION block in red (when colour is on), and a gate hint whose flag
+    was given says so instead of asking for it."""
+    from pyctl.output import colour_enabled
+
+    def echo(text: str) -> None:
+        out, attention = [], False
+        for line in text.splitlines():
+            flag, given = _GATE_HINTS.get(line, ("", ""))
+            if flag and getattr(gates, flag):
+                line = given
+            attention = line == "!!! ATTENTION !!!" or (attention and line.startswith("  "))
+            out.append(click.style(line, fg="red", bold=True) if attention else line)
+        click.echo("\n".join(out), color=colour_enabled())
+
+    return echo
+
+
+def _ask(target: EnvTarget, destroy: bool) -> Callable[[str], bool]:
+    """y/N, or, to destroy a protected env, typing its name."""
+
+    def confirm(question: str) -> bool:
+        if destroy and target.protected:
+            answer = click.prompt(
+                f"{question}\nEnv {target.name} is protected: type its name to confirm",
+                default="",
+                show_default=False,
+            )
+            return bool(answer.strip() == target.name)
+        return click.confirm(question, default=False)
+
+    return confirm
+
+
+def _require_terminal(auto_approve: bool, command: str) -> None:
+    """Terraform's rule: no prompt without a terminal; say which flag to pass instead."""
+    if not auto_approve and not sys.stdin.isatty():
+        raise PyctlError(
+            f"{command}: stdin is not a terminal, so pyctl cannot ask for confirmation; nothing was done. "
+            "Pass --yes (-y) to apply without asking, or review with `pyctl plan --out FILE` and "
+            "`pyctl apply --plan FILE`",
+            exit_code=2,
+        )
 
 
 def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
@@ -252,17 +351,22 @@ def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
     ) -> None:
         from pyctl import workflow
 
-        workflow.up(
+        _require_terminal(auto_approve, name)
+        target = prepare_target(env)
+        gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
+        summary = workflow.up(
             _terraform(terraform_path),
-            prepare_target(env),
+            target,
             auto_approve=auto_approve,
-            confirm=lambda question: click.confirm(question, default=False),
-            gates=GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase),
+            confirm=_ask(target, destroy),
+            gates=gates,
             destroy=destroy,
             lock_timeout=lock_timeout,
             summary_md=summary_md,
-            echo=_echo,
+            echo=_summary_echo(gates),
         )
+        if summary is None:
+            raise PyctlError(f"{name}: not confirmed; nothing was applied", exit_code=1)
 
     return command
 
@@ -270,17 +374,19 @@ def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
 up_cmd = _up_command(
     "up",
     destroy=False,
-    doc="Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan.",
+    doc="Render -> init -> plan -> summary -> confirm (y/N) -> apply exactly that saved plan.\n\n"
+    "Declining exits 1; without a terminal on stdin pass --yes (exit 2 otherwise).",
 )
 destroy_cmd = _up_command(
     "destroy",
     destroy=True,
-    doc="Plan destroying the env, show the summary, confirm (y/N), then apply that saved destroy plan.",
+    doc="Plan destroying the env, show the summary, confirm (y/N), then apply that saved destroy plan.\n\n"
+    "A protected env asks for its name to be typed. Declining exits 1; without a terminal pass --yes.",
 )
 
 
 @click.command("output")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @_TERRAFORM
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for maps and lists).")
@@ -296,7 +402,7 @@ def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: 
 
 
 @click.command("force-unlock")
-@click.option("--env", "env", required=True, help=ENV_HELP)
+@click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @_TERRAFORM
 @click.argument("lock_id")
 def force_unlock_cmd(env: str, terraform_path: str | None, lock_id: str) -> None:

@@ -13,7 +13,7 @@ Billing rules (docs/cost.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 HOURS_PER_MONTH = 730.0
@@ -125,6 +125,126 @@ class EnvCost:
 
 def env_cost(pools: Iterable[PoolUsage], price: Pricer) -> EnvCost:
     return EnvCost(tuple(pool_cost(p, price) for p in pools))
+
+
+# --- expected and worst case -------------------------------------------------------------------------
+
+
+def expected_instances(desired: int, maximum: int, hours_per_month: float | None) -> int:
+    """Instances a pool is costed at: its desired count, or one when it sits at zero but declares
+    `expected_hours_per_month` (a scale-from-zero pool that does run: its hours are not free)."""
+    if desired == 0 and maximum > 0 and hours_per_month:
+        return 1
+    return desired
+
+
+def spot_on_demand_count(instances: int, base: int, percent_above_base: int) -> int:
+    """Instances of an AWS spot pool bought on demand: the base, then a share of the rest."""
+    above = max(instances - base, 0)
+    return min(base, instances) + above * percent_above_base // 100
+
+
+def worst_case_usage(usage: PoolUsage, *, max_instances: int, on_demand_at_max: int = 0) -> PoolUsage:
+    """The pool at its `max`, every instance running all month (730 h)."""
+    return replace(usage, instances=max_instances, hours_per_month=None, on_demand_instances=on_demand_at_max)
+
+
+def spot_at_on_demand(price: Pricer) -> Pricer:
+    """Spot priced at the on-demand rate: the ceiling of a spot price (AWS's default maximum price is the
+    on-demand price; GCP spot prices are always below on demand)."""
+
+    def ceiling(cloud: str, instance_type: str, kind: str, gpus: int) -> HourlyPrice | None:
+        if kind != "spot":
+            return price(cloud, instance_type, kind, gpus)
+        found = price(cloud, instance_type, "on_demand", gpus)
+        if found is None:
+            return None
+        return HourlyPrice(
+            found.hourly, f"{found.basis}, on-demand as the spot ceiling", found.as_of, found.estimate
+        )
+
+    return ceiling
+
+
+@dataclass(frozen=True)
+class PoolOutlook:
+    """A pool's monthly cost as expected (desired count, expected hours) and in the worst case (max, 730 h,
+    spot at the on-demand rate)."""
+
+    expected: PoolCost
+    worst: PoolCost
+    max_instances: int
+    scaled_from_zero: bool = False  # desired is 0 but the pool expects hours: costed as one instance
+
+    @property
+    def name(self) -> str:
+        return self.expected.pool.name
+
+
+@dataclass(frozen=True)
+class EnvOutlook:
+    pools: tuple[PoolOutlook, ...]
+
+    @property
+    def expected_monthly(self) -> float:
+        return sum(p.expected.monthly for p in self.pools)
+
+    @property
+    def worst_monthly(self) -> float:
+        return sum(p.worst.monthly for p in self.pools)
+
+    @property
+    def missing(self) -> tuple[PoolCost, ...]:
+        return tuple(c for p in self.pools for c in (p.expected, p.worst) if c.missing)
+
+    @property
+    def estimate(self) -> bool:
+        return any(c.estimate for p in self.pools for c in (p.expected, p.worst))
+
+
+def pool_outlook(
+    expected: PoolUsage, worst: PoolUsage, price: Pricer, *, scaled_from_zero: bool = False
+) -> PoolOutlook:
+    return PoolOutlook(
+        expected=pool_cost(expected, price),
+        worst=pool_cost(worst, spot_at_on_demand(price)),
+        max_instances=worst.instances,
+        scaled_from_zero=scaled_from_zero,
+    )
+
+
+def outlook_text(outlook: EnvOutlook) -> list[str]:
+    """Lines for a terminal summary: the env's expected and worst-case month, and each pool's."""
+    lines = [
+        f"Monthly cost: expected {money(outlook.expected_monthly)}, "
+        f"worst case {money(outlook.worst_monthly)} (every pool at max, all month, spot at on-demand)"
+    ]
+    for p in outlook.pools:
+        expected = "?" if p.expected.missing else money(p.expected.monthly)
+        worst = "?" if p.worst.missing else money(p.worst.monthly)
+        note = " (desired 0: costed as 1 instance for its expected hours)" if p.scaled_from_zero else ""
+        lines.append(
+            f"  {p.name}: expected {expected}{note}, worst {worst} at {p.max_instances} x {p.worst.pool.instance_type}"
+        )
+    return lines
+
+
+def outlook_markdown(outlook: EnvOutlook) -> list[str]:
+    """Lines for the pull-request comment: one row per pool, expected and worst-case month."""
+    out = [
+        f"#### Monthly cost: expected {money(outlook.expected_monthly)}, worst case {money(outlook.worst_monthly)}",
+        "",
+        "| pool | expected | worst case (max, 730 h, spot at on-demand) |",
+        "|---|---:|---:|",
+    ]
+    for p in outlook.pools:
+        expected = "?" if p.expected.missing else money(p.expected.monthly)
+        if p.scaled_from_zero and not p.expected.missing:
+            expected += " (1 instance, expected hours)"
+        worst = "?" if p.worst.missing else money(p.worst.monthly)
+        out.append(f"| {p.name} | {expected} | {worst} ({p.max_instances} x {p.worst.pool.instance_type}) |")
+    out.append("")
+    return out
 
 
 def cost_per_million_tokens(hourly: float, tokens_per_second: float) -> float:

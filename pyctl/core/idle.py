@@ -11,17 +11,18 @@ reservation); `limit_actions` then applies the per-run cap and the per-group min
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 Verdict = Literal["idle", "busy", "no-data", "young", "excluded"]
-Action = Literal["stop", "terminate", "scale-in", "none"]
+Action = Literal["stop", "terminate", "scale-in", "warn", "none"]
 MissingData = Literal["no-data", "idle"]
 
 VERDICTS: tuple[Verdict, ...] = ("idle", "busy", "no-data", "young", "excluded")
-ACTIONS: tuple[Action, ...] = ("stop", "terminate", "scale-in", "none")
+ACTIONS: tuple[Action, ...] = ("stop", "terminate", "scale-in", "warn", "none")
 
 # Tags the watchdog reads (and one it writes).
 OPT_IN_TAG = "AutoShutdown"  # "true" opts the instance in; absent or anything else excludes it
@@ -31,6 +32,8 @@ KEEP_UNTIL_TAG = "pyctl:keep-until"  # ISO-8601 time; the instance is left alone
 CAPACITY_TAG = "pyctl:capacity"  # value "reserved"
 SPOT_TERMINATE_TAG = "pyctl:spot-terminate"  # "true": the pool allows terminating idle one-time spot
 ACTED_TAG = "pyctl:watchdog-acted"  # written before acting: ISO time, makes a run idempotent per window
+ENV_TAG_KEYS = ("pyctl:env", "Env", "pyctl-env")  # the env of a pool instance (AWS tags, GCP label)
+WARNED_TAG = "pyctl:watchdog-warned"  # ISO time of the warning that announces a stop (warn_minutes > 0)
 
 # GetMetricData limits per request (AWS CloudWatch API reference).
 MAX_QUERIES_PER_REQUEST = 500
@@ -53,6 +56,8 @@ class Settings:
     protected_env: bool = False
     act_on_protected: bool = False
     terminate_one_time_spot: bool = False  # default for pools that do not set SPOT_TERMINATE_TAG
+    # Minutes between the warning (tag + notification) and the stop; 0: stop on the first idle verdict.
+    warn_minutes: int = 0
     namespace: str = "CWAgent"
     metric_name: str = "nvidia_smi_utilization_gpu"
 
@@ -76,6 +81,8 @@ class Settings:
             problems.append(f"missing_data_grace_minutes must be >= 0, got {self.missing_data_grace_minutes}")
         if self.max_actions < 0:
             problems.append(f"max_actions must be >= 0, got {self.max_actions}")
+        if self.warn_minutes < 0:
+            problems.append(f"warn_minutes must be >= 0, got {self.warn_minutes}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -116,6 +123,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "protected_env": ("WATCHDOG_PROTECTED_ENV", "bool"),
     "act_on_protected": ("WATCHDOG_ACT_ON_PROTECTED", "bool"),
     "terminate_one_time_spot": ("WATCHDOG_TERMINATE_ONE_TIME_SPOT", "bool"),
+    "warn_minutes": ("WATCHDOG_WARN_MINUTES", "int"),
     "namespace": ("WATCHDOG_METRIC_NAMESPACE", "str"),
     "metric_name": ("WATCHDOG_METRIC_NAME", "str"),
 }
@@ -247,7 +255,9 @@ class Decision:
     @property
     def hourly_cost_saved(self) -> float | None:
         """What acting saves per hour: the instance's cost when stopped/terminated/scaled in."""
-        return self.hourly_cost if self.action != "none" else 0.0 if self.hourly_cost is not None else None
+        if self.hourly_cost is None:
+            return None
+        return self.hourly_cost if self.action not in ("none", "warn") else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -276,6 +286,39 @@ def parse_time(text: str) -> datetime:
     """ISO-8601 (a trailing Z allowed); naive times are taken as UTC."""
     parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`4h`, `90m`, `1h30m`, `2d` -> a positive timedelta."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration (e.g. 4h, 90m, 1h30m, 2d)")
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    delta = timedelta(days=days, hours=hours, minutes=minutes)
+    if delta <= timedelta(0):
+        raise ValueError(f"{text!r}: the duration must be positive")
+    return delta
+
+
+def keep_until(now: datetime, *, for_: str | None = None, until: str | None = None) -> datetime:
+    """When a keep-alive ends: `now + for_`, or `until` (ISO-8601, in the future)."""
+    if (for_ is None) == (until is None):
+        raise ValueError("give one of --for DURATION or --until TIME")
+    if for_ is not None:
+        return (now + parse_duration(for_)).replace(microsecond=0)
+    assert until is not None
+    moment = parse_time(until)
+    if moment <= now:
+        raise ValueError(f"--until {until!r} is not in the future")
+    return moment
+
+
+def keep_tag_value(moment: datetime) -> str:
+    """The `pyctl:keep-until` value: UTC, seconds, `Z` (what `exclusion` reads back)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | None:
@@ -441,7 +484,40 @@ def decide(
         late = verdict == "no-data" and (series is None or uptime(instance, now) >= grace)
         return replace(base, verdict=verdict, reason=reason, gpus=evidence, alert=late)
     action, why, alert = choose_action(instance, settings, now)
+    if action != "none" and settings.warn_minutes:
+        action, why = warning_step(instance, action, why, settings, now)
     return replace(base, verdict="idle", action=action, reason=f"{reason}; {why}", gpus=evidence, alert=alert)
+
+
+def warning_stale_after(settings: Settings) -> timedelta:
+    """Age after which a warning no longer counts (the instance was busy since, or the runs stopped)."""
+    return timedelta(minutes=settings.warn_minutes + max(60, 2 * settings.idle_minutes))
+
+
+def warning_step(
+    instance: Instance, action: Action, why: str, settings: Settings, now: datetime
+) -> tuple[Action, str]:
+    """With `warn_minutes`: the first idle verdict warns (tag + notification); a later one acts only when
+    the warning is at least `warn_minutes` old (and not stale). Kept or busy meanwhile: nothing happens."""
+    due = timedelta(minutes=settings.warn_minutes)
+    raw = instance.tags.get(WARNED_TAG)
+    try:
+        warned = parse_time(raw) if raw else None
+    except ValueError:
+        warned = None  # unreadable: warn again rather than act without a warning
+    if warned is not None and now - warned > warning_stale_after(settings):
+        warned = None
+    if warned is None:
+        at = (now + due).strftime("%H:%M UTC")
+        env = next((instance.tags[k] for k in ENV_TAG_KEYS if instance.tags.get(k)), "ENV")
+        return "warn", (
+            f"warning: will {action} at about {at} if still idle ({why}); keep it with "
+            f"`pyctl watchdog keep {instance.instance_id} --env {env} --for 4h`"
+        )
+    if now - warned < due:
+        at = (warned + due).strftime("%H:%M UTC")
+        return "none", f"warned at {warned.strftime('%H:%M UTC')}: will {action} after {at} if still idle"
+    return action, f"{why} (warned at {warned.isoformat()})"
 
 
 def limit_actions(
@@ -510,17 +586,18 @@ class Summary:
 
     @property
     def hourly_saved(self) -> float:
-        return sum(d.hourly_cost or 0.0 for d in self.acted if d.outcome == "done")
+        return sum(d.hourly_cost_saved or 0.0 for d in self.acted if d.outcome == "done")
 
     def text(self, title: str = "pyctl GPU watchdog") -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)
         lines = [f"{title}{' (dry run)' if self.dry_run else ''}: {counts or 'no candidates'}"]
         for label, group in (("acted", self.acted), ("FAILED", self.failed), ("attention", self.alerts)):
             for d in group:
+                shown = "WARNING" if d.action == "warn" and label == "acted" else label
                 cost = f" ${d.hourly_cost:.2f}/h" if d.hourly_cost is not None else ""
                 extra = f" error: {d.error}" if d.error else ""
                 lines.append(
-                    f"- {label}: {d.instance_id} {d.region} {d.instance_type}{cost} {d.verdict} "
+                    f"- {shown}: {d.instance_id} {d.region} {d.instance_type}{cost} {d.verdict} "
                     f"-> {d.action} [{d.outcome or 'not acted'}]: {d.reason}{extra}"
                 )
         lines.extend(f"- error: {e}" for e in self.errors)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 from pyctl.core.manifest import Manifest
 from pyctl.errors import PyctlError
@@ -213,8 +214,17 @@ def check_model_files(paths: Sequence[str], *, allow_pickle: bool) -> list[str]:
         raise PyctlError(f"{MANIFEST_NAME} at the model root is reserved for the cache manifest: rename it")
     pickled = pickle_files(paths)
     if pickled and not allow_pickle:
+        safetensors = any(p.lower().endswith(".safetensors") for p in paths)
+        suffixes = " ".join(
+            f"--exclude '*{s}'" for s in sorted({PurePosixPath(p).suffix.lower() for p in pickled})
+        )
+        fix = (
+            f"the safetensors are there too: leave the pickles out with {suffixes}"
+            if safetensors
+            else "convert to safetensors, or pass --allow-pickle"
+        )
         raise PyctlError(
             f"refusing pickle-format file(s) {', '.join(pickled)}: loading them runs arbitrary code; "
-            "convert to safetensors or pass --allow-pickle"
+            f"nothing was uploaded; {fix}"
         )
     return [f"{p} is a pickle format: loading it runs arbitrary code" for p in pickled]

@@ -13,16 +13,42 @@ GB here are 10^9 bytes; GPU memory is in GiB (2^30 bytes) as the vendors state i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 Precision = Literal["fp16", "bf16", "fp8", "int8", "int4"]
 BYTES_PER_PARAM: dict[str, float] = {"fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+DEFAULT_PRECISION = "bf16"
 GB = 10**9
 GIB = 2**30
 ACTIVATION_FRACTION = 0.10
 RUNTIME_BYTES_PER_GPU = 1 * GIB
+
+# The weight formats each GPU architecture runs natively (NVIDIA: bf16 needs compute capability 8.0,
+# Ampere; fp8 needs 8.9, Ada, or newer). fp16, int8 and weight-only int4 run on every catalog GPU
+# (Turing and newer). Keyed by the catalog's `architecture`; docs/cost.md has the table.
+_TURING = frozenset({"fp16", "int8", "int4"})
+_AMPERE = _TURING | {"bf16"}
+_ADA = _AMPERE | {"fp8"}
+ARCH_PRECISIONS: dict[str, frozenset[str]] = {
+    "turing": _TURING,
+    "ampere": _AMPERE,
+    "ada": _ADA,
+    "hopper": _ADA,
+    "blackwell": _ADA,
+}
+_FIRST_ARCH = {"bf16": "Ampere", "fp8": "Ada or Hopper"}
+
+
+def precision_unsupported(architecture: str, precision: str) -> str | None:
+    """Why `architecture` cannot run `precision` weights natively; None when it can."""
+    supported = ARCH_PRECISIONS.get(architecture)
+    if supported is None:
+        return f"unknown architecture {architecture!r}"
+    if precision in supported:
+        return None
+    return f"no {precision} support on {architecture.capitalize()} (needs {_FIRST_ARCH[precision]} or newer)"
 
 
 @dataclass(frozen=True)
@@ -141,3 +167,108 @@ def fit_on_node(
                     best = fit
                 break
     return best
+
+
+def explain_no_fit(need: Requirement, *, vram_gib: float, gpu_counts: Iterable[int]) -> str:
+    """One line on why the model fits on no GPU count of a node (for `fit_on_node` returning None)."""
+    largest = max(gpu_counts)
+    tp = tp_degrees(largest)[-1]
+    return (
+        f"needs {need.per_gpu(tp) / GB:.1f} GB per GPU even on {tp} GPU{'s' if tp > 1 else ''}; "
+        f"the GPU has {vram_gib * GIB / GB:.1f} GB ({vram_gib:g} GiB)"
+    )
+
+
+# --- a Hugging Face config.json ---------------------------------------------------------------------
+
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
+
+
+@dataclass(frozen=True)
+class HfModel:
+    """What a Hugging Face config.json says about sizing; `params` is estimated from the layer shapes."""
+
+    shape: ModelShape
+    precision: str | None  # the checkpoint's weight format, None when serving would pick (e.g. float32)
+
+
+def _text_config(config: Mapping[str, object]) -> Mapping[str, object]:
+    """Multimodal configs keep the language model's fields under `text_config`."""
+    inner = config.get("text_config")
+    if "num_hidden_layers" not in config and isinstance(inner, Mapping):
+        return inner
+    return config
+
+
+def _int(config: Mapping[str, object], key: str, default: int | None = None) -> int:
+    value = config.get(key)
+    value = default if value is None else value
+    if value is None:
+        raise ValueError(f"config.json: {key} is missing")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"config.json: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def config_precision(config: Mapping[str, object]) -> str | None:
+    """The weight format of a checkpoint: `quantization_config` first, then `torch_dtype` (or `dtype`)."""
+    quant = config.get("quantization_config")
+    if isinstance(quant, Mapping):
+        method = str(quant.get("quant_method", "")).lower()
+        if method == "fp8":
+            return "fp8"
+        if method in ("awq", "gptq"):
+            bits = quant.get("bits")
+            if bits in (4, 8):
+                return "int4" if bits == 4 else "int8"
+            raise ValueError(f"config.json: quantization_config.bits {bits!r} is not 4 or 8")
+        if method == "bitsandbytes":
+            if quant.get("load_in_4bit"):
+                return "int4"
+            if quant.get("load_in_8bit"):
+                return "int8"
+        raise ValueError(
+            f"config.json: quantization_config.quant_method {method or None!r} is not one pyctl sizes "
+            "(fp8, awq, gptq, bitsandbytes); pass --precision"
+        )
+    dtype = config.get("torch_dtype", config.get("dtype"))
+    return _DTYPES.get(str(dtype)) if dtype is not None else None
+
+
+def estimate_params(config: Mapping[str, object]) -> float:
+    """Parameters of a decoder-only transformer from its config: embeddings, attention, gated MLP
+    (x experts for Mixtral-style MoE), norms. Within about 1% for Llama, Mistral, Qwen and Mixtral."""
+    cfg = _text_config(config)
+    hidden = _int(cfg, "hidden_size")
+    layers = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_attention_heads")
+    kv_heads = _int(cfg, "num_key_value_heads", heads)
+    head_dim = _int(cfg, "head_dim", hidden // heads)
+    vocab = _int(cfg, "vocab_size")
+    intermediate = _int(cfg, "intermediate_size")
+    experts = _int(cfg, "num_local_experts", 1)
+    if experts == 1 and any(k in cfg for k in ("num_experts", "n_routed_experts", "moe_intermediate_size")):
+        raise ValueError(
+            "config.json: this mixture-of-experts layout is not one pyctl estimates; pass --params"
+        )
+    attention = hidden * head_dim * (2 * heads + 2 * kv_heads)  # q, o and k, v projections
+    mlp = experts * 3 * hidden * intermediate + (hidden * experts if experts > 1 else 0)  # + router
+    per_layer = attention + mlp + 2 * hidden
+    embeddings = vocab * hidden * (1 if cfg.get("tie_word_embeddings") else 2)
+    return float(layers * per_layer + embeddings + hidden)
+
+
+def shape_from_config(config: Mapping[str, object], params: float | None = None) -> HfModel:
+    """The sizing shape of a Hugging Face config.json; `params` (counted from the weights) wins over
+    the estimate from the layer shapes."""
+    cfg = _text_config(config)
+    layers = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_attention_heads")
+    hidden = _int(cfg, "hidden_size")
+    shape = ModelShape(
+        params=params if params is not None else estimate_params(config),
+        layers=layers,
+        kv_heads=_int(cfg, "num_key_value_heads", heads),
+        head_dim=_int(cfg, "head_dim", hidden // heads),
+    )
+    return HfModel(shape=shape, precision=config_precision(cfg) or config_precision(config))

@@ -71,7 +71,7 @@ def test_size_table_output():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--params", "70B"], "--layers, --kv-heads, --head-dim: required without --model"),
+        (["--params", "70B"], "--layers, --kv-heads, --head-dim: needed for the KV cache; pass --config"),
         (["--model", "gpt-5"], "--model: unknown model 'gpt-5'"),
         (
             ["--params", "lots", "--layers", "1", "--kv-heads", "1", "--head-dim", "1"],

@@ -272,7 +272,7 @@ def test_base_spec_is_valid(tmp_path: Path) -> None:
     env_dir = _write(tmp_path, BASE)
     result = CliRunner().invoke(cli, ["validate", "--env", str(env_dir)])
     assert result.exit_code == 0, result.output
-    assert "valid (3 pools)" in result.output
+    assert "valid, 3 pools (h100-reserved, l4-spot, t4-gcp)" in result.output
 
 
 def test_prod_is_protected_with_reserved_h100_spot_burst_and_gcp_overflow() -> None:
@@ -319,7 +319,10 @@ def test_every_problem_is_reported_one_per_line(tmp_path: Path) -> None:
     ("text", "where"),
     [
         ("env:\n  name: dev\n  protected: [true\n", "line 4, column 1"),
-        ("env:\n  name: dev\nenv:\n  name: other\n", "duplicate key 'env' (line 3, column 1)"),
+        (
+            "env:\n  name: dev\nenv:\n  name: other\n",
+            "line 3, column 1: duplicate key 'env' (first at line 1)",
+        ),
         ("env:\n\tname: dev\n", "line 2, column 1"),
     ],
     ids=["unclosed-flow", "duplicate-key", "tab-indent"],

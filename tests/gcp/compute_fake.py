@@ -238,14 +238,24 @@ class ComputeFake:
                 d for (z, _), d in sorted(self.instances.items()) if z == m.group(1) and matches(d, filter_)
             ]
             return self._page({"kind": "compute#instanceList"}, "items", items, query)
-        m = re.fullmatch(r"zones/([^/]+)/instances/([^/]+)(/stop|/start)?", rest)
+        m = re.fullmatch(r"zones/([^/]+)/instances/([^/]+)(/stop|/start|/setLabels)?", rest)
         if m:
             zone, name, verb = m.groups()
             doc = self.instances.get((zone, name))
             if doc is None:
                 raise ApiError(404, "notFound", f"The resource '{rest}' was not found")
             if method == "GET" and verb is None:
-                return doc
+                return {**doc, "labelFingerprint": self._fingerprint(doc)}
+            if method == "POST" and verb == "/setLabels":
+                # GCE refuses a stale fingerprint (412 conditionNotMet): labels changed since the read.
+                if body.get("labelFingerprint") != self._fingerprint(doc):
+                    raise ApiError(
+                        412,
+                        "conditionNotMet",
+                        "Labels fingerprint either invalid or resource labels have changed",
+                    )
+                doc["labels"] = dict(body.get("labels", {}))
+                return self._done(f"zones/{zone}", "compute.instances.setLabels", doc)
             if method == "POST" and verb:
                 return self._instance_verb(zone, doc, verb[1:])
         m = re.fullmatch(
@@ -294,6 +304,15 @@ class ComputeFake:
                 self._finish(op)
             return {k: v for k, v in op.items() if not k.startswith("_")}
         raise ApiError(404, "notFound", f"fake has no route for {method} {rest}")
+
+    @staticmethod
+    def _fingerprint(doc: dict[str, Any]) -> str:
+        import base64
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(doc.get("labels", {}), sort_keys=True).encode()).digest()[:8]
+        return base64.b64encode(digest).decode()
 
     def _done(self, scope: str, kind: str, target: dict[str, Any]) -> dict[str, Any]:
         op = self._operation(scope, kind, target)

@@ -40,21 +40,31 @@ def test_status_shows_interruptions_checkpoint_and_time_lost(aws: AwsWorld, tmp_
     assert table.exit_code == 0, table.output
     header, row = table.output.splitlines()
     assert header.split() == [
-        "JOB",
-        "MARKET",
-        "DONE",
-        "INTERRUPTIONS",
-        "LAST",
-        "STEP",
-        "TIME",
-        "LOST",
-        "INSTANCE",
+        "job",
+        "market",
+        "done",
+        "interruptions",
+        "last",
+        "step",
+        "time",
+        "lost",
+        "instance",
     ]
     assert row.split()[:6] == ["llm-train", "spot", "no", "1", "1200", "7m"]
+    assert row.split()[6].startswith("i-")  # the instance id in full, never cut
 
     assert runner.invoke(jobs, ["done", "--env", str(env_dir), "--job", "llm-train"]).exit_code == 0
     as_json = json.loads(runner.invoke(jobs, ["status", "--env", str(env_dir), "--json"]).output)
     assert as_json[0]["done"] is True and as_json[0]["time_lost_seconds"] == 420
+
+    phantom = runner.invoke(jobs, ["done", "--env", str(env_dir), "--job", "nope"])
+    assert isinstance(phantom.exception, PyctlError) and phantom.exception.exit_code == 2
+    assert (
+        "--job: no job 'nope' recorded in" in phantom.exception.message
+        and "(known: llm-train)" in phantom.exception.message
+    )
+    after = json.loads(runner.invoke(jobs, ["status", "--env", str(env_dir), "--json"]).output)
+    assert [j["job"] for j in after] == ["llm-train"]  # no phantom job written
 
 
 def test_status_needs_an_env_with_aws(tmp_path: Path) -> None:

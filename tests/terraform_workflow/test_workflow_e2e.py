@@ -125,18 +125,6 @@ def test_stale_plan_is_refused_by_terraform_with_its_reason(fixture_env, pyctl, 
         pyctl("apply", "--env", fixture_env.dir, "--plan", plan_file)
 
 
-def test_up_asks_and_applies_nothing_on_no(fixture_env, pyctl):
-    declined = pyctl("up", "--env", fixture_env.dir, input="n\n")
-
-    assert "Do you want to apply this plan to env wf-test? [y/N]" in declined.stdout
-    assert "Not applied." in declined.stdout
-    assert json.loads(pyctl("output", "--env", fixture_env.dir).stdout) == {}
-
-    accepted = pyctl("up", "--env", fixture_env.dir, input="y\n")
-    assert accepted.exit_code == 0, accepted.output
-    assert "gpu_capacity" in json.loads(pyctl("output", "--env", fixture_env.dir).stdout)
-
-
 def test_detailed_exitcode_reports_drift(fixture_env, pyctl):
     assert pyctl("plan", "--env", fixture_env.dir, "--detailed-exitcode").exit_code == 3  # changes
     pyctl("up", "--env", fixture_env.dir, "--auto-approve")

@@ -66,7 +66,11 @@ def test_policy_grants_exactly_the_declared_permissions() -> None:
         assert by_action[action]["resources"] != ["*"]
     tag_keys = [c for c in by_action["ec2:CreateTags"]["condition"] if c["variable"] == "aws:TagKeys"]
     assert tag_keys == [
-        {"test": "ForAllValues:StringEquals", "variable": "aws:TagKeys", "values": [idle.ACTED_TAG]}
+        {
+            "test": "ForAllValues:StringEquals",
+            "variable": "aws:TagKeys",
+            "values": [idle.ACTED_TAG, idle.WARNED_TAG],
+        }
     ]
     assert by_action["sns:Publish"]["resources"] == ["${aws_sns_topic.summary.arn}"]
     assert by_action["ssm:GetParameter"]["resources"] == ["${statement.value}"]  # the one parameter's ARN

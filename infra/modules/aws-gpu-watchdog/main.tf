@@ -14,6 +14,7 @@ locals {
   # Tag that opts an instance (and its Auto Scaling group) in; the mutating IAM actions are limited to it.
   opt_in_tag = "AutoShutdown"
   acted_tag  = "pyctl:watchdog-acted"
+  warned_tag = "pyctl:watchdog-warned"
 
   slack_parameter_arn = var.slack_webhook_ssm_parameter == null ? null : "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.slack_webhook_ssm_parameter}"
 
@@ -31,6 +32,7 @@ locals {
       WATCHDOG_PROTECTED_ENV              = tostring(var.settings.protected_env)
       WATCHDOG_ACT_ON_PROTECTED           = tostring(var.settings.act_in_protected_env)
       WATCHDOG_TERMINATE_ONE_TIME_SPOT    = tostring(var.settings.terminate_one_time_spot)
+      WATCHDOG_WARN_MINUTES               = tostring(var.settings.warn_minutes)
       WATCHDOG_METRIC_NAMESPACE           = var.settings.metric_namespace
       WATCHDOG_METRIC_NAME                = var.settings.metric_name
       WATCHDOG_SNS_TOPIC_ARN              = aws_sns_topic.summary.arn
@@ -97,7 +99,7 @@ data "aws_iam_policy_document" "code" {
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "aws:TagKeys"
-      values   = [local.acted_tag]
+      values   = [local.acted_tag, local.warned_tag]
     }
   }
 

@@ -59,6 +59,7 @@ variable "settings" {
     protected_env              = optional(bool, false)
     act_in_protected_env       = optional(bool, false)
     terminate_one_time_spot    = optional(bool, false)
+    warn_minutes               = optional(number, 0)
     metric_namespace           = optional(string, "CWAgent")
     metric_name                = optional(string, "nvidia_smi_utilization_gpu")
   })
@@ -77,6 +78,11 @@ variable "settings" {
   validation {
     condition     = var.settings.min_uptime_minutes >= 0 && var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
     error_message = "settings.min_uptime_minutes, missing_data_grace_minutes and max_actions_per_run must not be negative."
+  }
+
+  validation {
+    condition     = var.settings.warn_minutes >= 0 && var.settings.warn_minutes <= 1440
+    error_message = "settings.warn_minutes must be between 0 (no warning) and 1440."
   }
 
   validation {

@@ -201,6 +201,7 @@ variable "watchdog" {
     dry_run                     = optional(bool, false)
     max_actions_per_run         = optional(number, 10)
     act_in_protected_env        = optional(bool, false)
+    warn_minutes                = optional(number, 0)
     metric_namespace            = optional(string, "CWAgent")
     metric_name                 = optional(string, "nvidia_smi_utilization_gpu")
     notify_emails               = optional(list(string), [])

@@ -24,6 +24,7 @@ module "gpu_watchdog" {
     act_in_protected_env       = var.watchdog.act_in_protected_env
     # Per pool instead: the pool module tags instances pyctl:spot-terminate from watchdog_may_terminate.
     terminate_one_time_spot = false
+    warn_minutes            = var.watchdog.warn_minutes
     metric_namespace        = var.watchdog.metric_namespace
     metric_name             = var.watchdog.metric_name
   }

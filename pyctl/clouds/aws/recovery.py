@@ -408,6 +408,17 @@ class JobStatus:
     last_instance: str
 
 
+def job_recorded(dynamodb: Any, table: str, job: str) -> bool:
+    """Whether the table has any record of `job` (its state or an interruption)."""
+    found = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"JOB#{job}"}},
+        Limit=1,
+    )
+    return bool(found.get("Items"))
+
+
 def job_statuses(dynamodb: Any, table: str) -> list[JobStatus]:
     """Every job in the table with its interruptions and the estimated training time they cost."""
     items: list[dict[str, Any]] = []

@@ -316,13 +316,20 @@ ACTIONS: dict[str, InstanceAction] = {
     "scale-in": InstanceAction("scale-in", ("autoscaling:TerminateInstanceInAutoScalingGroup",), _scale_in),
 }
 
-MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED_TAG key, only on AutoShutdown=true instances
+MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED/WARNED_TAG keys, only on AutoShutdown=true instances
 
 
 def mark_acted(clients: RegionClients, d: Decision, now: datetime) -> None:
     """Record the action on the instance first: a second run in the same window then leaves it alone."""
     clients.ec2.create_tags(
         Resources=[d.instance_id], Tags=[{"Key": idle.ACTED_TAG, "Value": now.isoformat(timespec="seconds")}]
+    )
+
+
+def mark_warned(clients: RegionClients, d: Decision, now: datetime) -> None:
+    """The warning before a stop (warn_minutes): this tag, read back by later runs, and the notification."""
+    clients.ec2.create_tags(
+        Resources=[d.instance_id], Tags=[{"Key": idle.WARNED_TAG, "Value": now.isoformat(timespec="seconds")}]
     )
 
 
@@ -335,14 +342,54 @@ def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -
     if dry_run:
         return replace(d, outcome="dry-run")
     try:
-        mark_acted(clients, d, now)
-        ACTIONS[d.action].call(clients, d)
+        if d.action == "warn":  # no acted mark: it would block the stop the warning announces
+            mark_warned(clients, d, now)
+        else:
+            mark_acted(clients, d, now)
+            ACTIONS[d.action].call(clients, d)
     except ClientError as exc:
         err = exc.response.get("Error", {})
         return replace(d, outcome="failed", alert=True, error=f"{err.get('Code')}: {err.get('Message')}")
     except BotoCoreError as exc:
         return replace(d, outcome="failed", alert=True, error=str(exc))
     return replace(d, outcome="done")
+
+
+# --- keep-alive (from a workstation: `pyctl watchdog keep`) ----------------------------------------------
+
+ENV_TAGS = ("pyctl:env", "Env")  # written on every pool instance (aws-gpu-pool, render's env tags)
+
+
+def instance_env(tags: Mapping[str, str]) -> str | None:
+    return next((tags[k] for k in ENV_TAGS if tags.get(k)), None)
+
+
+def keep_instance(ec2: Any, instance_id: str, env: str, until: datetime | None) -> dict[str, str]:
+    """Write (or with `until=None` remove) the keep-alive tag on one instance of `env`; refuse an instance
+    of another env. Returns the instance's tags before the change."""
+    from botocore.exceptions import ClientError
+
+    from pyctl.errors import PyctlError
+
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+            raise PyctlError(f"instance {instance_id} not found in {ec2.meta.region_name}") from None
+        raise
+    instance = reservations[0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    owner = instance_env(tags)
+    if owner != env:
+        which = f"belongs to env {owner!r}" if owner else f"carries no {' or '.join(ENV_TAGS)} tag"
+        raise PyctlError(f"instance {instance_id} {which}, not env {env!r}: not changed")
+    if until is None:
+        ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": idle.KEEP_UNTIL_TAG}])
+    else:
+        ec2.create_tags(
+            Resources=[instance_id], Tags=[{"Key": idle.KEEP_UNTIL_TAG, "Value": idle.keep_tag_value(until)}]
+        )
+    return tags
 
 
 # --- notifying -----------------------------------------------------------------------------------------------

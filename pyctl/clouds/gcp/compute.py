@@ -161,6 +161,44 @@ def wait_for_operation(
     return operation
 
 
+# --- keep-alive (from a workstation: `pyctl watchdog keep`) ----------------------------------------------
+
+ENV_LABEL = "pyctl-env"  # written on every pool VM by gcp-gpu-pool
+
+
+def keep_vm(
+    clients: ComputeClients, project: str, zones: Sequence[str], name: str, env: str, until: datetime | None
+) -> str:
+    """Write (or with `until=None` remove) the keep-alive label on VM `name` of `env`, found in one of
+    `zones`; refuse a VM of another env. Returns the zone."""
+    from google.api_core.exceptions import NotFound
+    from google.cloud import compute_v1
+
+    from pyctl.errors import PyctlError
+
+    for zone in zones:
+        try:
+            vm = clients.instances.get(project=project, zone=zone, instance=name)
+        except NotFound:
+            continue
+        labels = dict(vm.labels)
+        owner = labels.get(ENV_LABEL)
+        if owner != env:
+            which = f"belongs to env {owner!r}" if owner else f"carries no {ENV_LABEL} label"
+            raise PyctlError(f"VM {name} ({zone}) {which}, not env {env!r}: not changed")
+        if until is None:
+            labels.pop(KEEP_UNTIL_LABEL, None)
+        else:
+            labels[KEEP_UNTIL_LABEL] = keep_until_label(until)
+        body = compute_v1.InstancesSetLabelsRequest(labels=labels, label_fingerprint=vm.label_fingerprint)
+        operation = clients.instances.set_labels_unary(
+            project=project, zone=zone, instance=name, instances_set_labels_request_resource=body
+        )
+        wait_for_operation(clients, project, operation, timeout=60)
+        return zone
+    raise PyctlError(f"VM {name} not found in project {project} zones {', '.join(zones)}")
+
+
 # --- reading -------------------------------------------------------------------------------------------------
 
 LIST_PERMISSIONS = ("compute.instances.list",)
