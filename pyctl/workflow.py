@@ -195,7 +195,7 @@ def plan(
 
 
 def _summarize(parsed: Plan, target: EnvTarget) -> PlanSummary:
-    from pyctl.catalog.prices import plan_cost  # pydantic: kept out of `pyctl --help`
+    from pyctl.catalog.prices import env_outlook, plan_cost  # pydantic: kept out of `pyctl --help`
 
     cost = plan_cost(parsed, target.spec)
     return summarize(
@@ -204,6 +204,7 @@ def _summarize(parsed: Plan, target: EnvTarget) -> PlanSummary:
         protected=target.protected,
         cost_change=cost,
         monthly=monthly_totals(parsed, target.spec),
+        outlook=None if target.spec is None else env_outlook(target.spec),
     )
 
 

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyctl.core.cost import CostChange, cost_change_markdown, cost_change_text, money
+from pyctl.core.cost import (
+    CostChange,
+    EnvOutlook,
+    cost_change_markdown,
+    cost_change_text,
+    money,
+    outlook_markdown,
+    outlook_text,
+)
 from pyctl.core.plan import ACTIONS, Plan, ResourceChange
 from pyctl.core.plan_diff import ResourceDiff, resource_diff
 
@@ -131,6 +139,7 @@ class PlanSummary:
     diffs: tuple[ResourceDiff, ...] = ()  # attribute-level changes per resource, in plan order
     monthly: MonthlyTotals | None = None  # the env's whole monthly cost before and after the plan
     fail_above: float | None = None  # `plan --fail-above`: the largest monthly increase allowed (USD)
+    outlook: EnvOutlook | None = None  # env.yaml's month: expected, and worst case with every pool at max
 
     @property
     def total(self) -> int:
@@ -159,6 +168,7 @@ def summarize(
     protected: bool,
     cost_change: CostChange | None = None,
     monthly: MonthlyTotals | None = None,
+    outlook: EnvOutlook | None = None,
 ) -> PlanSummary:
     pool_changes = _pool_changes(plan)
     findings = [*_resource_findings(plan.changes, protected), *_pool_findings(pool_changes, protected)]
@@ -173,6 +183,7 @@ def summarize(
         cost_change=cost_change or CostChange(()),
         diffs=tuple(d for d in (resource_diff(rc) for rc in plan.changes) if d.changes),
         monthly=monthly,
+        outlook=outlook,
     )
 
 
@@ -328,6 +339,8 @@ def render_text(summary: PlanSummary, *, limit: int | None = 50) -> str:
     lines += cost_change_text(summary.cost_change)
     if summary.monthly is not None:
         lines.append(f"Monthly cost of env {summary.env}: {_monthly_text(summary.monthly)}")
+    if summary.outlook is not None and summary.outlook.pools:
+        lines += outlook_text(summary.outlook)
     if summary.replacements:
         lines.append("Replacements (destroy, then create):")
         lines += [f"  ~ {a}" for a in _limited(list(summary.replacements), limit)]
@@ -500,6 +513,8 @@ def _markdown(
             f"**Monthly cost of `{summary.env}`**: {_monthly_text(summary.monthly).replace('->', '→')}",
             "",
         ]
+    if summary.outlook is not None and summary.outlook.pools:
+        out += [*outlook_markdown(summary.outlook), ""]
     out += _cost_limit_markdown(summary)
     if summary.replacements:
         out += ["#### Replacements", ""]

@@ -78,6 +78,13 @@ def test_prod_reviewed_plan_applies_and_destroy_is_gated(envs: Path, tmp_path: P
     assert f"+{gpus} h100 GPUs (+{baseline['desired']} x p5.48xlarge, reserved)" in planned.stdout
     markdown = (tmp_path / "prod.md").read_text()
     assert "h100-baseline" in markdown and "$" in markdown  # the monthly cost change per pool
+    # the env's expected month and its worst case: the spot burst pool at its max of 6 x p5.48xlarge
+    burst = next(p for p in spec["pools"] if p["name"] == "h100-spot-burst")
+    assert "Monthly cost: expected" in planned.stdout
+    assert re.search(
+        rf"h100-spot-burst: expected .*, worst \$[0-9,]+ at {burst['max']} x p5\.48xlarge", planned.stdout
+    )
+    assert "worst case" in markdown
 
     manifest = json.loads((tmp_path / "prod.tfplan.manifest.json").read_text())
     assert manifest["env"] == "prod"
