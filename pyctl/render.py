@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pyctl.catalog import Catalog, InstanceType, load_catalog
+from pyctl.env_root import render_root
 from pyctl.errors import PyctlError
 from pyctl.spec import (
     EnvSpec,
@@ -57,6 +58,9 @@ def render_env(loaded: LoadedEnv, catalog: Catalog | None = None) -> Rendered:
             "backend.hcl.j2", backend=spec.backend.model_dump(), env=spec.env.name
         ).encode(),
     }
+    clouds = [c for c in ("aws", "gcp") if getattr(spec.clouds, c) is not None]
+    backend = "s3" if spec.backend.s3 is not None else "gcs"
+    files.update(render_root(loaded.dir, spec.env.name, clouds, backend, _render_template))
     return Rendered(env_dir=loaded.dir, files=files, generated=_function_packages(spec))
 
 
@@ -136,27 +140,39 @@ def _render_template(name: str, **context: Any) -> str:
 
 
 def terraform_variables(spec: EnvSpec, catalog: Catalog) -> dict[str, Any]:
-    """The root module's variables. Every env root module declares exactly these."""
+    """The root module's variables: exactly what the rendered root declares (a cloud's variables only when
+    the env uses that cloud)."""
     aws, gcp = spec.clouds.aws, spec.clouds.gcp
-    return {
+    out: dict[str, Any] = {
         "env": {"name": spec.env.name, "protected": spec.env.protected},
         "tags": env_tags(spec),
-        "aws": None if aws is None else aws.model_dump(),
-        "gcp": None if gcp is None else gcp.model_dump(),
-        "aws_pools": {p.name: _aws_pool(p, catalog) for p in spec.pools if p.cloud == "aws"},
-        "gcp_pools": {p.name: _gcp_pool(p, catalog) for p in spec.pools if p.cloud == "gcp"},
-        "model_cache": {
-            "aws": None if spec.model_cache.aws is None else spec.model_cache.aws.model_dump(),
-            "gcp": None if spec.model_cache.gcp is None else spec.model_cache.gcp.model_dump(),
-            "models": [m.model_dump() for m in spec.model_cache.models],
-            "nvme_path": spec.model_cache.nvme_path,
-        },
-        "watchdog": _watchdog(spec),
-        "spot_recovery": {
+    }
+    if aws is not None:
+        out["aws"] = aws.model_dump()
+        out["aws_pools"] = {p.name: _aws_pool(p, catalog) for p in spec.pools if p.cloud == "aws"}
+        out["spot_recovery"] = {
             **spec.spot_recovery.model_dump(exclude={"jobs"}),
             "jobs": {job.name: {"pool": job.pool} for job in spec.spot_recovery.jobs},
-        },
+        }
+    if gcp is not None:
+        out["gcp"] = gcp.model_dump()
+        out["gcp_pools"] = {p.name: _gcp_pool(p, catalog) for p in spec.pools if p.cloud == "gcp"}
+    out["model_cache"] = {
+        **(
+            {"aws": None if spec.model_cache.aws is None else spec.model_cache.aws.model_dump()}
+            if aws
+            else {}
+        ),
+        **(
+            {"gcp": None if spec.model_cache.gcp is None else spec.model_cache.gcp.model_dump()}
+            if gcp
+            else {}
+        ),
+        "models": [m.model_dump() for m in spec.model_cache.models],
+        "nvme_path": spec.model_cache.nvme_path,
     }
+    out["watchdog"] = _watchdog(spec)
+    return out
 
 
 def env_tags(spec: EnvSpec) -> dict[str, str]:

@@ -63,7 +63,7 @@ def _templates():
 
 
 def test_fmt_is_clean(run_terraform) -> None:
-    paths = [*map(str, GCP_MODULES), *(str(d / n) for d in ENV_DIRS for n in ("gcp.tf", "outputs.tf"))]
+    paths = [*map(str, GCP_MODULES), *(str(d / n) for d in ENV_DIRS for n in ("main.tf", "outputs.tf"))]
     result = run_terraform("fmt", "-check", "-diff", "-recursive", "-no-color", *paths, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -78,7 +78,7 @@ def test_gcp_modules_are_in_the_shared_config_load_and_wiring_checks() -> None:
 
 
 def test_provider_schema_check_finds_no_errors() -> None:
-    paths = [*GCP_DIRS, *(d / "gcp.tf" for d in ENV_DIRS)]
+    paths = [*GCP_DIRS, *(d / "main.tf" for d in ENV_DIRS)]
     findings = check_paths(paths)
     assert [str(f) for f in findings] == []
 
@@ -227,7 +227,7 @@ def test_env_wiring_merges_gcp_capacity_and_cache() -> None:
         merged = {k: v for block in outputs for k, v in block.items()}
         assert merged["gpu_capacity"]["value"] == "${merge(module.aws.gpu_capacity, module.gcp.gpu_capacity)}"
         assert merged["model_cache"]["value"]["gcp"] == "${module.gcp.model_cache_bucket}"
-        (call,) = [b["gcp"] for b in parse_file(env / "gcp.tf")["module"]]
+        (call,) = [b["gcp"] for b in parse_file(env / "main.tf")["module"] if "gcp" in b]
         assert call["source"] == "../../stacks/gcp" and call["pools"] == "${var.gcp_pools}"
 
 
@@ -303,8 +303,9 @@ def test_rendered_staging_and_prod_values_fit_the_stack(evaluated: dict[str, Any
 
 def test_dev_stays_aws_only() -> None:
     tfvars = rendered_tfvars("dev")
-    assert tfvars["gcp_pools"] == {} and tfvars["gcp"] is None
-    assert not (INFRA / "envs" / "dev" / "gcp.tf").exists()
+    assert "gcp" not in tfvars and "gcp_pools" not in tfvars and "gcp" not in tfvars["model_cache"]
+    root = "".join(p.read_text() for p in (INFRA / "envs" / "dev").glob("*.tf"))
+    assert 'provider "google"' not in root and 'module "gcp"' not in root and "hashicorp/google" not in root
 
 
 def test_env_tags_become_valid_gcp_labels(evaluated: dict[str, Any]) -> None:

@@ -71,11 +71,14 @@ class Root:
     dir: Path
     env: dict[str, str]
 
-    def tf(self, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    def tf(
+        self, *args: str, ok: tuple[int, ...] = (0,), stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [str(TERRAFORM), *args],
             cwd=self.dir,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=300,

@@ -23,6 +23,8 @@ def test_root_plans_applies_and_converges(relative: str, root_in, infra_copy) ->
 
     root.tf("init", "-input=false", "-no-color")
     root.tf("validate", "-no-color")
+    if relative.startswith("envs/"):
+        _root_types_keep_every_rendered_value(root)
     root.tf("plan", "-input=false", "-no-color", "-out=first.tfplan", *var_args)
     plan = root.show_json("first.tfplan")
     creates = [rc for rc in plan["resource_changes"] if rc["change"]["actions"] == ["create"]]
@@ -40,3 +42,33 @@ def test_root_plans_applies_and_converges(relative: str, root_in, infra_copy) ->
     assert replan.returncode == 0, (
         f"{relative}: the re-plan after apply is not empty\n{replan.stdout[-6000:]}"
     )
+
+
+def _subset_problems(given: object, seen: object, path: str) -> list[str]:
+    """Where `seen` (after the root variables' type conversion) lost or changed part of `given`."""
+    if given is None:
+        return []
+    if isinstance(given, dict):
+        if not isinstance(seen, dict):
+            return [f"{path}: became {seen!r}"]
+        return [p for k, v in given.items() for p in _subset_problems(v, seen.get(k), f"{path}.{k}")]
+    if isinstance(given, list):
+        if not isinstance(seen, list) or len(seen) != len(given):
+            return [f"{path}: became {seen!r}"]
+        return [
+            p
+            for i, (g, s) in enumerate(zip(given, seen, strict=True))
+            for p in _subset_problems(g, s, f"{path}[{i}]")
+        ]
+    return [] if given == seen else [f"{path}: {given!r} became {seen!r}"]
+
+
+def _root_types_keep_every_rendered_value(root) -> None:
+    """The env root's typed variables hand the stacks every rendered value (a root type that lacked an
+    attribute would drop it silently and the stack would use its default)."""
+    tfvars = json.loads((root.dir / "terraform.tfvars.json").read_text())
+    expression = "jsonencode({" + ", ".join(f"{k} = var.{k}" for k in sorted(tfvars)) + "})"
+    out = root.tf("console", "-no-color", stdin=expression + "\n").stdout.strip()
+    seen = json.loads(json.loads(out))
+    problems = _subset_problems(tfvars, seen, "var")
+    assert not problems, "the root variables' types lose rendered values:\n" + "\n".join(problems[:20])

@@ -1,8 +1,9 @@
-# The dev environment: a thin root module. Edit env.yaml, not this file; `pyctl render --env dev`
-# writes terraform.tfvars.json and backend.hcl beside it.
+# Rendered by `pyctl render --env dev` from env.yaml and the stacks' variables. Do not edit: edit env.yaml
+# (the values) or infra/stacks (the types), then run `pyctl render`. Add resources of your own in another file.
 
 terraform {
-  required_version = ">= 1.6.0"
+  # S3 native state locking (use_lockfile) is GA from Terraform 1.11.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {

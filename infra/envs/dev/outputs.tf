@@ -1,3 +1,5 @@
+# Rendered by `pyctl render --env dev`.
+
 output "gpu_capacity" {
   description = "GPU capacity per pool: cloud, capacity kind, type, GPUs per instance and instance count (read by pyctl's plan summary)."
   value       = module.aws.gpu_capacity

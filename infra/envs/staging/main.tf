@@ -1,8 +1,9 @@
-# The staging environment: a thin root module. Edit env.yaml, not this file; `pyctl render --env staging`
-# writes terraform.tfvars.json and backend.hcl beside it.
+# Rendered by `pyctl render --env staging` from env.yaml and the stacks' variables. Do not edit: edit env.yaml
+# (the values) or infra/stacks (the types), then run `pyctl render`. Add resources of your own in another file.
 
 terraform {
-  required_version = ">= 1.6.0"
+  # S3 native state locking (use_lockfile) is GA from Terraform 1.11.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {
@@ -38,5 +39,22 @@ module "aws" {
   model_cache       = var.model_cache
   watchdog          = var.watchdog
   spot_recovery     = var.spot_recovery
+  function_packages = var.function_packages
+}
+
+provider "google" {
+  project = var.gcp.project
+  region  = var.gcp.region
+}
+
+module "gcp" {
+  source = "../../stacks/gcp"
+
+  env               = var.env
+  tags              = var.tags
+  gcp               = var.gcp
+  pools             = var.gcp_pools
+  model_cache       = var.model_cache
+  watchdog          = var.watchdog
   function_packages = var.function_packages
 }
