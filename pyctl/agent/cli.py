@@ -116,12 +116,13 @@ def watch(
 
     if pid_file is not None and process_name is not None:
         raise click.UsageError("give --pid-file or --process-name, not both")
-    node = node_cloud(cloud, bucket, region)
+    try:
+        node = node_cloud(cloud, bucket, prefix, region)
+    except PyctlError as exc:
+        raise click.UsageError(exc.message) from None
     config = WatchConfig(
         job=job,
         checkpoint_dir=checkpoint_dir,
-        bucket=bucket,
-        prefix=prefix,
         trainer=Trainer(pid_file=pid_file, process_name=process_name),
         checkpoint_signal=_signal_option(checkpoint_signal),
         drain_signal=None if drain_signal.lower() == "none" else _signal_option(drain_signal),
@@ -137,7 +138,7 @@ def watch(
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     notices = GceMetadata(wait_seconds=poll_interval) if node.name == "gcp" else Imds()
-    Watcher(config, notices, node.client, store=node.store).run(stop)
+    Watcher(config, notices, node.store).run(stop)
 
 
 @main.command()
@@ -176,19 +177,22 @@ def resume(
     from pyctl.agent.gce import node_cloud
     from pyctl.agent.resume import resume as fetch_newest
     from pyctl.agent.resume import write_env_file
+    from pyctl.core.object_store import BucketUnavailable
 
-    node = node_cloud(cloud, bucket, region)
     try:
-        path = fetch_newest(
-            node.client, job=job, bucket=bucket, prefix=prefix, to_dir=to_dir, store=node.store
-        )
+        node = node_cloud(cloud, bucket, prefix, region)
+    except PyctlError as exc:
+        raise click.UsageError(exc.message) from None
+    unreachable: tuple[type[BaseException], ...] = (BucketUnavailable, *node.store.errors)
+    try:
+        path = fetch_newest(node.store, job=job, to_dir=to_dir)
+    except unreachable as exc:
+        # The training unit must not start from nothing when the store is unreachable: fail, systemd retries.
+        click.echo(f"error: {node.store.url()}: {exc.__cause__ or exc}", err=True)
+        sys.exit(1)
     except PyctlError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except node.errors as exc:
-        # The training unit must not start from nothing when the store is unreachable: fail, systemd retries.
-        click.echo(f"error: {node.url(bucket)}: {exc}", err=True)
-        sys.exit(1)
     if env_file is not None:
         write_env_file(env_file, path)
     if path is not None:

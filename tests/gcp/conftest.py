@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fakes.gcs_store import GcsFakeWithDelete
+from fakes.metadata_fake import MetadataFake
 
 from .compute_fake import ComputeFake
-from .gcs_store import GcsFakeWithDelete
-from .metadata_fake import MetadataFake
 from .monitoring_fake import MonitoringFake
 
 PROJECT = "gpu-proj"

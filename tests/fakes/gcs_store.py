@@ -1,4 +1,4 @@
-"""The model-cache helper's GCS JSON-API fake (tests/model_cache/gcs_fake.py), plus object DELETE, which
+"""The model-cache helper's GCS JSON-API fake (tests/fakes/gcs_fake.py), plus object DELETE, which
 checkpoint retention needs. Served on a second port over the same stored state."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import threading
 import urllib.parse
 from http.server import ThreadingHTTPServer
 
-from model_cache import gcs_fake
-from model_cache.gcs_fake import GcsFake
+from fakes import gcs_fake
+from fakes.gcs_fake import GcsFake
 
 
 class GcsFakeWithDelete(GcsFake):
