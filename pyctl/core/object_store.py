@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from pyctl.core.manifest import FileEntry
 from pyctl.errors import PyctlError
@@ -46,6 +46,7 @@ class StoredObject(NamedTuple):
     modified: datetime
 
 
+@runtime_checkable
 class ObjectStore(Protocol):
     """One bucket and a key prefix inside it. Keys passed in and out are relative to the bucket (callers
     build them with the store's `prefix`, as `pyctl.core.models` and `pyctl.core.checkpoint` do)."""

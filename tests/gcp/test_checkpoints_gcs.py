@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from fakes.gcs_store import GcsFakeWithDelete
+from fakes.gcs_fake import GcsFake
 
 from pyctl.clouds.gcp.storage import GcsStore
 from pyctl.core.checkpoint import MANIFEST_NAME
@@ -41,7 +41,7 @@ def upload(tmp_path: Path, step: int) -> None:
     upload_checkpoint(store, JOB, step, write_step(tmp_path / "local", step), now=NOW)
 
 
-def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: GcsFake) -> None:
     upload(tmp_path, 100)
     stored = gcs.buckets[BUCKET]
     # Generations grow with every write: the manifest was written after every file it lists.
@@ -52,9 +52,7 @@ def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: Gc
     assert f"ckpt/checkpoints/{JOB}/step-100/COMPLETE" not in stored  # local-only marker
 
 
-def test_newest_complete_skips_a_partial_upload_and_a_lying_manifest(
-    tmp_path: Path, gcs: GcsFakeWithDelete
-) -> None:
+def test_newest_complete_skips_a_partial_upload_and_a_lying_manifest(tmp_path: Path, gcs: GcsFake) -> None:
     store = GcsStore(BUCKET, "ckpt")
     upload(tmp_path, 100)
     upload(tmp_path, 200)
@@ -65,7 +63,7 @@ def test_newest_complete_skips_a_partial_upload_and_a_lying_manifest(
     assert newest is not None and newest.step == 100
 
 
-def test_download_verifies_and_a_corrupted_copy_is_refused(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_download_verifies_and_a_corrupted_copy_is_refused(tmp_path: Path, gcs: GcsFake) -> None:
     store = GcsStore(BUCKET, "ckpt")
     upload(tmp_path, 100)
     manifest = newest_complete(store, JOB)
@@ -82,7 +80,7 @@ def test_download_verifies_and_a_corrupted_copy_is_refused(tmp_path: Path, gcs: 
     assert not (tmp_path / "other" / "step-100").exists()
 
 
-def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFake) -> None:
     store = GcsStore(BUCKET, "ckpt")
     for step in (100, 200, 300):
         upload(tmp_path, step)
@@ -95,7 +93,7 @@ def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFakeWi
     assert deletes[0].endswith("step-100/MANIFEST.json")  # a half-deleted checkpoint already does not exist
 
 
-def test_resume_fails_when_the_bucket_cannot_be_read(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_resume_fails_when_the_bucket_cannot_be_read(tmp_path: Path, gcs: GcsFake) -> None:
     from click.testing import CliRunner
 
     from pyctl.agent.cli import main

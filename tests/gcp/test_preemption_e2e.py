@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fakes.gcs_store import GcsFakeWithDelete
+from fakes.gcs_fake import GcsFake
 from fakes.metadata_fake import MetadataFake
 from recovery.test_end_to_end import wait_for
 
@@ -71,7 +71,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_preemption_checkpoints_within_the_budget_and_resumes_after_the_restart(
     tmp_path: Path,
     metadata: MetadataFake,
-    gcs: GcsFakeWithDelete,
+    gcs: GcsFake,
     compute_fake: ComputeFake,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
