@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from pyctl.core.manifest import FileEntry
 from pyctl.errors import PyctlError
@@ -89,3 +89,20 @@ class ObjectStore(Protocol):
         `advance(n)` reports bytes as they arrive; `done` is called once per transfer, from any thread.
         """
         ...
+
+
+class BucketStore:
+    """What both implementations share: the bucket's name and URL, the key prefix, the transfer tuning
+    (`concurrency` connections; `part_size` bytes per ranged GET and multipart chunk, None: automatic)."""
+
+    scheme: ClassVar[str]  # "s3", "gs"
+
+    def __init__(self, bucket: str, prefix: str, concurrency: int, part_size: int | None) -> None:
+        self.bucket = bucket.removeprefix(f"{self.scheme}://").strip("/")
+        self.prefix = prefix.strip("/")
+        self.concurrency = concurrency
+        self.part_size = part_size
+
+    def url(self, key: str = "") -> str:
+        base = f"{self.scheme}://{self.bucket}"
+        return f"{base}/{key}" if key else base

@@ -32,6 +32,7 @@ from pyctl.core.models import (
     upload_part_size,
 )
 from pyctl.core.object_store import (
+    BucketStore,
     BucketUnavailable,
     DownloadDone,
     SizeMismatch,
@@ -48,12 +49,14 @@ RETRY_BASE_SECONDS = 0.2
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 
-class S3Store:
+class S3Store(BucketStore):
     """`pyctl.core.object_store.ObjectStore` over one S3 bucket (and an optional key prefix).
 
     `client`: a boto3 S3 client to use (the recovery Lambda's own); else one is built, its connection
     pool sized for `concurrency`.
     """
+
+    scheme = "s3"
 
     def __init__(
         self,
@@ -66,10 +69,7 @@ class S3Store:
         read_size: int = READ_SIZE,
         client: Any = None,
     ) -> None:
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.concurrency = concurrency
-        self.part_size = part_size
+        super().__init__(bucket, prefix, concurrency, part_size)
         self.read_size = read_size
         self._s3 = client or _client(region, concurrency)
 
@@ -78,9 +78,6 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         return (BotoCoreError, ClientError)
-
-    def url(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
 
     def list(self, key_prefix: str) -> list[StoredObject]:
         with self._bucket_errors():

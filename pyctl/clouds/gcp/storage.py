@@ -17,6 +17,7 @@ from typing import Any
 from pyctl.clouds.gcp import storage_client
 from pyctl.core.models import DEFAULT_CONCURRENCY, auto_part_size
 from pyctl.core.object_store import (
+    BucketStore,
     BucketUnavailable,
     DownloadDone,
     SizeMismatch,
@@ -27,16 +28,13 @@ from pyctl.core.object_store import (
 from pyctl.errors import PyctlError
 
 
-def bucket_name(bucket: str) -> str:
-    """`gs://name` or `name` -> `name`."""
-    return bucket.removeprefix("gs://").strip("/")
-
-
-class GcsStore:
+class GcsStore(BucketStore):
     """`pyctl.core.object_store.ObjectStore` over one GCS bucket (and an optional key prefix).
 
     `client`: a google.cloud.storage.Client to use; else one is built, its pool sized for `concurrency`.
     """
+
+    scheme = "gs"
 
     def __init__(
         self,
@@ -48,12 +46,9 @@ class GcsStore:
         part_size: int | None = None,
         client: Any = None,
     ) -> None:
-        self.bucket_name = bucket_name(bucket)
-        self.prefix = prefix.strip("/")
-        self.concurrency = concurrency
-        self.part_size = part_size
+        super().__init__(bucket, prefix, concurrency, part_size)
         self._client = client or storage_client(project, max_pool_connections=concurrency)
-        self._bucket = self._client.bucket(self.bucket_name)
+        self._bucket = self._client.bucket(self.bucket)
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:
@@ -61,9 +56,6 @@ class GcsStore:
         from requests.exceptions import RequestException
 
         return (GoogleAPIError, RequestException)
-
-    def url(self, key: str = "") -> str:
-        return f"gs://{self.bucket_name}/{key}" if key else f"gs://{self.bucket_name}"
 
     def list(self, key_prefix: str) -> list[StoredObject]:
         with self._bucket_errors():
@@ -151,10 +143,10 @@ class GcsStore:
             yield
         except NotFound as exc:
             if _is_missing_bucket(exc):
-                raise BucketUnavailable(f"bucket gs://{self.bucket_name} does not exist") from exc
+                raise BucketUnavailable(f"bucket gs://{self.bucket} does not exist") from exc
             raise
         except Forbidden as exc:
-            raise BucketUnavailable(f"access denied to gs://{self.bucket_name}: {exc.message}") from exc
+            raise BucketUnavailable(f"access denied to gs://{self.bucket}: {exc.message}") from exc
 
 
 def _is_missing_bucket(exc: Exception) -> bool:
