@@ -1,8 +1,8 @@
 """`pyctl-agent watch`: the spot node daemon.
 
 Every tick (2 s or faster): read the IMDS interruption notice and rebalance recommendation, act on a new
-one, then upload the newest COMPLETE local checkpoint not yet in S3 (continuous upload, so a notice only
-has to carry the delta). On an interruption notice: signal the trainer, wait for its new checkpoint
+one, then upload the newest COMPLETE local checkpoint not yet in the bucket (continuous upload, so a
+notice only has to carry the delta). On an interruption notice: signal the trainer, wait for its new checkpoint
 until the deadline (notice time minus the upload margin), upload it with its manifest, then drain the
 trainer. A rebalance recommendation only asks for an early checkpoint. Each tick's exceptions are
 caught and logged, so one failure cannot kill the daemon.
@@ -182,7 +182,7 @@ class Watcher:
         self.drain()
 
     def drain(self) -> None:
-        """After the final checkpoint is in S3, stop the trainer: later steps could not be saved."""
+        """After the final checkpoint is stored, stop the trainer: later steps could not be saved."""
         if self.drain_pending and self.config.drain_signal is not None:
             self.config.trainer.send(self.config.drain_signal)
         self.drain_pending = False
