@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fakes.metadata_fake import MetadataFake  # noqa: E402
 from gcp.compute_fake import ComputeFake  # noqa: E402
-from gcp.metadata_fake import MetadataFake  # noqa: E402
 from gcp.monitoring_fake import MonitoringFake  # noqa: E402
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from pyctl import model_cache  # noqa: E402
 from pyctl.clouds.aws import client  # noqa: E402
-from pyctl.clouds.aws.models import S3ModelStore  # noqa: E402
+from pyctl.clouds.aws.storage import S3Store  # noqa: E402
 from pyctl.core.models import MIB, auto_part_size, object_key, plan_ranges  # noqa: E402
 
 BUCKET = "bench-models"
@@ -208,9 +208,7 @@ def main() -> None:
         print(f"model: {len(files)} files, {total / 1e9:.2f} GB; moto_server at {url}; {os.cpu_count()} CPUs")
         client("s3").create_bucket(Bucket=BUCKET)
         started = time.perf_counter()
-        model_cache.push_model(
-            S3ModelStore(BUCKET), src, NAME, VERSION, allow_pickle=False, log=lambda _: None
-        )
+        model_cache.push_model(S3Store(BUCKET), src, NAME, VERSION, allow_pickle=False, log=lambda _: None)
         print(f"push: {time.perf_counter() - started:.1f} s")
         conc = args.concurrency
         part = args.part_mib * MIB if args.part_mib else auto_part_size(total, conc)

@@ -2,8 +2,8 @@
 (resolve the version, skip what is already verified, download into temporary files, verify sha256,
 rename, refetch a corrupted file once, then report).
 
-The object-store I/O is a `ModelStore` from `pyctl/clouds/aws/models.py` or `pyctl/clouds/gcp/models.py`;
-the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
+The object-store I/O is a `pyctl.core.object_store.ObjectStore` (S3 or GCS, from
+`pyctl.clouds.store.open_store`); the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from pyctl.core.manifest import (
     verify_file,
 )
 from pyctl.core.models import (
-    DEFAULT_CONCURRENCY,
-    BucketRef,
     StoredVersion,
     check_model_files,
     check_model_name,
@@ -41,7 +39,9 @@ from pyctl.core.models import (
     model_manifest,
     model_prefix,
     object_key,
+    version_of_manifest_key,
 )
+from pyctl.core.object_store import ObjectStore, Transfer
 from pyctl.errors import PyctlError
 from pyctl.output import human_bytes
 
@@ -50,55 +50,6 @@ LOCAL_MANIFEST_NAME = ".pyctl-model.json"
 PART_SUFFIX = ".pyctl-part"
 # Exit code of a fetch that reached the bucket but could not produce verified files.
 EXIT_INTEGRITY = 1
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """One file to move: its manifest entry, object key, and local path (the temporary file on fetch)."""
-
-    entry: FileEntry
-    key: str
-    local: Path
-
-
-# Called by a store when one transfer is finished: the error if it failed, else None.
-TransferDone = Callable[[Transfer, BaseException | None], None]
-# Called by a store when one download is finished: the error, and the sha256 of the bytes if the store
-# computed it while streaming (None: the model cache hashes the file).
-DownloadDone = Callable[[Transfer, BaseException | None, str | None], None]
-
-
-class ModelStore(Protocol):
-    """The object-store operations the model cache needs; one implementation per cloud."""
-
-    prefix: str  # key prefix inside the bucket ("" for none)
-
-    def url(self, key: str) -> str:
-        """The URL of `key` for messages, e.g. `s3://bucket/models/m/`."""
-        ...
-
-    def versions(self, name: str) -> list[StoredVersion]:
-        """Every complete version of `name` (those with a manifest)."""
-        ...
-
-    def read_manifest(self, name: str, version: str) -> bytes | None:
-        """The manifest document, or None if that version has none."""
-        ...
-
-    def write_manifest(self, name: str, version: str, text: str) -> None: ...
-
-    def upload(self, transfers: Sequence[Transfer], done: TransferDone) -> None:
-        """Upload every transfer (local -> key), in parallel; call `done` for each."""
-        ...
-
-    def download(
-        self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: DownloadDone
-    ) -> None:
-        """Download every transfer (key -> local, exactly entry.size bytes), in parallel.
-
-        `advance(n)` reports bytes as they arrive; `done` is called once per transfer, from any thread.
-        """
-        ...
 
 
 class FetchProgress(Protocol):
@@ -126,29 +77,27 @@ class FetchResult:
     seconds: float = 0.0
 
 
-def open_store(
-    ref: BucketRef,
-    *,
-    region: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    part_size: int | None = None,
-) -> ModelStore:
-    """The ModelStore for a bucket (the cloud SDK is imported here, lazily); part_size None: automatic."""
-    if ref.cloud == "gcp":
-        from pyctl.clouds.gcp.models import GcsModelStore
-
-        return GcsModelStore(ref.bucket, ref.prefix, concurrency=concurrency, part_size=part_size)
-    from pyctl.clouds.aws.models import S3ModelStore
-
-    return S3ModelStore(ref.bucket, ref.prefix, region=region, concurrency=concurrency, part_size=part_size)
+def stored_versions(store: ObjectStore, name: str) -> list[StoredVersion]:
+    """Every complete version of `name` (those with a manifest), with when its manifest was written."""
+    found = []
+    for obj in store.list(model_prefix(store.prefix, name)):
+        version = version_of_manifest_key(obj.key, store.prefix, name)
+        if version is not None:
+            found.append(StoredVersion(version, obj.modified))
+    return found
 
 
-def resolve_version(store: ModelStore, name: str, version: str | None) -> str:
+def read_manifest(store: ObjectStore, name: str, version: str) -> bytes | None:
+    """The manifest document of NAME/VERSION, or None if that version has none."""
+    return store.get(manifest_key(store.prefix, name, version))
+
+
+def resolve_version(store: ObjectStore, name: str, version: str | None) -> str:
     """`version` if given, else the latest complete one; a missing model is a one-line error."""
     check_model_name(name)
     if version is not None:
         return check_version(version)
-    latest = latest_version(store.versions(name))
+    latest = latest_version(stored_versions(store, name))
     if latest is None:
         raise PyctlError(
             f"model {name!r} not found: no complete version under {store.url(model_prefix(store.prefix, name))}"
@@ -156,8 +105,8 @@ def resolve_version(store: ModelStore, name: str, version: str | None) -> str:
     return latest
 
 
-def load_manifest(store: ModelStore, name: str, version: str) -> Manifest:
-    raw = store.read_manifest(name, version)
+def load_manifest(store: ObjectStore, name: str, version: str) -> Manifest:
+    raw = read_manifest(store, name, version)
     if raw is None:
         raise PyctlError(
             f"model {name!r} version {version!r} not found: no manifest at {store.url(manifest_key(store.prefix, name, version))}"
@@ -174,7 +123,7 @@ def part_path(target: Path) -> Path:
 
 
 def fetch_model(
-    store: ModelStore, name: str, version: str | None, dest: Path, progress: FetchProgress
+    store: ObjectStore, name: str, version: str | None, dest: Path, progress: FetchProgress
 ) -> FetchResult:
     """Fetch NAME (VERSION or the latest) into `dest`; resumable: verified files are kept."""
     started = time.monotonic()
@@ -243,7 +192,7 @@ def fetch_model(
     return result
 
 
-def _fetch_transfer(store: ModelStore, name: str, version: str, dest: Path, entry: FileEntry) -> Transfer:
+def _fetch_transfer(store: ObjectStore, name: str, version: str, dest: Path, entry: FileEntry) -> Transfer:
     key = object_key(store.prefix, name, version, entry.path)
     return Transfer(entry=entry, key=key, local=part_path(entry.local_path(dest)))
 
@@ -297,7 +246,7 @@ class PushProgress(Protocol):
 
 
 def push_model(
-    store: ModelStore,
+    store: ObjectStore,
     source: Path,
     name: str,
     version: str | None,
@@ -315,7 +264,7 @@ def push_model(
     paths, warnings = checked_model_files(source, exclude=exclude, allow_pickle=allow_pickle)
     for warning in warnings:
         log(f"warning: {warning}")
-    if store.read_manifest(name, version) is not None:
+    if read_manifest(store, name, version) is not None:
         raise PyctlError(
             f"model {name!r} version {version!r} already exists at {store.url(manifest_key(store.prefix, name, version))}; "
             "versions are immutable: choose another --version"
@@ -353,6 +302,8 @@ def push_model(
         raise PyctlError(
             f"push of model {name!r} version {version!r} failed, no manifest written: {details}", 1
         )
-    store.write_manifest(name, version, manifest.to_json())
+    store.put(
+        manifest_key(store.prefix, name, version), manifest.to_json().encode("utf-8"), "application/json"
+    )
     log(f"pushed {name} version {version}: {len(manifest.files)} file(s), {human_bytes(manifest.total_size)}")
     return manifest

@@ -6,14 +6,19 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from pyctl.agent.fetch_model import fetch_model
 from pyctl.errors import PyctlError
+
+if TYPE_CHECKING:
+    from pyctl.agent.gce import NodeCloud
 
 
 def _signal_option(value: str) -> signal.Signals:
@@ -34,6 +39,37 @@ def _job_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(exc.message) from None
 
 
+def checkpoint_bucket(cloud_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options naming the checkpoint store (`pyctl.agent.gce.node_cloud` builds it from them)."""
+    options = (
+        click.option("--bucket", required=True, help="Checkpoint bucket: an S3 bucket, or gs://NAME on GCP."),
+        click.option("--prefix", default="", help="Key prefix inside the bucket."),
+        click.option(
+            "--cloud",
+            type=click.Choice(["aws", "gcp"]),
+            envvar="PYCTL_CLOUD",
+            help=f"{cloud_help} [default: gcp for a gs:// bucket, else aws].",
+        ),
+        click.option("--region", default=None, help="AWS region of the bucket (default: the environment's)."),
+    )
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def _node_cloud(cloud: str | None, bucket: str, prefix: str, region: str | None) -> NodeCloud:
+    from pyctl.agent.gce import node_cloud
+
+    try:
+        return node_cloud(cloud, bucket, prefix, region)
+    except PyctlError as exc:  # a --bucket that is no bucket name or URL
+        raise click.UsageError(exc.message) from None
+
+
 @click.group()
 @click.option("--log-level", default="INFO", show_default=True, envvar="PYCTL_AGENT_LOG_LEVEL")
 def main(log_level: str) -> None:
@@ -51,14 +87,7 @@ def main(log_level: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the trainer writes step-<N>/ directories (COMPLETE last).",
 )
-@click.option("--bucket", required=True, help="Checkpoint bucket: an S3 bucket, or gs://NAME on GCP.")
-@click.option("--prefix", default="", help="Key prefix inside the bucket.")
-@click.option(
-    "--cloud",
-    type=click.Choice(["aws", "gcp"]),
-    envvar="PYCTL_CLOUD",
-    help="aws (IMDS, S3) or gcp (metadata server, GCS) [default: gcp for a gs:// bucket, else aws].",
-)
+@checkpoint_bucket("aws (IMDS, S3) or gcp (metadata server, GCS)")
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="The trainer's pid file.")
 @click.option("--process-name", help="The trainer's process name (instead of --pid-file).")
 @click.option(
@@ -93,7 +122,6 @@ def main(log_level: str) -> None:
     show_default=True,
     help="Complete checkpoints kept in the bucket.",
 )
-@click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
 def watch(
     job: str,
     checkpoint_dir: Path,
@@ -110,18 +138,16 @@ def watch(
     region: str | None,
 ) -> None:
     """Watch for spot interruption / rebalance notices and keep checkpoints uploaded."""
-    from pyctl.agent.gce import GceMetadata, node_cloud
+    from pyctl.agent.gce import GceMetadata
     from pyctl.agent.imds import Imds
     from pyctl.agent.watch import Trainer, WatchConfig, Watcher
 
     if pid_file is not None and process_name is not None:
         raise click.UsageError("give --pid-file or --process-name, not both")
-    node = node_cloud(cloud, bucket, region)
+    node = _node_cloud(cloud, bucket, prefix, region)
     config = WatchConfig(
         job=job,
         checkpoint_dir=checkpoint_dir,
-        bucket=bucket,
-        prefix=prefix,
         trainer=Trainer(pid_file=pid_file, process_name=process_name),
         checkpoint_signal=_signal_option(checkpoint_signal),
         drain_signal=None if drain_signal.lower() == "none" else _signal_option(drain_signal),
@@ -137,19 +163,12 @@ def watch(
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     notices = GceMetadata(wait_seconds=poll_interval) if node.name == "gcp" else Imds()
-    Watcher(config, notices, node.client, store=node.store).run(stop)
+    Watcher(config, notices, node.store).run(stop)
 
 
 @main.command()
 @click.option("--job", required=True, callback=_job_name, help="Job name.")
-@click.option("--bucket", required=True, help="Checkpoint bucket: an S3 bucket, or gs://NAME on GCP.")
-@click.option("--prefix", default="", help="Key prefix inside the bucket.")
-@click.option(
-    "--cloud",
-    type=click.Choice(["aws", "gcp"]),
-    envvar="PYCTL_CLOUD",
-    help="aws (S3) or gcp (GCS) [default: gcp for a gs:// bucket, else aws].",
-)
+@checkpoint_bucket("aws (S3) or gcp (GCS)")
 @click.option(
     "--to",
     "to_dir",
@@ -162,7 +181,6 @@ def watch(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write RESUME_FROM=<path> here (empty when there is nothing to resume).",
 )
-@click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
 def resume(
     job: str,
     bucket: str,
@@ -173,22 +191,21 @@ def resume(
     region: str | None,
 ) -> None:
     """Download and verify the newest complete checkpoint; print its local path (nothing if none)."""
-    from pyctl.agent.gce import node_cloud
     from pyctl.agent.resume import resume as fetch_newest
     from pyctl.agent.resume import write_env_file
+    from pyctl.core.object_store import BucketUnavailable
 
-    node = node_cloud(cloud, bucket, region)
+    node = _node_cloud(cloud, bucket, prefix, region)
+    unreachable: tuple[type[BaseException], ...] = (BucketUnavailable, *node.store.errors)
     try:
-        path = fetch_newest(
-            node.client, job=job, bucket=bucket, prefix=prefix, to_dir=to_dir, store=node.store
-        )
+        path = fetch_newest(node.store, job=job, to_dir=to_dir)
+    except unreachable as exc:
+        # The training unit must not start from nothing when the store is unreachable: fail, systemd retries.
+        click.echo(f"error: {node.store.url()}: {exc.__cause__ or exc}", err=True)
+        sys.exit(1)
     except PyctlError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except node.errors as exc:
-        # The training unit must not start from nothing when the store is unreachable: fail, systemd retries.
-        click.echo(f"error: {node.url(bucket)}: {exc}", err=True)
-        sys.exit(1)
     if env_file is not None:
         write_env_file(env_file, path)
     if path is not None:

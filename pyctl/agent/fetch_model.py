@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from pyctl import model_cache
+from pyctl.clouds.store import open_store
 from pyctl.core.manifest import FileEntry
 from pyctl.core.models import DEFAULT_CONCURRENCY, MAX_AUTO_PART_SIZE, MIB, MIN_AUTO_PART_SIZE, parse_bucket
 from pyctl.errors import PyctlError
@@ -143,7 +144,7 @@ def fetch_model(
     """
     show_bar = sys.stderr.isatty() if progress is None else progress
     try:
-        store = model_cache.open_store(
+        store = open_store(
             parse_bucket(bucket, prefix, cloud),
             region=region,
             concurrency=concurrency,

@@ -19,11 +19,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
-from typing import Any
 
 from pyctl.agent.imds import ImdsError
+from pyctl.clouds.store import open_store
 from pyctl.core.checkpoint import Notice, NoticeKind
+from pyctl.core.models import parse_bucket
+from pyctl.core.object_store import ObjectStore
 
 DEFAULT_HOST = "metadata.google.internal"
 PREEMPTED_PATH = "/computeMetadata/v1/instance/preempted"
@@ -110,34 +111,16 @@ class GceMetadata:
 
 @dataclass(frozen=True)
 class NodeCloud:
-    """What `pyctl-agent watch` / `resume` use on one cloud. `store` is a module with the checkpoint
-    protocol's functions (upload_checkpoint, newest_complete, complete_checkpoints, download_checkpoint,
-    apply_retention, ChecksumError): `pyctl.clouds.aws.checkpoints` or `pyctl.clouds.gcp.recovery`."""
+    """What `pyctl-agent watch` / `resume` use on one cloud: the checkpoint store (one instance, S3 or
+    GCS) and how long before an interruption the final upload must start."""
 
     name: str
-    client: Any
-    store: ModuleType
+    store: ObjectStore
     upload_margin: timedelta
-    errors: tuple[type[BaseException], ...]  # what an unreachable or refusing store raises
-
-    def url(self, bucket: str) -> str:
-        return bucket if "://" in bucket else f"{'gs' if self.name == 'gcp' else 's3'}://{bucket}"
 
 
-def node_cloud(cloud: str | None, bucket: str, region: str | None = None) -> NodeCloud:
+def node_cloud(cloud: str | None, bucket: str, prefix: str = "", region: str | None = None) -> NodeCloud:
     """`cloud` ("aws" | "gcp"), or when None: gcp for a `gs://` bucket, else aws."""
-    name = cloud or ("gcp" if bucket.startswith("gs://") else "aws")
-    if name == "gcp":
-        from google.api_core.exceptions import GoogleAPIError
-        from requests.exceptions import RequestException
-
-        from pyctl.clouds.gcp import recovery
-
-        gcp_errors = (GoogleAPIError, RequestException)
-        return NodeCloud("gcp", recovery.gcs_client(), recovery, UPLOAD_MARGIN, gcp_errors)
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from pyctl.clouds.aws import checkpoints
-
-    aws_errors = (BotoCoreError, ClientError)
-    return NodeCloud("aws", checkpoints.s3_client(region), checkpoints, timedelta(seconds=30), aws_errors)
+    ref = parse_bucket(bucket, prefix, cloud)
+    margin = UPLOAD_MARGIN if ref.cloud == "gcp" else timedelta(seconds=30)
+    return NodeCloud(ref.cloud, open_store(ref, region=region), margin)

@@ -5,23 +5,22 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+
+from pyctl.core.checkpoint_store import ChecksumError, complete_checkpoints, download_checkpoint
+from pyctl.core.object_store import ObjectStore
 
 log = logging.getLogger("pyctl.agent.resume")
 
 
-def resume(s3: Any, *, job: str, bucket: str, prefix: str, to_dir: Path, store: Any = None) -> Path | None:
+def resume(store: ObjectStore, *, job: str, to_dir: Path) -> Path | None:
     """Download and verify the newest complete checkpoint into `to_dir`; None when the job has none.
 
     A checkpoint whose files fail verification is skipped for the next older complete one.
     """
-    if store is None:  # the checkpoint store's functions: S3 here, GCS on GCE (pyctl.agent.gce)
-        from pyctl.clouds.aws import checkpoints as store
-
-    for manifest in store.complete_checkpoints(s3, bucket, prefix, job):
+    for manifest in complete_checkpoints(store, job):
         try:
-            return Path(store.download_checkpoint(s3, bucket, prefix, manifest, to_dir))
-        except store.ChecksumError as exc:
+            return download_checkpoint(store, manifest, to_dir)
+        except ChecksumError as exc:
             log.warning("%s; trying the next older checkpoint", exc)
     return None
 

@@ -1,8 +1,8 @@
 """`pyctl-agent watch`: the spot node daemon.
 
 Every tick (2 s or faster): read the IMDS interruption notice and rebalance recommendation, act on a new
-one, then upload the newest COMPLETE local checkpoint not yet in S3 (continuous upload, so a notice only
-has to carry the delta). On an interruption notice: signal the trainer, wait for its new checkpoint
+one, then upload the newest COMPLETE local checkpoint not yet in the bucket (continuous upload, so a
+notice only has to carry the delta). On an interruption notice: signal the trainer, wait for its new checkpoint
 until the deadline (notice time minus the upload margin), upload it with its manifest, then drain the
 trainer. A rebalance recommendation only asks for an early checkpoint. Each tick's exceptions are
 caught and logged, so one failure cannot kill the daemon.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pyctl.agent.imds import ImdsError
 from pyctl.core.checkpoint import (
@@ -31,6 +31,8 @@ from pyctl.core.checkpoint import (
     notice_deadline,
     step_dir_name,
 )
+from pyctl.core.checkpoint_store import apply_retention, newest_complete, upload_checkpoint
+from pyctl.core.object_store import ObjectStore
 
 log = logging.getLogger("pyctl.agent.watch")
 
@@ -87,8 +89,6 @@ def _pids_named(name: str) -> list[int]:
 class WatchConfig:
     job: str
     checkpoint_dir: Path
-    bucket: str
-    prefix: str = ""
     trainer: Trainer = field(default_factory=Trainer)
     checkpoint_signal: signal.Signals = signal.SIGUSR1
     drain_signal: signal.Signals | None = signal.SIGTERM
@@ -114,25 +114,20 @@ class Watcher:
         self,
         config: WatchConfig,
         imds: NoticeSource,
-        s3: Any,
+        store: ObjectStore,
         clock: Callable[[], datetime] = utcnow,
-        store: Any = None,
     ) -> None:
         self.config = config
         self.imds = imds
-        self.s3 = s3
+        self.store = store  # the bucket and prefix checkpoints go to: S3, or GCS on GCE
         self.clock = clock
         self.uploaded: set[int] = set()
         self.handled: list[Notice] = []
-        if store is None:  # the checkpoint store's functions: S3 here, GCS on GCE (pyctl.agent.gce)
-            from pyctl.clouds.aws import checkpoints as store
-        self.store = store
         self.drain_pending = False
 
     def seed_from_store(self) -> None:
-        """After a restart, do not upload again what S3 already holds."""
-        c = self.config
-        newest = self.store.newest_complete(self.s3, c.bucket, c.prefix, c.job)
+        """After a restart, do not upload again what the bucket already holds."""
+        newest = newest_complete(self.store, self.config.job)
         if newest is not None:
             self.uploaded.add(newest.step)
 
@@ -161,13 +156,11 @@ class Watcher:
         step = next_upload(complete_local_steps(c.checkpoint_dir), self.uploaded)
         if step is None:
             return None
-        self.store.upload_checkpoint(
-            self.s3, c.bucket, c.prefix, c.job, step, c.checkpoint_dir / step_dir_name(step), now=self.clock()
-        )
+        upload_checkpoint(self.store, c.job, step, c.checkpoint_dir / step_dir_name(step), now=self.clock())
         self.uploaded.add(step)
         log.info("checkpoint step %d of job %s uploaded", step, c.job)
         if retention:
-            self.store.apply_retention(self.s3, c.bucket, c.prefix, c.job, c.keep_last)
+            apply_retention(self.store, c.job, c.keep_last)
         return step
 
     def final_checkpoint(self, notice: Notice) -> None:
@@ -189,7 +182,7 @@ class Watcher:
         self.drain()
 
     def drain(self) -> None:
-        """After the final checkpoint is in S3, stop the trainer: later steps could not be saved."""
+        """After the final checkpoint is stored, stop the trainer: later steps could not be saved."""
         if self.drain_pending and self.config.drain_signal is not None:
             self.config.trainer.send(self.config.drain_signal)
         self.drain_pending = False

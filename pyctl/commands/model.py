@@ -89,6 +89,7 @@ def push(
     from datetime import UTC, datetime
 
     from pyctl import model_cache
+    from pyctl.clouds.store import open_store
     from pyctl.core.models import check_model_name, check_version, default_version
     from pyctl.spec import load_env
 
@@ -103,7 +104,7 @@ def push(
     # Refuse a bad directory before any store is opened or any byte is sent.
     model_cache.checked_model_files(source, exclude=excludes, allow_pickle=allow_pickle)
     for ref, region in buckets:
-        store = model_cache.open_store(ref, region=region, concurrency=concurrency)
+        store = open_store(ref, region=region, concurrency=concurrency)
         log(f"pushing {name} version {version} to {ref.url()}")
         model_cache.push_model(
             store,
@@ -197,6 +198,7 @@ def list_cmd(env: str, names: tuple[str, ...], cloud: str | None, as_json: bool)
     """The complete versions in the env's cache of every model env.yaml names (and --name), newest first,
     with the version env.yaml pins. Exit 1 when a pinned version is missing from a bucket."""
     from pyctl import model_cache
+    from pyctl.clouds.store import open_store
     from pyctl.output import console, table
     from pyctl.spec import load_env
 
@@ -207,9 +209,11 @@ def list_cmd(env: str, names: tuple[str, ...], cloud: str | None, as_json: bool)
         raise PyctlError(f"{loaded.path}: model_cache.models is empty; name a model with --name")
     rows = []
     for ref, region in cache_buckets(env, cloud, loaded.spec):
-        store = model_cache.open_store(ref, region=region)
+        store = open_store(ref, region=region)
         for name in wanted:
-            versions = sorted(store.versions(name), key=lambda v: (v.written, v.version), reverse=True)
+            versions = sorted(
+                model_cache.stored_versions(store, name), key=lambda v: (v.written, v.version), reverse=True
+            )
             rows.append((ref, name, versions))
     missing = [
         (ref, name)

@@ -1,19 +1,18 @@
 """Checkpoint transfers over any object store: upload with the manifest last, the complete checkpoints
-newest first, download with verification, retention. The cloud layers (`pyctl.clouds.aws.checkpoints`,
-GCS alike) only adapt their SDK to the small `ObjectStore` protocol below; the protocol rules live in
-`pyctl.core.checkpoint`. No SDK here: files, threads and the protocol.
+newest first, download with verification, retention. The store is a `pyctl.core.object_store.ObjectStore`
+(S3 or GCS, the same one the model cache uses); its `prefix` is the checkpoints' key prefix. The protocol
+rules live in `pyctl.core.checkpoint`. No SDK here: files and the protocol.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 from pyctl.core.checkpoint import (
     COMPLETE_MARKER,
@@ -29,72 +28,76 @@ from pyctl.core.checkpoint import (
     step_prefix,
 )
 from pyctl.core.manifest import FileState, ManifestError, verify_file
+from pyctl.core.object_store import ObjectStore, SizeMismatch, StoredObject, Transfer
 from pyctl.errors import PyctlError
 
 log = logging.getLogger(__name__)
-
-FILE_WORKERS = 8
-_T = TypeVar("_T")
 
 
 class ChecksumError(PyctlError):
     """A downloaded checkpoint file does not match its manifest."""
 
 
-class ObjectStore(Protocol):
-    """The few object-store calls checkpoints need, keys relative to one bucket."""
+class _Outcomes:
+    """The errors of one batch of transfers, by key (stores report from their worker threads)."""
 
-    url: str  # for messages: s3://bucket, gs://bucket
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.errors: dict[str, BaseException] = {}
 
-    def list(self, key_prefix: str) -> list[tuple[str, int]]: ...  # (key, size) of every object
+    def done(self, transfer: Transfer, error: BaseException | None, digest: str | None = None) -> None:
+        if error is not None:
+            with self._lock:
+                self.errors.setdefault(transfer.key, error)
 
-    def read(self, key: str) -> bytes: ...
-
-    def upload_file(self, path: Path, key: str) -> None: ...
-
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
-
-    def download_file(self, key: str, path: Path) -> None: ...
-
-    def delete(self, keys: Sequence[str]) -> None: ...  # in the order given
+    def first(self, transfers: Sequence[Transfer]) -> tuple[Transfer, BaseException] | None:
+        """The first failed transfer in the order given (a stable error for the caller)."""
+        return next(((t, self.errors[t.key]) for t in transfers if t.key in self.errors), None)
 
 
-def parallel(fn: Callable[[_T], object], items: Iterable[_T], workers: int = FILE_WORKERS) -> None:
-    """Run `fn` over `items` on a thread pool; the first exception is raised once all have finished."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(fn, item) for item in items]:
-            future.result()
+def _pairs(listing: Sequence[StoredObject]) -> list[tuple[str, int]]:
+    return [(o.key, o.size) for o in listing]
 
 
 def upload_checkpoint(
-    store: ObjectStore, prefix: str, job: str, step: int, step_dir: Path, *, now: datetime
+    store: ObjectStore, job: str, step: int, step_dir: Path, *, now: datetime
 ) -> CheckpointManifest:
-    """Upload every file of a local `step-<N>` directory in parallel, then MANIFEST.json last."""
+    """Upload every file of a local `step-<N>` directory in parallel, then MANIFEST.json last (only if
+    every file went up; else the first error is raised and the checkpoint does not exist)."""
     manifest = build_checkpoint_manifest(step_dir, job=job, step=step, now=now)
-    head = step_prefix(prefix, job, step)
-    parallel(lambda e: store.upload_file(e.local_path(step_dir), head + e.path), manifest.files.files)
+    head = step_prefix(store.prefix, job, step)
+    transfers = [Transfer(e, head + e.path, e.local_path(step_dir)) for e in manifest.files.files]
+    outcomes = _Outcomes()
+    store.upload(transfers, outcomes.done)
+    failed = outcomes.first(transfers)
+    if failed is not None:
+        raise failed[1]
     store.put(head + MANIFEST_NAME, manifest.to_json().encode(), "application/json")
     log.info(
-        "uploaded checkpoint %s/%s (%d files, %d bytes)",
-        store.url,
-        head,
+        "uploaded checkpoint %s (%d files, %d bytes)",
+        store.url(head),
         len(manifest.files.files),
         manifest.files.total_size,
     )
     return manifest
 
 
-def complete_checkpoints(store: ObjectStore, prefix: str, job: str) -> Iterator[CheckpointManifest]:
+def complete_checkpoints(store: ObjectStore, job: str) -> Iterator[CheckpointManifest]:
     """The job's complete checkpoints, newest first. Steps without a manifest, with a manifest that does
     not parse, or whose files are not all stored, are skipped: they do not exist.
     """
-    steps = group_listing(prefix, job, store.list(job_prefix(prefix, job)))
+    prefix = store.prefix
+    steps = group_listing(prefix, job, _pairs(store.list(job_prefix(prefix, job))))
     for step in candidate_steps(steps):
         key = step_prefix(prefix, job, step) + MANIFEST_NAME
+        raw = store.get(key)
+        if raw is None:  # deleted since the listing (retention on another node)
+            log.warning("skipping %s: gone since it was listed", store.url(key))
+            continue
         try:
-            manifest = CheckpointManifest.from_json(store.read(key), job=job, step=step)
+            manifest = CheckpointManifest.from_json(raw, job=job, step=step)
         except ManifestError as exc:
-            log.warning("skipping %s/%s: %s", store.url, key, exc)
+            log.warning("skipping %s: %s", store.url(key), exc)
             continue
         problem = manifest_problem(steps[step], manifest)
         if problem:
@@ -103,11 +106,11 @@ def complete_checkpoints(store: ObjectStore, prefix: str, job: str) -> Iterator[
         yield manifest
 
 
-def newest_complete(store: ObjectStore, prefix: str, job: str) -> CheckpointManifest | None:
-    return next(complete_checkpoints(store, prefix, job), None)
+def newest_complete(store: ObjectStore, job: str) -> CheckpointManifest | None:
+    return next(complete_checkpoints(store, job), None)
 
 
-def download_checkpoint(store: ObjectStore, prefix: str, manifest: CheckpointManifest, to_dir: Path) -> Path:
+def download_checkpoint(store: ObjectStore, manifest: CheckpointManifest, to_dir: Path) -> Path:
     """Download and verify every file into `<to_dir>/step-<N>/` (COMPLETE written last, as the trainer
     would). A verified local copy is reused. Raise ChecksumError if any file differs from the manifest.
     """
@@ -120,13 +123,21 @@ def download_checkpoint(store: ObjectStore, prefix: str, manifest: CheckpointMan
     partial = to_dir / f".{step_dir_name(manifest.step)}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    head = step_prefix(prefix, manifest.job, manifest.step)
-
-    def get(entry_path: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        store.download_file(head + entry_path, local)
-
-    parallel(lambda e: get(e.path, e.local_path(partial)), files)
+    head = step_prefix(store.prefix, manifest.job, manifest.step)
+    transfers = [Transfer(e, head + e.path, e.local_path(partial)) for e in files]
+    for transfer in transfers:
+        transfer.local.parent.mkdir(parents=True, exist_ok=True)
+    outcomes = _Outcomes()
+    store.download(transfers, lambda nbytes: None, outcomes.done)
+    failed = outcomes.first(transfers)
+    if failed is not None:
+        shutil.rmtree(partial, ignore_errors=True)
+        transfer, error = failed
+        if isinstance(error, SizeMismatch):  # the stored bytes are not the manifest's
+            raise ChecksumError(
+                f"checkpoint {manifest.job} step {manifest.step}: {transfer.entry.path}: {error}"
+            ) from error
+        raise error
     for entry in files:
         state = verify_file(partial, entry)
         if state is not FileState.VERIFIED:
@@ -140,10 +151,11 @@ def download_checkpoint(store: ObjectStore, prefix: str, manifest: CheckpointMan
     return final
 
 
-def apply_retention(store: ObjectStore, prefix: str, job: str, keep_last: int) -> list[int]:
+def apply_retention(store: ObjectStore, job: str, keep_last: int) -> list[int]:
     """Delete checkpoints older than the newest `keep_last` complete ones; return the deleted steps."""
-    listing = store.list(job_prefix(prefix, job))
-    complete = [m.step for m in islice(complete_checkpoints(store, prefix, job), keep_last)]
+    prefix = store.prefix
+    listing = _pairs(store.list(job_prefix(prefix, job)))
+    complete = [m.step for m in islice(complete_checkpoints(store, job), keep_last)]
     plan = retention_plan(complete, group_listing(prefix, job, listing), keep_last)
     doomed = tuple(step_prefix(prefix, job, s) for s in plan.delete)
     # Manifests first: a half-deleted checkpoint must already not exist.

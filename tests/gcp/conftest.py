@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fakes.gcs_fake import GcsFake
+from fakes.metadata_fake import MetadataFake
 
 from .compute_fake import ComputeFake
-from .gcs_store import GcsFakeWithDelete
-from .metadata_fake import MetadataFake
 from .monitoring_fake import MonitoringFake
 
 PROJECT = "gpu-proj"
@@ -68,8 +68,8 @@ BUCKET = "acme-staging-checkpoints"
 
 
 @pytest.fixture(scope="session")
-def _gcs_server() -> Iterator[GcsFakeWithDelete]:
-    fake = GcsFakeWithDelete()
+def _gcs_server() -> Iterator[GcsFake]:
+    fake = GcsFake()
     try:
         yield fake
     finally:
@@ -77,7 +77,7 @@ def _gcs_server() -> Iterator[GcsFakeWithDelete]:
 
 
 @pytest.fixture
-def gcs(_gcs_server: GcsFakeWithDelete, monkeypatch: pytest.MonkeyPatch) -> GcsFakeWithDelete:
+def gcs(_gcs_server: GcsFake, monkeypatch: pytest.MonkeyPatch) -> GcsFake:
     """The GCS fake with one empty bucket; google-cloud-storage reaches it via STORAGE_EMULATOR_HOST."""
     _gcs_server.buckets.clear()
     _gcs_server.requests.clear()

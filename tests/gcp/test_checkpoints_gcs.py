@@ -9,12 +9,19 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from fakes.gcs_fake import GcsFake
 
-from pyctl.clouds.gcp import recovery
+from pyctl.clouds.gcp.storage import GcsStore
 from pyctl.core.checkpoint import MANIFEST_NAME
+from pyctl.core.checkpoint_store import (
+    ChecksumError,
+    apply_retention,
+    download_checkpoint,
+    newest_complete,
+    upload_checkpoint,
+)
 
 from .conftest import BUCKET
-from .gcs_store import GcsFakeWithDelete
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 JOB = "llama-ft"
@@ -30,13 +37,11 @@ def write_step(root: Path, step: int, size: int = 4096) -> Path:
 
 
 def upload(tmp_path: Path, step: int) -> None:
-    client = recovery.gcs_client()
-    recovery.upload_checkpoint(
-        client, f"gs://{BUCKET}", "ckpt", JOB, step, write_step(tmp_path / "local", step), now=NOW
-    )
+    store = GcsStore(f"gs://{BUCKET}", "ckpt")
+    upload_checkpoint(store, JOB, step, write_step(tmp_path / "local", step), now=NOW)
 
 
-def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: GcsFake) -> None:
     upload(tmp_path, 100)
     stored = gcs.buckets[BUCKET]
     # Generations grow with every write: the manifest was written after every file it lists.
@@ -47,42 +52,40 @@ def test_upload_writes_every_file_then_the_manifest_last(tmp_path: Path, gcs: Gc
     assert f"ckpt/checkpoints/{JOB}/step-100/COMPLETE" not in stored  # local-only marker
 
 
-def test_newest_complete_skips_a_partial_upload_and_a_lying_manifest(
-    tmp_path: Path, gcs: GcsFakeWithDelete
-) -> None:
-    client = recovery.gcs_client()
+def test_newest_complete_skips_a_partial_upload_and_a_lying_manifest(tmp_path: Path, gcs: GcsFake) -> None:
+    store = GcsStore(BUCKET, "ckpt")
     upload(tmp_path, 100)
     upload(tmp_path, 200)
     # step 300: killed midway, files without a manifest; step 200: a file lost after the manifest.
     gcs.put(BUCKET, f"ckpt/checkpoints/{JOB}/step-300/model.safetensors", b"x" * 10)
     del gcs.buckets[BUCKET][f"ckpt/checkpoints/{JOB}/step-200/optim/state.bin"]
-    newest = recovery.newest_complete(client, BUCKET, "ckpt", JOB)
+    newest = newest_complete(store, JOB)
     assert newest is not None and newest.step == 100
 
 
-def test_download_verifies_and_a_corrupted_copy_is_refused(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
-    client = recovery.gcs_client()
+def test_download_verifies_and_a_corrupted_copy_is_refused(tmp_path: Path, gcs: GcsFake) -> None:
+    store = GcsStore(BUCKET, "ckpt")
     upload(tmp_path, 100)
-    manifest = recovery.newest_complete(client, BUCKET, "ckpt", JOB)
+    manifest = newest_complete(store, JOB)
     assert manifest is not None
-    path = recovery.download_checkpoint(client, BUCKET, "ckpt", manifest, tmp_path / "restore")
+    path = download_checkpoint(store, manifest, tmp_path / "restore")
     assert (path / "COMPLETE").is_file()
     assert (path / "model.safetensors").read_bytes() == (
         tmp_path / "local/step-100/model.safetensors"
     ).read_bytes()
     # Same size, other bytes (rewritten behind the manifest's back): only the sha256 check can tell.
     gcs.put(BUCKET, f"ckpt/checkpoints/{JOB}/step-100/optim/state.bin", b"adam" * 1024 + b"?")
-    with pytest.raises(recovery.ChecksumError, match="optim/state.bin"):
-        recovery.download_checkpoint(client, BUCKET, "ckpt", manifest, tmp_path / "other")
+    with pytest.raises(ChecksumError, match="optim/state.bin"):
+        download_checkpoint(store, manifest, tmp_path / "other")
     assert not (tmp_path / "other" / "step-100").exists()
 
 
-def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
-    client = recovery.gcs_client()
+def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFake) -> None:
+    store = GcsStore(BUCKET, "ckpt")
     for step in (100, 200, 300):
         upload(tmp_path, step)
     gcs.put(BUCKET, f"ckpt/checkpoints/{JOB}/step-50/model.safetensors", b"abandoned")
-    deleted = recovery.apply_retention(client, BUCKET, "ckpt", JOB, keep_last=2)
+    deleted = apply_retention(store, JOB, keep_last=2)
     assert deleted == [50, 100]
     steps = {k.split("/")[3] for k in gcs.buckets[BUCKET]}
     assert steps == {"step-200", "step-300"}
@@ -90,7 +93,7 @@ def test_retention_keeps_the_newest_complete_ones(tmp_path: Path, gcs: GcsFakeWi
     assert deletes[0].endswith("step-100/MANIFEST.json")  # a half-deleted checkpoint already does not exist
 
 
-def test_resume_fails_when_the_bucket_cannot_be_read(tmp_path: Path, gcs: GcsFakeWithDelete) -> None:
+def test_resume_fails_when_the_bucket_cannot_be_read(tmp_path: Path, gcs: GcsFake) -> None:
     from click.testing import CliRunner
 
     from pyctl.agent.cli import main

@@ -6,12 +6,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes.metadata_fake import MetadataFake
 
 from pyctl.agent.gce import GceMetadata, MetadataError
 from pyctl.agent.imds import ImdsError
 from pyctl.core.checkpoint import AgentAction, NoticeKind, agent_action
-
-from .metadata_fake import MetadataFake
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -14,15 +14,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fakes.gcs_fake import GcsFake
+from fakes.metadata_fake import MetadataFake
 from recovery.test_end_to_end import wait_for
 
 from pyctl.agent import gce
 from pyctl.clouds.gcp import recovery
+from pyctl.clouds.gcp.storage import GcsStore
+from pyctl.core.checkpoint_store import newest_complete
 
 from .compute_fake import ComputeFake
 from .conftest import BUCKET, PROJECT
-from .gcs_store import GcsFakeWithDelete
-from .metadata_fake import MetadataFake
 
 AGENT = str(Path(sys.executable).parent / "pyctl-agent")
 TRAINER = Path(__file__).resolve().parents[1] / "recovery" / "trainer.py"
@@ -69,7 +71,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_preemption_checkpoints_within_the_budget_and_resumes_after_the_restart(
     tmp_path: Path,
     metadata: MetadataFake,
-    gcs: GcsFakeWithDelete,
+    gcs: GcsFake,
     compute_fake: ComputeFake,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
@@ -98,8 +100,8 @@ def test_preemption_checkpoints_within_the_budget_and_resumes_after_the_restart(
     )
     processes.append(agent)
     wait_for(lambda: len(metadata.requests) >= 2, what="the agent long-polling instance/preempted")
-    client = recovery.gcs_client()
-    assert recovery.newest_complete(client, BUCKET, PREFIX, JOB) is None
+    store = GcsStore(BUCKET, PREFIX)
+    assert newest_complete(store, JOB) is None
 
     # GCE preempts the VM: the value flips while the agent's wait_for_change request is open.
     at_notice = trainer.state()["step"]
@@ -109,7 +111,7 @@ def test_preemption_checkpoints_within_the_budget_and_resumes_after_the_restart(
 
     trainer.proc.wait(timeout=30)  # checkpoint asked, uploaded, then the trainer drained
     assert trainer.proc.returncode == 0
-    saved = recovery.newest_complete(client, BUCKET, PREFIX, JOB)
+    saved = newest_complete(store, JOB)
     assert saved is not None and saved.step >= at_notice  # no step done before the notice is lost
     # The final upload started by the trainer's deadline (notice + 15 s), and the manifest, written last,
     # was stored within the 25 s budget (the VM is powered off about 30 s after the notice).

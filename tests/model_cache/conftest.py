@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from .gcs_fake import GcsFake
-from .s3_proxy import S3Proxy
+from fakes.gcs_fake import GcsFake
+from fakes.s3_proxy import S3Proxy
 
 BUCKET = "acme-dev-gpu-models"
 

@@ -7,21 +7,21 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
+from fakes.gcs_fake import GcsFake
 
 from pyctl import model_cache
 from pyctl.agent.fetch_model import fetch_model
-from pyctl.clouds.gcp.models import GcsModelStore
+from pyctl.clouds.gcp.storage import GcsStore
 from pyctl.core.manifest import Manifest
 
 from .conftest import BUCKET, MODEL_FILES
-from .gcs_fake import GcsFake
 
 SHARD = "model-00001-of-00002.safetensors"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def push(model_dir: Path, version: str = "v1") -> Manifest:
-    store = GcsModelStore(BUCKET, "team", concurrency=4)
+    store = GcsStore(BUCKET, "team", concurrency=4)
     return model_cache.push_model(store, model_dir, "llama", version, allow_pickle=False, log=lambda _: None)
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pyctl import model_cache
 from pyctl.agent.fetch_model import fetch_model
 from pyctl.clouds.aws import client
-from pyctl.clouds.aws.models import S3ModelStore
+from pyctl.clouds.aws.storage import S3Store
 from pyctl.commands.model import model
 from pyctl.core.manifest import Manifest
 from pyctl.errors import PyctlError
@@ -29,7 +29,7 @@ PART = ["--part-size-mib", "1", "--concurrency", "4"]
 
 
 def push(model_dir: Path, version: str = "v1", name: str = "llama", **kwargs: object) -> Manifest:
-    store = S3ModelStore(BUCKET, concurrency=4, part_size=5 * 1024 * 1024)
+    store = S3Store(BUCKET, concurrency=4, part_size=5 * 1024 * 1024)
     return model_cache.push_model(
         store, model_dir, name, version, allow_pickle=False, log=lambda _: None, **kwargs
     )
@@ -100,7 +100,7 @@ def test_pickle_is_refused_unless_allowed(s3_bucket: str, model_dir: Path) -> No
         push(model_dir)
     assert "Contents" not in client("s3").list_objects_v2(Bucket=BUCKET)  # nothing uploaded
     lines: list[str] = []
-    store = S3ModelStore(BUCKET)
+    store = S3Store(BUCKET)
     manifest = model_cache.push_model(store, model_dir, "llama", "v1", allow_pickle=True, log=lines.append)
     assert manifest.entry("pytorch_model.bin") is not None
     assert "warning: pytorch_model.bin is a pickle format: loading it runs arbitrary code" in lines

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from pyctl.agent.cli import main
 from pyctl.agent.imds import Imds, ImdsError
 from pyctl.agent.watch import Trainer, WatchConfig, Watcher
-from pyctl.clouds.aws.checkpoints import newest_complete
+from pyctl.clouds.aws.storage import S3Store
 from pyctl.core.checkpoint import NoticeKind
+from pyctl.core.checkpoint_store import newest_complete
 
 from .conftest import AwsWorld, ImdsState
 
@@ -63,8 +64,8 @@ def _complete_step(root: Path, step: int) -> None:
 def test_the_daemon_survives_failing_ticks(aws: AwsWorld, tmp_path: Path) -> None:
     """IMDS down and a bucket that does not exist yet: ticks fail, the loop goes on and catches up."""
     _complete_step(tmp_path, 5)
-    config = WatchConfig(job="llm", checkpoint_dir=tmp_path, bucket="created-later", poll_interval=0.05)
-    watcher = Watcher(config, Imds("http://127.0.0.1:9", timeout=0.2), aws.s3)
+    config = WatchConfig(job="llm", checkpoint_dir=tmp_path, poll_interval=0.05)
+    watcher = Watcher(config, Imds("http://127.0.0.1:9", timeout=0.2), S3Store("created-later"))
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,))
     thread.start()
@@ -79,7 +80,7 @@ def test_the_daemon_survives_failing_ticks(aws: AwsWorld, tmp_path: Path) -> Non
         stop.set()
         thread.join(timeout=10)
     assert watcher.uploaded == {5}
-    found = newest_complete(aws.s3, "created-later", "", "llm")
+    found = newest_complete(S3Store("created-later"), "llm")
     assert found is not None and found.step == 5
 
 
@@ -95,11 +96,10 @@ def test_rebalance_asks_for_a_checkpoint_and_never_drains(
         config = WatchConfig(
             job="llm",
             checkpoint_dir=tmp_path / "ckpt",
-            bucket="ckpt",
             trainer=Trainer(pid_file=pid_file),
             poll_interval=0.05,
         )
-        watcher = Watcher(config, Imds(), aws.s3)
+        watcher = Watcher(config, Imds(), S3Store("ckpt"))
         state.rebalance = {"noticeTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         watcher.tick()
         watcher.tick()  # the same recommendation is acted on once
@@ -116,14 +116,13 @@ def test_a_missed_deadline_still_uploads_the_newest_checkpoint(
     config = WatchConfig(
         job="llm",
         checkpoint_dir=tmp_path,
-        bucket="ckpt",
         trainer=Trainer(pid_file=tmp_path / "no-trainer.pid"),
         drain_signal=None,
         upload_margin=timedelta(seconds=30),
     )
     state.instance_action = {"action": "terminate", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    Watcher(config, Imds(), aws.s3).tick()  # deadline already passed: no waiting
-    found = newest_complete(aws.s3, "ckpt", "", "llm")
+    Watcher(config, Imds(), S3Store("ckpt")).tick()  # deadline already passed: no waiting
+    found = newest_complete(S3Store("ckpt"), "llm")
     assert found is not None and found.step == 40
 
 
@@ -164,7 +163,7 @@ def test_a_malformed_notice_is_an_imds_error_and_uploads_go_on(
     with pytest.raises(ImdsError, match="not a documented notice"):
         Imds().interruption_notice()
     _complete_step(tmp_path, 3)
-    watcher = Watcher(WatchConfig(job="llm", checkpoint_dir=tmp_path, bucket="ckpt"), Imds(), aws.s3)
+    watcher = Watcher(WatchConfig(job="llm", checkpoint_dir=tmp_path), Imds(), S3Store("ckpt"))
     watcher.tick()
     assert watcher.uploaded == {3}
 
@@ -196,12 +195,11 @@ def test_the_drain_waits_until_the_final_checkpoint_is_stored(
     config = WatchConfig(
         job="llm",
         checkpoint_dir=tmp_path / "ckpt",
-        bucket="not-yet",
         trainer=Trainer(pid_file=pid_file),
         checkpoint_signal=signal.SIGCONT,  # harmless for `sleep`; the drain (SIGTERM) is what we watch
         upload_margin=timedelta(seconds=60),
     )
-    watcher = Watcher(config, Imds(), aws.s3)
+    watcher = Watcher(config, Imds(), S3Store("not-yet"))
     state.instance_action = {"action": "terminate", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     try:
         with pytest.raises(Exception, match="NoSuchBucket"):

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from pyctl.clouds.aws.checkpoints import complete_checkpoints, newest_complete
 from pyctl.clouds.aws.recovery import Recovery
+from pyctl.clouds.aws.storage import S3Store
+from pyctl.core.checkpoint_store import complete_checkpoints, newest_complete
 
 from .conftest import TRAINER, AwsWorld, ImdsState, load_event
 
@@ -153,7 +154,7 @@ def test_notice_checkpoint_loses_no_step_and_resumes_on_a_replacement(
     (node.checkpoints / "step-0" / "COMPLETE").write_text("")
     node.watch()
     # Continuous upload: the existing complete checkpoint goes up before any notice.
-    wait_for(lambda: newest_complete(aws.s3, "ckpt", PREFIX, JOB), what="continuous upload of step-0")
+    wait_for(lambda: newest_complete(S3Store("ckpt", PREFIX), JOB), what="continuous upload of step-0")
 
     at_notice = node.step()
     notice_time = datetime.now(UTC) + timedelta(seconds=4)
@@ -163,7 +164,7 @@ def test_notice_checkpoint_loses_no_step_and_resumes_on_a_replacement(
     node.trainer.wait(timeout=15)
     assert node.trainer.returncode == 0
     saved = wait_for(
-        lambda: (m := newest_complete(aws.s3, "ckpt", PREFIX, JOB)) and m.step > 0 and m,
+        lambda: (m := newest_complete(S3Store("ckpt", PREFIX), JOB)) and m.step > 0 and m,
         what="notice checkpoint",
     )
     keys = [
@@ -204,7 +205,7 @@ def test_without_notice_at_most_n_steps_are_lost(
     node = nodes(tmp_path / "node1", every=every)
     node.watch()
     wait_for(
-        lambda: (m := newest_complete(aws.s3, "ckpt", PREFIX, JOB)) and m.step >= 2 * every,
+        lambda: (m := newest_complete(S3Store("ckpt", PREFIX), JOB)) and m.step >= 2 * every,
         what="two uploads",
     )
     node.trainer.send_signal(signal.SIGKILL)  # the node is lost with no warning
@@ -212,7 +213,7 @@ def test_without_notice_at_most_n_steps_are_lost(
     reached = node.step()
     newest_local = max(int(p.name[5:]) for p in node.checkpoints.glob("step-*") if (p / "COMPLETE").exists())
     wait_for(
-        lambda: newest_complete(aws.s3, "ckpt", PREFIX, JOB).step == newest_local, what="agent catching up"
+        lambda: newest_complete(S3Store("ckpt", PREFIX), JOB).step == newest_local, what="agent catching up"
     )
 
     path, _ = resume_on_new_node(tmp_path)
@@ -222,12 +223,12 @@ def test_without_notice_at_most_n_steps_are_lost(
 
 
 def test_an_upload_killed_midway_is_never_resumed(aws: AwsWorld, tmp_path: Path) -> None:
-    from pyctl.clouds.aws.checkpoints import s3_client, upload_checkpoint
+    from pyctl.core.checkpoint_store import upload_checkpoint
 
     old = tmp_path / "local" / "step-10"
     old.mkdir(parents=True)
     (old / "state.json").write_text('{"step": 10}')
-    upload_checkpoint(s3_client(), "ckpt", PREFIX, JOB, 10, old, now=datetime.now(UTC))
+    upload_checkpoint(S3Store("ckpt", PREFIX), JOB, 10, old, now=datetime.now(UTC))
 
     big = tmp_path / "local" / "step-20"
     (big / "shards").mkdir(parents=True)
@@ -237,8 +238,9 @@ def test_an_upload_killed_midway_is_never_resumed(aws: AwsWorld, tmp_path: Path)
     (big / "COMPLETE").write_text("")
     code = (
         "import sys; from datetime import UTC, datetime; from pathlib import Path;"
-        "from pyctl.clouds.aws.checkpoints import s3_client, upload_checkpoint;"
-        f"upload_checkpoint(s3_client(), 'ckpt', {PREFIX!r}, {JOB!r}, 20, Path({str(big)!r}), now=datetime.now(UTC))"
+        "from pyctl.clouds.aws.storage import S3Store;"
+        "from pyctl.core.checkpoint_store import upload_checkpoint;"
+        f"upload_checkpoint(S3Store('ckpt', {PREFIX!r}), {JOB!r}, 20, Path({str(big)!r}), now=datetime.now(UTC))"
     )
     uploader = subprocess.Popen([sys.executable, "-c", code])
     step20 = f"{PREFIX}/checkpoints/{JOB}/step-20/"
@@ -250,6 +252,6 @@ def test_an_upload_killed_midway_is_never_resumed(aws: AwsWorld, tmp_path: Path)
     stored = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="ckpt", Prefix=step20).get("Contents", [])]
     assert 0 < len(stored) < 401 and not any(k.endswith("MANIFEST.json") for k in stored)
 
-    assert [m.step for m in complete_checkpoints(aws.s3, "ckpt", PREFIX, JOB)] == [10]
+    assert [m.step for m in complete_checkpoints(S3Store("ckpt", PREFIX), JOB)] == [10]
     path, _ = resume_on_new_node(tmp_path)
     assert path.endswith("/step-10")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pyctl.clouds.aws.checkpoints import upload_checkpoint
 from pyctl.clouds.aws.recovery import Recovery
+from pyctl.clouds.aws.storage import S3Store
 from pyctl.commands.jobs import jobs
+from pyctl.core.checkpoint_store import upload_checkpoint
 from pyctl.errors import PyctlError
 
 from .conftest import AwsWorld, load_event
@@ -28,7 +29,7 @@ def test_status_shows_interruptions_checkpoint_and_time_lost(aws: AwsWorld, tmp_
     (step / "state.json").write_text("{}")
     # The last checkpoint was taken 7 minutes before the interruption warning.
     upload_checkpoint(
-        aws.s3, "ckpt", "team-a", "llm-train", 1200, step, now=datetime(2026, 11, 22, 7, 53, tzinfo=UTC)
+        S3Store("ckpt", "team-a"), "llm-train", 1200, step, now=datetime(2026, 11, 22, 7, 53, tzinfo=UTC)
     )
     victim = aws.launch_job_instance()
     Recovery(aws.config(), aws.ec2, aws.dynamodb, aws.s3).handle(

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.gcp.metadata_fake import MetadataFake
+from tests.fakes.metadata_fake import MetadataFake
 
 from .gcp_eval import EvalTree, rendered_tfvars
 from .tfconfig import REPO_ROOT, parse_file

@@ -214,9 +214,11 @@ class Recovery:
     def last_checkpoint(self, job: str) -> tuple[int, datetime] | None:
         if not self.config.checkpoint_bucket or self.s3 is None:
             return None
-        from pyctl.clouds.aws.checkpoints import newest_complete
+        from pyctl.clouds.aws.storage import S3Store
+        from pyctl.core.checkpoint_store import newest_complete
 
-        manifest = newest_complete(self.s3, self.config.checkpoint_bucket, self.config.checkpoint_prefix, job)
+        store = S3Store(self.config.checkpoint_bucket, self.config.checkpoint_prefix, client=self.s3)
+        manifest = newest_complete(store, job)
         return (manifest.step, manifest.time) if manifest else None
 
     # --- the event ----------------------------------------------------------------------------------------

@@ -1,9 +1,5 @@
-"""Spot VM recovery on GCP: checkpoints in Cloud Storage, and the pass that restarts preempted Spot VMs.
-
-Checkpoints: the GCS adapter of `pyctl.core.checkpoint_store` (the same manifest-last protocol as on S3:
-files uploaded in parallel, MANIFEST.json last, only complete checkpoints listed, downloads verified),
-and entry points with the same names and arguments as `pyctl.clouds.aws.checkpoints`, with a
-`google.cloud.storage.Client` in place of the S3 client, so the node agent switches stores by cloud only.
+"""Spot VM recovery on GCP: the pass that restarts preempted Spot VMs. (Checkpoints in Cloud Storage go
+through `pyctl.clouds.gcp.storage.GcsStore` and `pyctl.core.checkpoint_store`.)
 
 Recovery pass: a Spot VM whose termination action is STOP is left TERMINATED by a preemption; Compute
 Engine does not start it again by itself. `recover_spot_vms` starts the standalone ones that were
@@ -15,103 +11,17 @@ it recreates or restarts them itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from pyctl.clouds.gcp import compute
-from pyctl.core import checkpoint_store
-from pyctl.core.checkpoint import CheckpointManifest
-from pyctl.core.checkpoint_store import FILE_WORKERS, ChecksumError
 
-__all__ = [
-    "ChecksumError",
-    "GcsStore",
-    "apply_retention",
-    "complete_checkpoints",
-    "download_checkpoint",
-    "gcs_client",
-    "newest_complete",
-    "recover_spot_vms",
-    "upload_checkpoint",
-]
+__all__ = ["recover_spot_vms"]
 
 log = logging.getLogger(__name__)
-
-
-def gcs_client(project: str | None = None) -> Any:
-    from pyctl.clouds.gcp import storage_client
-
-    return storage_client(project, max_pool_connections=FILE_WORKERS + 2)
-
-
-def bucket_name(bucket: str) -> str:
-    """`gs://name` or `name` -> `name`."""
-    return bucket.removeprefix("gs://").strip("/")
-
-
-class GcsStore:
-    """One bucket, through google-cloud-storage (`pyctl.core.checkpoint_store.ObjectStore`)."""
-
-    def __init__(self, gcs: Any, bucket: str) -> None:
-        self.gcs = gcs
-        self.bucket = gcs.bucket(bucket_name(bucket))
-        self.url = f"gs://{bucket_name(bucket)}"
-
-    def list(self, key_prefix: str) -> list[tuple[str, int]]:
-        return [(blob.name, int(blob.size)) for blob in self.gcs.list_blobs(self.bucket, prefix=key_prefix)]
-
-    def read(self, key: str) -> bytes:
-        data: bytes = self.bucket.blob(key).download_as_bytes()
-        return data
-
-    def upload_file(self, path: Path, key: str) -> None:
-        self.bucket.blob(key).upload_from_filename(str(path))
-
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.bucket.blob(key).upload_from_string(data, content_type=content_type)
-
-    def download_file(self, key: str, path: Path) -> None:
-        self.bucket.blob(key).download_to_filename(str(path))
-
-    def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:  # one by one, in the order given (manifests first)
-            self.bucket.blob(key).delete()
-
-
-def upload_checkpoint(
-    gcs: Any,
-    bucket: str,
-    prefix: str,
-    job: str,
-    step: int,
-    step_dir: Path,
-    *,
-    now: datetime,
-    config: Any = None,
-) -> CheckpointManifest:
-    return checkpoint_store.upload_checkpoint(GcsStore(gcs, bucket), prefix, job, step, step_dir, now=now)
-
-
-def complete_checkpoints(gcs: Any, bucket: str, prefix: str, job: str) -> Iterator[CheckpointManifest]:
-    return checkpoint_store.complete_checkpoints(GcsStore(gcs, bucket), prefix, job)
-
-
-def newest_complete(gcs: Any, bucket: str, prefix: str, job: str) -> CheckpointManifest | None:
-    return checkpoint_store.newest_complete(GcsStore(gcs, bucket), prefix, job)
-
-
-def download_checkpoint(
-    gcs: Any, bucket: str, prefix: str, manifest: CheckpointManifest, to_dir: Path
-) -> Path:
-    return checkpoint_store.download_checkpoint(GcsStore(gcs, bucket), prefix, manifest, to_dir)
-
-
-def apply_retention(gcs: Any, bucket: str, prefix: str, job: str, keep_last: int) -> list[int]:
-    return checkpoint_store.apply_retention(GcsStore(gcs, bucket), prefix, job, keep_last)
 
 
 # --- recovery pass -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The model cache on S3: parallel multipart upload (s3transfer) and parallel ranged GETs for fetch.
+"""Objects in S3: `S3Store`, the S3 implementation of `pyctl.core.object_store.ObjectStore`, used by the
+model cache and by checkpoints alike. Parallel multipart upload (s3transfer) and parallel ranged GETs.
 
-Fetch splits every file into `part_size` ranges (default: automatic, see
+Download splits every file into `part_size` ranges (default: automatic, see
 `pyctl.core.models.auto_part_size`) and runs them all through ONE pool of `concurrency`
 threads (one HTTP connection each), so small and large files keep every connection busy. Each thread
 streams its range in `read_size` pieces straight into the temporary file at its offset (os.pwrite): memory
@@ -26,30 +27,36 @@ from pyctl.core.models import (
     MIB,
     UPLOAD_PART_SIZE,
     ByteRange,
-    StoredVersion,
     auto_part_size,
-    manifest_key,
-    model_prefix,
     plan_ranges,
     upload_part_size,
-    version_of_manifest_key,
 )
-from pyctl.errors import PyctlError
-from pyctl.model_cache import DownloadDone, Transfer, TransferDone
+from pyctl.core.object_store import (
+    BucketStore,
+    BucketUnavailable,
+    DownloadDone,
+    SizeMismatch,
+    StoredObject,
+    Transfer,
+    TransferDone,
+)
 
 READ_SIZE = 1 * MIB
 # Attempts per ranged GET for errors while streaming the body (botocore retries the request itself),
 # with a linear backoff and jitter between them.
 PART_ATTEMPTS = 3
 RETRY_BASE_SECONDS = 0.2
+_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 
-class ObjectSizeMismatch(Exception):
-    """The stored object's size differs from the manifest: fetching the range again cannot help."""
+class S3Store(BucketStore):
+    """`pyctl.core.object_store.ObjectStore` over one S3 bucket (and an optional key prefix).
 
+    `client`: a boto3 S3 client to use (the recovery Lambda's own); else one is built, its connection
+    pool sized for `concurrency`.
+    """
 
-class S3ModelStore:
-    """`pyctl.model_cache.ModelStore` over one S3 bucket (and an optional key prefix)."""
+    scheme = "s3"
 
     def __init__(
         self,
@@ -60,38 +67,33 @@ class S3ModelStore:
         concurrency: int = DEFAULT_CONCURRENCY,
         part_size: int | None = None,
         read_size: int = READ_SIZE,
+        client: Any = None,
     ) -> None:
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.concurrency = concurrency
-        self.part_size = part_size
+        super().__init__(bucket, prefix, concurrency, part_size)
         self.read_size = read_size
-        self._s3 = client("s3", region, max_pool_connections=concurrency)
+        self._s3 = client or _client(region, concurrency)
 
-    def url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
+    @property
+    def errors(self) -> tuple[type[BaseException], ...]:
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    def versions(self, name: str) -> list[StoredVersion]:
-        found = []
+        return (BotoCoreError, ClientError)
+
+    def list(self, key_prefix: str) -> list[StoredObject]:
         with self._bucket_errors():
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=model_prefix(self.prefix, name)
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    version = version_of_manifest_key(obj["Key"], self.prefix, name)
-                    if version is not None:
-                        found.append(StoredVersion(version, obj["LastModified"]))
-        return found
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix)
+            return [
+                StoredObject(obj["Key"], int(obj["Size"]), obj["LastModified"])
+                for page in pages
+                for obj in page.get("Contents", [])
+            ]
 
-    def read_manifest(self, name: str, version: str) -> bytes | None:
+    def get(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError
 
         with self._bucket_errors():
             try:
-                response = self._s3.get_object(
-                    Bucket=self.bucket, Key=manifest_key(self.prefix, name, version)
-                )
+                response = self._s3.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
                     return None
@@ -99,14 +101,15 @@ class S3ModelStore:
             body: bytes = response["Body"].read()
             return body
 
-    def write_manifest(self, name: str, version: str, text: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str) -> None:
         with self._bucket_errors():
-            self._s3.put_object(
-                Bucket=self.bucket,
-                Key=manifest_key(self.prefix, name, version),
-                Body=text.encode("utf-8"),
-                ContentType="application/json",
-            )
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        with self._bucket_errors():
+            for start in range(0, len(keys), _DELETE_BATCH):
+                batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
     def upload(self, transfers: Sequence[Transfer], done: TransferDone) -> None:
         """Multipart, parallel uploads of every file through one s3transfer manager."""
@@ -161,7 +164,7 @@ class S3ModelStore:
                 self._stream_range(target, byte_range, advance)
                 error = None
                 break
-            except (ClientError, ObjectSizeMismatch) as exc:  # botocore retried transient errors already
+            except (ClientError, SizeMismatch) as exc:  # botocore retried transient errors already
                 error = exc
                 break
             except Exception as exc:  # a connection cut mid-body: fetch the range again
@@ -179,9 +182,7 @@ class S3ModelStore:
         total = response.get("ContentRange", "").rpartition("/")[2]
         if total.isdigit() and int(total) != target.transfer.entry.size:
             body.close()
-            raise ObjectSizeMismatch(
-                f"object is {total} bytes, the manifest says {target.transfer.entry.size}"
-            )
+            raise SizeMismatch(f"object is {total} bytes, the manifest says {target.transfer.entry.size}")
         offset = byte_range.start
         digest = hashlib.sha256() if len(target.ranges) == 1 else None
         try:
@@ -213,9 +214,9 @@ class S3ModelStore:
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code == "NoSuchBucket":
-                raise PyctlError(f"bucket s3://{self.bucket} does not exist") from None
+                raise BucketUnavailable(f"bucket s3://{self.bucket} does not exist") from exc
             if code in ("AccessDenied", "403"):
-                raise PyctlError(f"access denied to s3://{self.bucket}: {exc}") from None
+                raise BucketUnavailable(f"access denied to s3://{self.bucket}: {exc}") from exc
             raise
 
 
@@ -261,3 +262,7 @@ class _PartialFile:
     def close(self) -> None:
         os.close(self.fd)  # an empty file is created here, by its first and last use
         self._done(self.transfer, self.error, self.sha256)
+
+
+def _client(region: str | None, concurrency: int) -> Any:
+    return client("s3", region, max_pool_connections=concurrency)

@@ -1,7 +1,7 @@
 """A small local fake of the Cloud Storage JSON API, enough for google-cloud-storage's real client.
 
 Point the client at it with STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT (the client then uses anonymous
-credentials). Implemented: objects list (prefix, pages), get (metadata, or media with Range), multipart
+credentials). Implemented: objects list (prefix, pages), get (metadata, or media with Range), delete, multipart
 upload, resumable upload (initiate, chunked PUTs with Content-Range, status query). Objects carry the
 size, generation, updated time, md5Hash and crc32c the real service returns; media responses carry
 X-Goog-Hash. Errors use the JSON error shape. It can also flip a byte in the next N media responses of an
@@ -152,9 +152,13 @@ def _handler(fake: GcsFake) -> type[BaseHTTPRequestHandler]:
         def _route(self, path: str, query: dict[str, str], body: bytes) -> None:
             if m := re.fullmatch(r"/(?:download/)?storage/v1/b/([^/]+)/o/(.+)", path):
                 bucket, name = m.group(1), urllib.parse.unquote(m.group(2))
-                if self.command != "GET":
+                if self.command not in ("GET", "DELETE"):
                     raise _Error(405, f"{self.command} not supported on objects")
                 obj = self._object(bucket, name, query)
+                if self.command == "DELETE":  # checkpoint retention
+                    with fake._lock:
+                        fake.buckets[bucket].pop(name, None)
+                    return self._send(204, b"", {})
                 if query.get("alt") == "media":
                     return self._media(name, obj)
                 return self._json(200, fake.resource(bucket, name, obj))
