@@ -32,3 +32,13 @@ def test_env_completes_to_the_env_names():
     assert run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl cost --env st", COMP_CWORD="3").split() == [
         "plain,staging"
     ]
+
+
+def test_every_command_completes_by_name():
+    from pyctl.cli import COMMANDS
+
+    words = set(run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl ", COMP_CWORD="1").split())
+    assert {f"plain,{name}" for name in COMMANDS} <= words
+    assert run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl force-", COMP_CWORD="1").split() == [
+        "plain,force-unlock"
+    ]
