@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-JSON_HELP = "Print JSON instead of text."
+from pyctl.commands import JSON_HELP
 
 
 @click.command("catalog")

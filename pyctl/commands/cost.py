@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pyctl.commands import ENV_HELP
 from pyctl.completion import complete_env
 from pyctl.core.cost import EnvOutlook, PoolCost, cost_per_million_tokens, money
 from pyctl.core.sizing import BYTES_PER_PARAM, DEFAULT_PRECISION, GB, KNOWN_MODELS, Requirement
 
 if TYPE_CHECKING:  # pydantic models load lazily: the catalog is imported by the commands that use it
     from pyctl.catalog.sizing import SizedModel, SizeReport
-
-ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
 
 
 # --- size --------------------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
+from pyctl.commands import ENV_HELP
 from pyctl.completion import complete_env
 from pyctl.deploy import EnvTarget, GateFlags
 from pyctl.errors import PyctlError
 
-ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
 # `plan --detailed-exitcode` when the plan has changes: apart from 1 (failure) and 2 (invalid input).
 EXIT_CHANGES = 3
 

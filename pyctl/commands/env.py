@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import click
 
+from pyctl.commands import ENV_HELP, JSON_HELP
 from pyctl.completion import complete_env
 from pyctl.errors import PyctlError
-
-ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
-
-JSON_HELP = "Print JSON instead of text."
 
 
 def plural(count: int, noun: str) -> str:
