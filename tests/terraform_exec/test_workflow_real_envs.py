@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from pyctl.commands import workflow as commands
+from pyctl.cli import command
 from pyctl.errors import PyctlError
 
 from .conftest import INFRA
@@ -24,8 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def _pyctl(name: str, *args: object, input: str | None = None) -> Result:
-    by_name = {cmd.name: cmd for cmd in commands.COMMANDS}
-    return CliRunner().invoke(by_name[name], [str(a) for a in args], input=input, catch_exceptions=False)
+    return CliRunner().invoke(command(name), [str(a) for a in args], input=input, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pyctl import workflow
+from pyctl import deploy
+from pyctl.deploy import EnvTarget
 from pyctl.terraform import LOCK_FILE, Terraform
-from pyctl.workflow import EnvTarget
 
 # Not a real provider: a tiny package only for hashing (Terraform never runs it in init or providers lock).
 PROVIDER = ("example.com", "pyctl-test", "dummy", "1.0.0")
@@ -76,7 +76,7 @@ def test_init_locks_providers_for_every_platform_from_a_local_mirror(tmp_path, m
     tf = Terraform(str(Path(sys.executable).parent / "pyctl-terraform"), console=None)
     target = EnvTarget(name="lock-test", root=root, protected=False, inputs=())
 
-    workflow.init(tf, target, lock_platforms=PLATFORMS, fs_mirror=mirror)
+    deploy.init(tf, target, lock_platforms=PLATFORMS, fs_mirror=mirror)
 
     lock = (root / LOCK_FILE).read_text()
     assert f'provider "{host}/{namespace}/{name}"' in lock and f'version     = "{version}"' in lock

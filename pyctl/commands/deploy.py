@@ -1,7 +1,7 @@
 """`pyctl init | plan | apply | up | destroy | output | force-unlock --env NAME`.
 
 Each command parses its options, renders the env (so terraform always sees what env.yaml says), and calls
-one function of `pyctl.workflow`.
+one function of `pyctl.deploy`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
+from pyctl.commands import ENV_HELP
 from pyctl.completion import complete_env
+from pyctl.deploy import EnvTarget, GateFlags
 from pyctl.errors import PyctlError
-from pyctl.workflow import EnvTarget, GateFlags
 
-ENV_HELP = "Env name under infra/envs/, or a directory holding env.yaml."
 # `plan --detailed-exitcode` when the plan has changes: apart from 1 (failure) and 2 (invalid input).
 EXIT_CHANGES = 3
 
@@ -111,10 +111,10 @@ def init_cmd(
     fs_mirror: Path | None,
 ) -> None:
     """Render the env, write .terraform.lock.hcl for every platform (commit it), and run terraform init."""
-    from pyctl import workflow
+    from pyctl import deploy
     from pyctl.terraform import DEFAULT_LOCK_PLATFORMS
 
-    workflow.init(
+    deploy.init(
         _terraform(terraform_path),
         prepare_target(env),
         lock_timeout=lock_timeout,
@@ -167,17 +167,17 @@ def plan_cmd(
     import dataclasses
     import os
 
-    from pyctl import workflow
+    from pyctl import deploy
     from pyctl.core.plan_summary import ci_run_from_env, cost_limit_refusal, render_text
 
     ci = ci_run_from_env(os.environ)
-    with workflow.failure_report(env, summary_md, ci=ci) as report:
+    with deploy.failure_report(env, summary_md, ci=ci) as report:
         target = prepare_target(env)
         if require_lock_file:
             report.stage = "lock"
-            workflow.require_lock_file(target)
+            deploy.require_lock_file(target)
         report.stage = "plan"
-        result = workflow.plan(
+        result = deploy.plan(
             _terraform(terraform_path),
             target,
             out=out,
@@ -192,9 +192,9 @@ def plan_cmd(
     else:
         _summary_echo(GateFlags())(render_text(summary))
     if summary_md is not None:
-        workflow.write_summary_md(summary, summary_md, ci=ci)
+        deploy.write_summary_md(summary, summary_md, ci=ci)
     if out is not None and not as_json:
-        click.echo(f"Saved plan: {out}\nManifest:   {workflow.manifest_path(out)}")
+        click.echo(f"Saved plan: {out}\nManifest:   {deploy.manifest_path(out)}")
     refusal = cost_limit_refusal(summary)
     if refusal:
         raise PyctlError(refusal, exit_code=1)
@@ -204,7 +204,7 @@ def plan_cmd(
 
 def _summary_json(result: Any, out: Path | None) -> dict[str, Any]:
     """`pyctl plan --json`: the summary's facts, for scripts."""
-    from pyctl import workflow
+    from pyctl import deploy
 
     s = result.summary
     return {
@@ -229,7 +229,7 @@ def _summary_json(result: Any, out: Path | None) -> dict[str, Any]:
         ],
         "monthly_cost_change": None if not s.cost_change.pools else round(s.cost_change.total, 2),
         "plan_file": None if out is None else str(out),
-        "manifest": None if out is None else str(workflow.manifest_path(out)),
+        "manifest": None if out is None else str(deploy.manifest_path(out)),
     }
 
 
@@ -252,10 +252,10 @@ def apply_cmd(
     confirm_purchase: bool,
 ) -> None:
     """Apply a reviewed plan, refusing it if the plan file, env, inputs, lock file or terraform changed."""
-    from pyctl import workflow
+    from pyctl import deploy
 
     gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
-    workflow.apply_reviewed(
+    deploy.apply_reviewed(
         _terraform(terraform_path),
         prepare_target(env),
         plan_file,
@@ -349,12 +349,12 @@ def _up_command(name: str, *, destroy: bool, doc: str) -> click.Command:
         confirm_purchase: bool,
         summary_md: Path | None,
     ) -> None:
-        from pyctl import workflow
+        from pyctl import deploy
 
         _require_terminal(auto_approve, name)
         target = prepare_target(env)
         gates = GateFlags(allow_destroy=allow_destroy, confirm_purchase=confirm_purchase)
-        summary = workflow.up(
+        summary = deploy.up(
             _terraform(terraform_path),
             target,
             auto_approve=auto_approve,
@@ -392,9 +392,9 @@ destroy_cmd = _up_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for maps and lists).")
 def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: bool) -> None:
     """Print the env's Terraform outputs (all, or NAME)."""
-    from pyctl import workflow
+    from pyctl import deploy
 
-    value = workflow.outputs(_terraform(terraform_path), prepare_target(env), name)
+    value = deploy.outputs(_terraform(terraform_path), prepare_target(env), name)
     if name is not None and not as_json and isinstance(value, str | int | float | bool):
         click.echo(value)
     else:
@@ -407,10 +407,7 @@ def output_cmd(env: str, terraform_path: str | None, name: str | None, as_json: 
 @click.argument("lock_id")
 def force_unlock_cmd(env: str, terraform_path: str | None, lock_id: str) -> None:
     """Release a state lock left behind by a run that died (LOCK_ID from the lock error)."""
-    from pyctl import workflow
+    from pyctl import deploy
 
-    workflow.force_unlock(_terraform(terraform_path), prepare_target(env), lock_id)
+    deploy.force_unlock(_terraform(terraform_path), prepare_target(env), lock_id)
     click.echo(f"Released lock {lock_id} on env {env}.")
-
-
-COMMANDS = (init_cmd, plan_cmd, apply_cmd, up_cmd, destroy_cmd, output_cmd, force_unlock_cmd)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from pyctl.commands import workflow as commands
+from pyctl.cli import command
 
 FIXTURE_ENV = Path(__file__).parent / "fixtures" / "gpu-env"
 STATE_BUCKET = "pyctl-test-tfstate"
@@ -75,9 +75,8 @@ def _bundled_terraform(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def pyctl() -> Callable[..., Result]:
     """Invoke one of the workflow commands: pyctl("up", "--env", DIR, ...)."""
-    by_name = {cmd.name: cmd for cmd in commands.COMMANDS}
 
     def invoke(name: str, *args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(by_name[name], [str(a) for a in args], input=input, catch_exceptions=False)
+        return CliRunner().invoke(command(name), [str(a) for a in args], input=input, catch_exceptions=False)
 
     return invoke

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from pyctl.core.plan_manifest import PlanManifest, inputs_digest, mismatches
+from pyctl.deploy import lock_info
 from pyctl.terraform import RunResult, TerraformFailed, _text_diagnostics
-from pyctl.workflow import lock_info
 
 INPUTS = {"terraform.tfvars.json": "a" * 64, "backend.hcl": "b" * 64}
 REVIEWED = PlanManifest(
