@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from .compute_fake import ComputeFake
+from tests.fakes.gcp_compute import ComputeFake
+from tests.fakes.gcp_monitoring import MonitoringFake
+
 from .gcs_store import GcsFakeWithDelete
 from .metadata_fake import MetadataFake
-from .monitoring_fake import MonitoringFake
 
 PROJECT = "gpu-proj"
 NOW = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)

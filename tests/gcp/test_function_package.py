@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pyctl.package import build_function_package
+from tests.fakes.gcp_compute import ComputeFake
+from tests.fakes.gcp_monitoring import MonitoringFake
 
-from .compute_fake import ComputeFake
 from .conftest import PROJECT
-from .monitoring_fake import MonitoringFake
 
 IDLE = [[1.0] * 40]
 

@@ -18,8 +18,8 @@ from recovery.test_end_to_end import wait_for
 
 from pyctl.agent import gce
 from pyctl.clouds.gcp import recovery
+from tests.fakes.gcp_compute import ComputeFake
 
-from .compute_fake import ComputeFake
 from .conftest import BUCKET, PROJECT
 from .gcs_store import GcsFakeWithDelete
 from .metadata_fake import MetadataFake

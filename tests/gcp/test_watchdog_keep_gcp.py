@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from pyctl.clouds.gcp.compute import keep_until_from_label
 from pyctl.commands.watchdog import watchdog_group
 from pyctl.errors import PyctlError
+from tests.fakes.gcp_compute import ComputeFake
+from tests.fakes.gcp_monitoring import MonitoringFake
 
-from .compute_fake import ComputeFake
 from .conftest import serving_compute
-from .monitoring_fake import MonitoringFake
 
 
 @pytest.fixture
