@@ -105,6 +105,13 @@ def auto_scaling_groups(autoscaling: Any, names: Iterable[str]) -> dict[str, dic
     return groups
 
 
+# Spot request type -> (how messages name it, what stopping it means).
+_SPOT_REQUEST_KINDS: dict[str, tuple[str, idle.StopKind]] = {
+    "persistent": ("persistent spot", "stop"),
+    "one-time": ("one-time spot", "terminate-only"),
+}
+
+
 def to_instance(
     raw: Mapping[str, Any],
     region: str,
@@ -132,13 +139,13 @@ def to_instance(
         )
     instance_type = raw.get("InstanceType", "")
     spot = raw.get("InstanceLifecycle") == "spot"
-    market, stop_kind = "on-demand", "stop"
+    market: str = "on-demand"
+    stop_kind: idle.StopKind = "stop"
     if spot:
         # A persistent request's instance can be stopped; a one-time request's only terminated.
-        market, stop_kind = {
-            "persistent": ("persistent spot", "stop"),
-            "one-time": ("one-time spot", "terminate-only"),
-        }.get(spot_types.get(instance_id, ""), ("spot instance whose request was not found", "unknown"))
+        market, stop_kind = _SPOT_REQUEST_KINDS.get(
+            spot_types.get(instance_id, ""), ("spot instance whose request was not found", "unknown")
+        )
     return Instance(
         instance_id=instance_id,
         launch_time=raw["LaunchTime"],
@@ -146,7 +153,7 @@ def to_instance(
         region=region,
         instance_type=instance_type,
         market=market,
-        stop_kind=stop_kind,  # type: ignore[arg-type]
+        stop_kind=stop_kind,
         group=group,
         reservation=raw.get("CapacityReservationId"),
         hourly_cost=prices.get(f"{instance_type}:spot" if spot else instance_type),

@@ -21,7 +21,10 @@ from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
 def iam_permissions(recover_spot: bool = True) -> dict[str, tuple[str, ...]]:
     """Every permission one run uses, per custom role of the module (read / act; the roles grant exactly
     these): the Compute verbs, the metric read and, with `recover_spot`, the Spot recovery pass's verbs."""
-    parts = [compute.iam_permissions(), {"read": monitoring.METRIC_PERMISSIONS}]
+    parts: list[dict[str, tuple[str, ...]]] = [
+        compute.iam_permissions(),
+        {"read": monitoring.METRIC_PERMISSIONS},
+    ]
     if recover_spot:
         parts.append(recovery.iam_permissions())
     return {
