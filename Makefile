@@ -26,13 +26,13 @@ test: install
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check pyctl lambdas tests benchmarks
-	$(BIN)/ruff format --check pyctl lambdas tests benchmarks
+	$(BIN)/ruff check pyctl tests benchmarks
+	$(BIN)/ruff format --check pyctl tests benchmarks
 	$(BIN)/mypy pyctl
 
 fmt: install
-	$(BIN)/ruff format pyctl lambdas tests benchmarks
-	$(BIN)/ruff check --fix pyctl lambdas tests benchmarks
+	$(BIN)/ruff format pyctl tests benchmarks
+	$(BIN)/ruff check --fix pyctl tests benchmarks
 	$(BIN)/pyctl-terraform fmt -recursive infra
 
 render: install

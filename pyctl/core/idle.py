@@ -40,55 +40,120 @@ MAX_QUERIES_PER_REQUEST = 500
 MAX_DATAPOINTS_PER_REQUEST = 100_800
 
 
+SettingKind = Literal["int", "float", "bool", "str"]
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One watchdog setting in the one vocabulary: env.yaml's `watchdog:` name (the source), which is also the
+    `Settings` field, the key of the Terraform modules' `settings` object and, upper-cased after `WATCHDOG_`,
+    the function's environment variable. Bounds are inclusive unless `exclusive_minimum`."""
+
+    name: str
+    kind: SettingKind
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[str, ...] = ()
+    # Where env.yaml holds it (dotted, under `watchdog:` unless it starts with "env."); None: core only.
+    spec_path: str | None = None
+    # Which Terraform watchdog modules carry it in their `settings` object.
+    modules: tuple[str, ...] = ("aws", "gcp")
+
+    @property
+    def env_var(self) -> str:
+        return f"WATCHDOG_{self.name.upper()}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is out of bounds, or None."""
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
+        if self.kind not in ("int", "float"):
+            return None
+        low, high = self.minimum, self.maximum
+        if self.exclusive_minimum and low is not None and high is not None:
+            if not low < value <= high:
+                return f"{self.name} must be in ({low:g}, {high:g}], got {value}"
+            return None
+        if low is not None and (value <= low if self.exclusive_minimum else value < low):
+            return f"{self.name} must be {'>' if self.exclusive_minimum else '>='} {low:g}, got {value}"
+        if high is not None and value > high:
+            return f"{self.name} must be <= {high:g}, got {value}"
+        return None
+
+
+# The one table: env.yaml's names, bounds and defaults (pyctl.spec.Watchdog). The env-var map, `Settings`
+# and both modules' `settings` objects follow from it; tests/watchdog/test_settings_vocabulary.py fails on
+# any drift between them.
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("idle_minutes", "int", 30, minimum=5, maximum=1440, spec_path="idle_minutes"),
+    SettingSpec(
+        "threshold_percent",
+        "float",
+        5.0,
+        minimum=0,
+        maximum=100,
+        exclusive_minimum=True,
+        spec_path="threshold_percent",
+    ),
+    SettingSpec("min_uptime_minutes", "int", 20, minimum=0, maximum=1440, spec_path="min_uptime_minutes"),
+    SettingSpec("missing_data", "str", "no-data", choices=("no-data", "idle"), spec_path="missing_data"),
+    SettingSpec("missing_data_grace_minutes", "int", 60, minimum=0, spec_path="missing_data_grace_minutes"),
+    SettingSpec("max_actions_per_run", "int", 10, minimum=0, spec_path="max_actions_per_run"),
+    SettingSpec("dry_run", "bool", False, spec_path="dry_run"),
+    SettingSpec("protected_env", "bool", False, spec_path="env.protected"),
+    SettingSpec("act_in_protected_env", "bool", False, spec_path="act_in_protected_env"),
+    # The default for pools that do not set SPOT_TERMINATE_TAG (env.yaml sets it per pool).
+    SettingSpec("terminate_one_time_spot", "bool", False, modules=("aws",)),
+    # Minutes between the warning (tag + notification) and the stop; 0: stop on the first idle verdict.
+    SettingSpec(
+        "warn_minutes", "int", 0, minimum=0, maximum=1440, spec_path="warn_minutes", modules=("aws",)
+    ),
+    SettingSpec("metric_namespace", "str", "CWAgent", spec_path="metric.namespace", modules=("aws",)),
+    SettingSpec(
+        "metric_name", "str", "nvidia_smi_utilization_gpu", spec_path="metric.name", modules=("aws",)
+    ),
+    # Core only: how the window is read.
+    SettingSpec("period_seconds", "int", 60, minimum=60, modules=()),
+    # Share of the window's periods each GPU series must have a datapoint in.
+    SettingSpec("min_coverage", "float", 0.9, minimum=0, maximum=1, exclusive_minimum=True, modules=()),
+)
+SETTING: Mapping[str, SettingSpec] = {s.name: s for s in SETTINGS}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """What the watchdog considers idle and what it may do about it."""
+    """What the watchdog considers idle and what it may do about it (fields: `SETTINGS`, same order)."""
 
     idle_minutes: int = 30
-    threshold: float = 5.0
+    threshold_percent: float = 5.0
     min_uptime_minutes: int = 20
-    period_seconds: int = 60
-    min_coverage: float = 0.9  # share of the window's periods each GPU series must have a datapoint in
     missing_data: MissingData = "no-data"
     missing_data_grace_minutes: int = 60
-    max_actions: int = 10
+    max_actions_per_run: int = 10
     dry_run: bool = False
     protected_env: bool = False
-    act_on_protected: bool = False
-    terminate_one_time_spot: bool = False  # default for pools that do not set SPOT_TERMINATE_TAG
-    # Minutes between the warning (tag + notification) and the stop; 0: stop on the first idle verdict.
+    act_in_protected_env: bool = False
+    terminate_one_time_spot: bool = False
     warn_minutes: int = 0
-    namespace: str = "CWAgent"
+    metric_namespace: str = "CWAgent"
     metric_name: str = "nvidia_smi_utilization_gpu"
+    period_seconds: int = 60
+    min_coverage: float = 0.9
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.idle_minutes < 1:
-            problems.append(f"idle_minutes must be >= 1, got {self.idle_minutes}")
-        if not 0 < self.threshold <= 100:
-            problems.append(f"threshold must be in (0, 100] percent, got {self.threshold}")
-        if self.min_uptime_minutes < 0:
-            problems.append(f"min_uptime_minutes must be >= 0, got {self.min_uptime_minutes}")
-        if self.period_seconds < 60 or self.period_seconds % 60:
+        problems = [p for s in SETTINGS if (p := s.problem(getattr(self, s.name)))]
+        if self.period_seconds % 60:
             problems.append(f"period_seconds must be a multiple of 60, got {self.period_seconds}")
         elif self.idle_minutes * 60 < self.period_seconds:
             problems.append("idle_minutes must cover at least one period")
-        if not 0 < self.min_coverage <= 1:
-            problems.append(f"min_coverage must be in (0, 1], got {self.min_coverage}")
-        if self.missing_data not in ("no-data", "idle"):
-            problems.append(f"missing_data must be 'no-data' or 'idle', got {self.missing_data!r}")
-        if self.missing_data_grace_minutes < 0:
-            problems.append(f"missing_data_grace_minutes must be >= 0, got {self.missing_data_grace_minutes}")
-        if self.max_actions < 0:
-            problems.append(f"max_actions must be >= 0, got {self.max_actions}")
-        if self.warn_minutes < 0:
-            problems.append(f"warn_minutes must be >= 0, got {self.warn_minutes}")
         if problems:
             raise ValueError("; ".join(problems))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        """Settings from `WATCHDOG_*` variables (the Lambda's environment); unset ones keep defaults."""
+        """Settings from `WATCHDOG_*` variables (the function's environment); unset ones keep defaults."""
         values: dict[str, Any] = {}
         for name, (var, kind) in ENVIRONMENT.items():
             raw = environ.get(var, "").strip()
@@ -109,24 +174,8 @@ class Settings:
         return out
 
 
-# Settings field -> (environment variable, kind). Terraform writes the same names into the Lambda.
-ENVIRONMENT: dict[str, tuple[str, str]] = {
-    "idle_minutes": ("WATCHDOG_IDLE_MINUTES", "int"),
-    "threshold": ("WATCHDOG_THRESHOLD", "float"),
-    "min_uptime_minutes": ("WATCHDOG_MIN_UPTIME_MINUTES", "int"),
-    "period_seconds": ("WATCHDOG_PERIOD_SECONDS", "int"),
-    "min_coverage": ("WATCHDOG_MIN_COVERAGE", "float"),
-    "missing_data": ("WATCHDOG_MISSING_DATA", "str"),
-    "missing_data_grace_minutes": ("WATCHDOG_MISSING_DATA_GRACE_MINUTES", "int"),
-    "max_actions": ("WATCHDOG_MAX_ACTIONS", "int"),
-    "dry_run": ("WATCHDOG_DRY_RUN", "bool"),
-    "protected_env": ("WATCHDOG_PROTECTED_ENV", "bool"),
-    "act_on_protected": ("WATCHDOG_ACT_ON_PROTECTED", "bool"),
-    "terminate_one_time_spot": ("WATCHDOG_TERMINATE_ONE_TIME_SPOT", "bool"),
-    "warn_minutes": ("WATCHDOG_WARN_MINUTES", "int"),
-    "namespace": ("WATCHDOG_METRIC_NAMESPACE", "str"),
-    "metric_name": ("WATCHDOG_METRIC_NAME", "str"),
-}
+# Settings field -> (environment variable, kind), from `SETTINGS`. Terraform writes the same names.
+ENVIRONMENT: dict[str, tuple[str, str]] = {s.name: (s.env_var, s.kind) for s in SETTINGS}
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -146,33 +195,55 @@ def _parse(raw: str, kind: str) -> Any:
     return raw
 
 
+StopKind = Literal["stop", "terminate-only", "unknown"]
+
+
 @dataclass(frozen=True)
-class AutoScalingGroup:
+class Group:
+    """A group that keeps its size (an AWS Auto Scaling group, a GCP managed instance group)."""
+
     name: str
     min_size: int
     desired_capacity: int
-    lifecycle_state: str = "InService"  # of this instance in the group
+    member_state: str = "InService"  # of this instance in the group; anything else: leaving, left alone
+    kind: str = "group"  # what messages call it ("Auto Scaling group", "managed instance group")
+    key: str = ""  # unique within one pass (the cloud adds the group's scope when names can repeat)
+
+    @property
+    def budget_key(self) -> str:
+        return self.key or self.name
 
 
 @dataclass(frozen=True)
 class Instance:
-    """What the cloud says about one running instance (filled by the cloud layer)."""
+    """What a cloud says about one running instance, in the cloud's neutral terms (filled by its adapter)."""
 
     instance_id: str
     launch_time: datetime
     tags: Mapping[str, str] = field(default_factory=dict)
     region: str = ""
+    zone: str = ""  # where it runs inside the region ("" when the cloud did not say)
     instance_type: str = ""
-    lifecycle: Literal["on-demand", "spot"] = "on-demand"
-    spot_request_type: str | None = None  # "one-time" | "persistent" | None when not found
-    asg: AutoScalingGroup | None = None
-    capacity_reservation_id: str | None = None
+    market: str = (
+        "on-demand"  # how it is bought, as messages say it ("on-demand", "persistent spot", "Spot VM")
+    )
+    # "stop": may be stopped; "terminate-only": can only be terminated (an AWS one-time spot request);
+    # "unknown": the cloud could not tell (left alone, reported).
+    stop_kind: StopKind = "stop"
+    group: Group | None = None
+    reservation: str | None = None  # the capacity reservation it runs in, when the cloud reports one
     hourly_cost: float | None = None
     expected_gpus: int | None = None  # GPUs of the type (None: unknown); a missing series is missing data
+    handle: Any = field(default=None, compare=False, repr=False)  # the adapter's own reference (opaque here)
+
+    @property
+    def key(self) -> str:
+        """Unique within one pass (names repeat across GCP zones)."""
+        return f"{self.zone}/{self.instance_id}"
 
     @property
     def reserved(self) -> bool:
-        return bool(self.capacity_reservation_id) or self.tags.get(CAPACITY_TAG, "").lower() == "reserved"
+        return bool(self.reservation) or self.tags.get(CAPACITY_TAG, "").lower() == "reserved"
 
 
 @dataclass(frozen=True)
@@ -247,10 +318,16 @@ class Decision:
     gpus: tuple[GpuEvidence, ...] = ()
     hourly_cost: float | None = None
     alert: bool = False  # something a human should look at (capped, idle reserved, data missing, failure)
-    asg_name: str | None = None
+    group: str | None = None  # the group's budget key (`Group.budget_key`)
+    zone: str = ""
     gpu_count: int | None = None  # GPUs the instance type carries, when known
     outcome: str = ""  # "", "dry-run", "done", "failed"
     error: str = ""
+
+    @property
+    def location(self) -> str:
+        """Where it runs, as precisely as the cloud said: the zone, else the region."""
+        return self.zone or self.region
 
     @property
     def hourly_cost_saved(self) -> float | None:
@@ -263,6 +340,7 @@ class Decision:
         return {
             "instance_id": self.instance_id,
             "region": self.region,
+            "zone": self.zone,
             "instance_type": self.instance_type,
             "gpu_count": self.gpu_count,
             "verdict": self.verdict,
@@ -335,10 +413,10 @@ def exclusion(instance: Instance, settings: Settings, now: datetime) -> str | No
             return f"{KEEP_UNTIL_TAG}={keep!r} is not an ISO-8601 time (kept to be safe)"
         if until > now:
             return f"keep-alive until {until.isoformat()}"
-    if settings.protected_env and not settings.act_on_protected:
-        return "protected env (act_on_protected not set)"
-    if instance.asg and instance.asg.lifecycle_state != "InService":
-        return f"Auto Scaling lifecycle state {instance.asg.lifecycle_state}"
+    if settings.protected_env and not settings.act_in_protected_env:
+        return "protected env (act_in_protected_env not set)"
+    if instance.group and instance.group.member_state != "InService":
+        return f"{instance.group.kind} lifecycle state {instance.group.member_state}"
     return None
 
 
@@ -363,10 +441,10 @@ def data_verdict(
     if series is None:
         return "no-data", "metrics could not be read", ()
     evidence = tuple(sorted((gpu_evidence(s, window) for s in series), key=lambda e: _index_key(e.index)))
-    busy = [e for e in evidence if e.maximum is not None and e.maximum >= settings.threshold]
+    busy = [e for e in evidence if e.maximum is not None and e.maximum >= settings.threshold_percent]
     if busy:
         top = max(busy, key=lambda e: e.maximum or 0.0)
-        return "busy", f"GPU {top.index} max {top.maximum:g}% >= {settings.threshold:g}%", evidence
+        return "busy", f"GPU {top.index} max {top.maximum:g}% >= {settings.threshold_percent:g}%", evidence
     gap = _coverage_gap(instance, evidence, settings)
     if gap:
         if settings.missing_data == "idle":
@@ -380,7 +458,7 @@ def data_verdict(
     peak = max((e.maximum or 0.0) for e in evidence)
     return (
         "idle",
-        f"all {len(evidence)} GPUs below {settings.threshold:g}% for {settings.idle_minutes} min (max {peak:g}%)",
+        f"all {len(evidence)} GPUs below {settings.threshold_percent:g}% for {settings.idle_minutes} min (max {peak:g}%)",
         evidence,
     )
 
@@ -414,38 +492,31 @@ def choose_action(instance: Instance, settings: Settings, now: datetime) -> tupl
         if when is not None and now - when < timedelta(minutes=settings.idle_minutes):
             return "none", f"already acted at {when.isoformat()} in this window", False
     if instance.reserved:
-        which = instance.capacity_reservation_id or "tagged reserved"
+        which = instance.reservation or "tagged reserved"
         return "none", f"idle reserved capacity ({which}): billed anyway, stopping saves nothing{cost}", True
-    if instance.asg is not None:
-        group = instance.asg
+    if instance.group is not None:
+        group = instance.group
         if group.desired_capacity - 1 < group.min_size:
             return (
                 "none",
-                f"Auto Scaling group {group.name} at min size ({group.min_size}); not scaled in{cost}",
+                f"{group.kind} {group.name} at min size ({group.min_size}); not scaled in{cost}",
                 True,
             )
-        return (
-            "scale-in",
-            f"scale in Auto Scaling group {group.name} (desired {group.desired_capacity})",
-            False,
+        return "scale-in", f"scale in {group.kind} {group.name} (desired {group.desired_capacity})", False
+    if instance.stop_kind == "stop":
+        return "stop", f"idle {instance.market}", False
+    if instance.stop_kind == "terminate-only":
+        allowed = (
+            settings.terminate_one_time_spot or instance.tags.get(SPOT_TERMINATE_TAG, "").lower() == "true"
         )
-    if instance.lifecycle == "spot":
-        if instance.spot_request_type == "persistent":
-            return "stop", "idle persistent spot", False
-        if instance.spot_request_type == "one-time":
-            allowed = (
-                settings.terminate_one_time_spot
-                or instance.tags.get(SPOT_TERMINATE_TAG, "").lower() == "true"
-            )
-            if allowed:
-                return "terminate", "idle one-time spot (cannot be stopped; pool allows terminate)", False
-            return (
-                "none",
-                f"idle one-time spot: cannot be stopped and the pool does not allow terminate{cost}",
-                True,
-            )
-        return "none", f"idle spot instance whose request was not found{cost}", True
-    return "stop", "idle on-demand", False
+        if allowed:
+            return "terminate", f"idle {instance.market} (cannot be stopped; pool allows terminate)", False
+        return (
+            "none",
+            f"idle {instance.market}: cannot be stopped and the pool does not allow terminate{cost}",
+            True,
+        )
+    return "none", f"idle {instance.market}{cost}", True
 
 
 def decide(
@@ -465,7 +536,8 @@ def decide(
         instance_type=instance.instance_type,
         window=window,
         hourly_cost=instance.hourly_cost,
-        asg_name=instance.asg.name if instance.asg else None,
+        group=instance.group.budget_key if instance.group else None,
+        zone=instance.zone,
         gpu_count=instance.expected_gpus,
     )
     excluded = exclusion(instance, settings, now)
@@ -521,11 +593,11 @@ def warning_step(
 
 
 def limit_actions(
-    decisions: Iterable[Decision], settings: Settings, asg_room: Mapping[str, int]
+    decisions: Iterable[Decision], settings: Settings, group_room: Mapping[str, int]
 ) -> list[Decision]:
     """Apply the per-group scale-in budget (never below min size) and the per-run action cap.
 
-    Costlier instances act first; the rest are reported with `alert` set. `asg_room` maps a group name to
+    Costlier instances act first; the rest are reported with `alert` set. `group_room` maps a group's budget key to
     how many instances it may lose (desired - min). The input order is kept in the output.
     """
     decisions = list(decisions)
@@ -533,26 +605,26 @@ def limit_actions(
         (i for i, d in enumerate(decisions) if d.action != "none"),
         key=lambda i: (-(decisions[i].hourly_cost or 0.0), decisions[i].instance_id),
     )
-    room = dict(asg_room)
+    room = dict(group_room)
     taken = 0
     for i in order:
         d = decisions[i]
-        if d.action == "scale-in" and d.asg_name is not None:
-            if room.get(d.asg_name, 0) <= 0:
+        if d.action == "scale-in" and d.group is not None:
+            if room.get(d.group, 0) <= 0:
                 decisions[i] = replace(
                     d,
                     action="none",
                     alert=True,
-                    reason=f"{d.reason}; group {d.asg_name} would go below min size",
+                    reason=f"{d.reason}; group {d.group} would go below min size",
                 )
                 continue
-            room[d.asg_name] = room.get(d.asg_name, 0) - 1
-        if taken >= settings.max_actions:
+            room[d.group] = room.get(d.group, 0) - 1
+        if taken >= settings.max_actions_per_run:
             decisions[i] = replace(
                 d,
                 action="none",
                 alert=True,
-                reason=f"{d.reason}; max actions per run ({settings.max_actions}) reached, would {d.action}",
+                reason=f"{d.reason}; max actions per run ({settings.max_actions_per_run}) reached, would {d.action}",
             )
             continue
         taken += 1
@@ -597,7 +669,7 @@ class Summary:
                 cost = f" ${d.hourly_cost:.2f}/h" if d.hourly_cost is not None else ""
                 extra = f" error: {d.error}" if d.error else ""
                 lines.append(
-                    f"- {shown}: {d.instance_id} {d.region} {d.instance_type}{cost} {d.verdict} "
+                    f"- {shown}: {d.instance_id} {d.location} {d.instance_type}{cost} {d.verdict} "
                     f"-> {d.action} [{d.outcome or 'not acted'}]: {d.reason}{extra}"
                 )
         lines.extend(f"- error: {e}" for e in self.errors)

@@ -77,7 +77,7 @@ def test_function_packages_are_built_and_named_with_their_hash(prod_copy: Path) 
         watchdog["base64sha256"] == base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode()
     )
     names = zipfile.ZipFile(zip_path).namelist()
-    assert "handler.py" in names and "pyctl/core/idle.py" in names
+    assert "pyctl/functions/gpu_watchdog_aws.py" in names and "pyctl/core/idle.py" in names
     assert not any(n.startswith(("pyctl/cli", "click/", "pyctl/render")) for n in names)
 
 

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fakes.gcp_compute import ComputeFake
+from fakes.gcp_monitoring import MonitoringFake
 from fakes.gcs_fake import GcsFake
 from fakes.metadata_fake import MetadataFake
-
-from .compute_fake import ComputeFake
-from .monitoring_fake import MonitoringFake
 
 PROJECT = "gpu-proj"
 NOW = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)

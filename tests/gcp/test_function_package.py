@@ -11,11 +11,12 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fakes.gcp_compute import ComputeFake
+from fakes.gcp_monitoring import MonitoringFake
+
 from pyctl.package import build_function_package
 
-from .compute_fake import ComputeFake
 from .conftest import PROJECT
-from .monitoring_fake import MonitoringFake
 
 IDLE = [[1.0] * 40]
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fakes.gcp_compute import ComputeFake
 from fakes.gcs_fake import GcsFake
 from fakes.metadata_fake import MetadataFake
 from recovery.test_end_to_end import wait_for
@@ -23,7 +24,6 @@ from pyctl.clouds.gcp import recovery
 from pyctl.clouds.gcp.storage import GcsStore
 from pyctl.core.checkpoint_store import newest_complete
 
-from .compute_fake import ComputeFake
 from .conftest import BUCKET, PROJECT
 
 AGENT = str(Path(sys.executable).parent / "pyctl-agent")

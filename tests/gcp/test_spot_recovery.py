@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fakes.gcp_compute import ComputeFake, rfc3339
+
 from pyctl.clouds.gcp import recovery
 
-from .compute_fake import ComputeFake, rfc3339
 from .conftest import NOW, PROJECT
 
 SPOT = {"pyctl-capacity": "spot", "pyctl-pool": "l4-overflow"}

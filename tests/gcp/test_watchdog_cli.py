@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fakes.gcp_compute import ComputeFake
+from fakes.gcp_monitoring import MonitoringFake
 
 from pyctl.commands.watchdog import watchdog_group
 
-from .compute_fake import ComputeFake
 from .conftest import PROJECT, serving_compute
-from .monitoring_fake import MonitoringFake
 
 IDLE = [[0.5] * 40]
 BUSY = [[90.0] * 40]
@@ -78,6 +78,24 @@ def test_env_covers_its_gcp_pools_next_to_its_aws_region(
         "us-central1-a",
         "us-central1-b",
     }
+
+
+def test_one_run_loads_the_env_file_once(
+    staging_fakes: ComputeFake, monitoring_fake: MonitoringFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyctl.spec
+
+    loads: list[str] = []
+    real = pyctl.spec.load_env
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        loads.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(pyctl.spec, "load_env", counting)
+    result = invoke("--env", "staging", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert loads == ["staging"]  # AWS and GCP targets from one env.yaml read
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from fakes.gcp_compute import ComputeFake
+from fakes.gcp_monitoring import MonitoringFake
 
 from pyctl.clouds.gcp import compute, monitoring, watchdog
 from pyctl.core.idle import Settings
 
-from .compute_fake import ComputeFake
 from .conftest import NOW, PROJECT
-from .monitoring_fake import MonitoringFake
 
 IDLE = [[0.0, 1.0, 2.0, 4.9] * 10]  # one GPU that never reaches 5% over 40 minutes
 PRICES = {"a2-highgpu-8g": 29.39, "g2-standard-4": 0.71, "g2-standard-4:spot": 0.28}
@@ -202,7 +202,7 @@ def test_max_actions_acts_on_the_costliest_first(
     for name, machine, gpus in (("small", "g2-standard-4", 1), ("big", A2, 8)):
         doc = compute_fake.add_instance(name, machine_type=machine, gpus=gpus)
         monitoring_fake.seed(doc["id"], IDLE * gpus, NOW)
-    result = run(Settings(max_actions=1))
+    result = run(Settings(max_actions_per_run=1))
     got = {d.instance_id: (d.action, d.outcome) for d in result.decisions}
     assert got == {"big": ("stop", "done"), "small": ("none", "")}
     assert compute_fake.status("small") == "RUNNING"
@@ -260,7 +260,7 @@ def test_metrics_are_read_in_batches_never_one_call_per_vm(
     for i in range(25):
         doc = compute_fake.add_instance(f"vm-{i:03d}")
         monitoring_fake.seed(doc["id"], IDLE, NOW)
-    result = run(Settings(dry_run=True, max_actions=1000))
+    result = run(Settings(dry_run=True, max_actions_per_run=1000))
     named = [len(re.findall(r'"(\d+)"', r.filter)) for r in monitoring_fake.requests]
     assert named == [10] * 3 + [10] * 3 + [5] * 2  # three requests, each followed over its pages
     assert [r.page_token for r in monitoring_fake.requests[:3]] == ["", "4", "8"]

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fakes.gcp_compute import ComputeFake
+from fakes.gcp_monitoring import MonitoringFake
 
 from pyctl.clouds.gcp.compute import keep_until_from_label
 from pyctl.commands.watchdog import watchdog_group
 from pyctl.errors import PyctlError
 
-from .compute_fake import ComputeFake
 from .conftest import serving_compute
-from .monitoring_fake import MonitoringFake
 
 
 @pytest.fixture

@@ -5,20 +5,36 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pyctl.clouds.gcp import watchdog
+from pyctl.clouds.gcp import recovery, watchdog
 from pyctl.core.idle import ENVIRONMENT
+from tests.terraform.tfconfig import load_module
 
 MODULE = Path(__file__).resolve().parents[2] / "infra" / "modules" / "gcp-gpu-watchdog"
-MAIN_PY = Path(__file__).resolve().parents[2] / "lambdas" / "gcp_watchdog" / "main.py"
+MAIN_PY = Path(__file__).resolve().parents[2] / "pyctl" / "functions" / "gpu_watchdog_gcp.py"
+
+
+def declared(recover_spot: bool) -> set[str]:
+    return {p for role in watchdog.iam_permissions(recover_spot).values() for p in role}
 
 
 def test_custom_roles_grant_exactly_the_permissions_the_code_declares() -> None:
     text = (MODULE / "main.tf").read_text()
     granted = set(re.findall(r'"((?:compute|monitoring)\.[A-Za-z]+\.[A-Za-z]+)"', text))
-    assert granted == set(watchdog.iam_permissions(recover_spot=True))
+    assert granted == declared(recover_spot=True)
     # Without the recovery pass, the start and operation-list permissions are not granted.
     optional = set(re.findall(r'var\.recover_spot \? \["([^"]+)"\]', text))
-    assert optional == set(watchdog.iam_permissions(True)) - set(watchdog.iam_permissions(False))
+    assert optional == declared(True) - declared(False)
+
+
+def test_each_custom_role_grants_its_verbs_permissions() -> None:
+    local = load_module(MODULE).locals()
+    for role in ("read", "act"):
+        expression = local[f"{role}_permissions"]
+        listed = set(re.findall(r'"?((?:compute|monitoring)\.[A-Za-z]+\.[A-Za-z]+)"?', str(expression)))
+        optional = set(re.findall(r'var\.recover_spot \? \[\\?"?([a-zA-Z.]+)', str(expression)))
+        assert listed == set(watchdog.iam_permissions(recover_spot=True)[role]), role
+        assert listed - optional == set(watchdog.iam_permissions(recover_spot=False)[role]), role
+    assert set(recovery.iam_permissions()["act"]) == {"compute.instances.start"}
 
 
 def test_function_environment_holds_only_variables_the_function_reads() -> None:

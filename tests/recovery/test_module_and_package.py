@@ -10,11 +10,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import hcl2
-from hcl2 import SerializationOptions
-
-from pyctl.clouds.aws.recovery import IAM_ACTIONS, Recovery
+from pyctl.clouds.aws.recovery import IAM_ACTIONS, Recovery, iam_permissions
 from pyctl.package import build_function_package
+from tests.watchdog.tfviews import policy_document
 
 from .conftest import AwsWorld, load_event
 
@@ -43,14 +41,7 @@ def runtime_only_path(tmp_path: Path) -> Path:
 
 
 def policy_actions(document: str) -> set[str]:
-    parsed = hcl2.loads(
-        (MODULE / "main.tf").read_text(), serialization_options=SerializationOptions(strip_string_quotes=True)
-    )
-    docs = [
-        d["aws_iam_policy_document"][document]
-        for d in parsed["data"]
-        if document in d.get("aws_iam_policy_document", {})
-    ]
+    docs = [policy_document(MODULE, document)]
     actions: set[str] = set()
     for statement in docs[0].get("statement", []):
         actions.update(statement["actions"])
@@ -66,6 +57,8 @@ def policy_actions(document: str) -> set[str]:
 
 def test_the_module_grants_exactly_what_the_code_declares() -> None:
     assert policy_actions("code") == set(IAM_ACTIONS) | IMPLIED
+    per_verb = [a for verb in iam_permissions().values() for a in verb]
+    assert sorted(per_verb) == sorted(set(per_verb)) == sorted(IAM_ACTIONS)  # each action under one verb
 
 
 def test_the_code_calls_only_what_it_declares(aws: AwsWorld, tmp_path: Path) -> None:
@@ -94,7 +87,7 @@ def test_the_built_zip_handles_a_real_event_on_its_own(aws: AwsWorld, tmp_path: 
     package = build_function_package("spot_recovery", tmp_path)
     names = zipfile.ZipFile(package.path).namelist()
     assert (
-        "handler.py" in names
+        "pyctl/functions/spot_recovery_aws.py" in names
         and "pyctl/core/checkpoint.py" in names
         and "pyctl/clouds/aws/recovery.py" in names
     )
@@ -123,7 +116,7 @@ def test_the_built_zip_handles_a_real_event_on_its_own(aws: AwsWorld, tmp_path: 
         ),
     }
     code = (
-        "import json, sys, handler, pyctl;"
+        "import json, sys, pyctl; from pyctl.functions import spot_recovery_aws as handler;"
         f"assert pyctl.__file__.startswith({str(package.path)!r}), pyctl.__file__;"
         "result = handler.handler(json.load(sys.stdin), None);"
         "assert result['replacement']"

@@ -16,7 +16,7 @@ from pyctl.clouds.aws.recovery import Recovery, job_statuses
 
 from .conftest import AwsWorld, load_event
 
-HANDLER = Path(__file__).resolve().parents[2] / "lambdas" / "spot_recovery" / "handler.py"
+HANDLER = Path(__file__).resolve().parents[2] / "pyctl" / "functions" / "spot_recovery_aws.py"
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 

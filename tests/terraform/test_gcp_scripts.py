@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.fakes.metadata_fake import MetadataFake
+from fakes.metadata_fake import MetadataFake
 
 from .gcp_eval import EvalTree, rendered_tfvars
 from .tfconfig import REPO_ROOT, parse_file

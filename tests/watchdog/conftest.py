@@ -3,8 +3,6 @@ client factory that records every API call through botocore's event hooks."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from fakes.slack_webhook import SlackHook
 
 from pyctl.clouds import aws
 from pyctl.core.idle import Settings
@@ -169,27 +168,6 @@ def recorder() -> CallRecorder:
 @pytest.fixture
 def settings() -> Settings:
     return Settings()
-
-
-class SlackHook:
-    """A local HTTP server standing in for a Slack incoming webhook; `received` holds the JSON bodies."""
-
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-        self.received = received
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXXX"
 
 
 @pytest.fixture

@@ -7,12 +7,13 @@ from datetime import timedelta
 
 import boto3
 import pytest
+from fakes.slack_webhook import SlackHook
 
 from pyctl.clouds.aws import watchdog
 from pyctl.core import idle
 from pyctl.core.idle import Settings
 
-from .conftest import REGION, CallRecorder, Fleet, SlackHook
+from .conftest import REGION, CallRecorder, Fleet
 
 PRICES = {"p4d.24xlarge": 21.96, "g5.xlarge": 1.006, "g5.xlarge:spot": 0.402}
 IDLE = [[0.0, 1.0, 2.0, 4.9]]  # one GPU that never reaches 5%
@@ -160,14 +161,14 @@ def test_dry_run_and_protected_env_change_nothing(fleet: Fleet, recorder: CallRe
     mutating = {"StopInstances", "TerminateInstances", "TerminateInstanceInAutoScalingGroup", "CreateTags"}
     assert not [op for _, op, _ in recorder.calls if op in mutating]
     assert all(fleet.state(n) == "running" for n in EXPECTED)
-    opted_in = run(fleet, Settings(protected_env=True, act_on_protected=True))
+    opted_in = run(fleet, Settings(protected_env=True, act_in_protected_env=True))
     assert {fleet.ids[n] for n in ACTED} == {d.instance_id for d in opted_in.decisions if d.outcome == "done"}
 
 
 def test_max_actions_acts_on_the_costliest_and_reports_the_rest(fleet: Fleet) -> None:
     for name, itype in (("p4d", "p4d.24xlarge"), ("g5-a", "g5.xlarge"), ("g5-b", "g5.xlarge")):
         fleet.gpu_metrics(fleet.instance(name, itype), IDLE8 if itype.startswith("p4d") else IDLE)
-    decisions = by_name(fleet, run(fleet, Settings(max_actions=2)))
+    decisions = by_name(fleet, run(fleet, Settings(max_actions_per_run=2)))
     done = sorted(n for n, d in decisions.items() if d.outcome == "done")
     assert len(done) == 2 and "p4d" in done  # the p4d ($21.96/h) goes first, then one g5 by instance id
     (capped,) = set(decisions) - set(done)

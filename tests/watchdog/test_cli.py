@@ -86,7 +86,11 @@ def test_run_with_an_env_uses_its_region_and_protection(live: Fleet, tmp_path: P
         (["run", "--env", "dev", "--region", REGION], "exclude each other"),
         (
             ["run", "--region", REGION, "--threshold", "150"],
-            "watchdog settings: threshold must be in (0, 100]",
+            "watchdog settings: threshold_percent must be in (0, 100]",
+        ),
+        (
+            ["run", "--region", REGION, "--idle-minutes", "2"],
+            "watchdog settings: idle_minutes must be >= 5, got 2",
         ),
     ],
 )

@@ -7,26 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hcl2
-from hcl2 import SerializationOptions
-
 from pyctl.clouds.aws import watchdog
 from pyctl.core import idle
 from pyctl.core.idle import Settings
 
 from .conftest import REGION, CallRecorder, Fleet
+from .tfviews import module_locals, policy_document
 
 MODULE = Path(__file__).resolve().parents[2] / "infra" / "modules" / "aws-gpu-watchdog"
-HANDLER = Path(__file__).resolve().parents[2] / "lambdas" / "gpu_watchdog" / "handler.py"
-
-
-def parse_module() -> dict[str, Any]:
-    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-    return hcl2.loads((MODULE / "main.tf").read_text(), serialization_options=options)
-
-
-def module_locals(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for block in doc["locals"] for k, v in block.items()}
+HANDLER = Path(__file__).resolve().parents[2] / "pyctl" / "functions" / "gpu_watchdog_aws.py"
 
 
 def resolve(text: str, local: dict[str, Any]) -> str:
@@ -36,13 +25,8 @@ def resolve(text: str, local: dict[str, Any]) -> str:
 
 def code_statements() -> list[dict[str, Any]]:
     """Statements of data.aws_iam_policy_document.code, static and `dynamic` alike, locals resolved."""
-    doc = parse_module()
-    local = module_locals(doc)
-    body = next(
-        d["aws_iam_policy_document"]["code"]
-        for d in doc["data"]
-        if "code" in d.get("aws_iam_policy_document", {})
-    )
+    local = module_locals(MODULE)
+    body = policy_document(MODULE, "code")
     statements = list(body.get("statement", []))
     for dyn in body.get("dynamic", []):
         statements.extend(dyn["statement"]["content"])
@@ -81,7 +65,7 @@ def test_policy_grants_exactly_the_declared_permissions() -> None:
 
 
 def test_the_module_sets_every_setting_the_code_reads() -> None:
-    environment = module_locals(parse_module())["environment"]
+    environment = module_locals(MODULE)["environment"]
     keys = set(re.findall(r"WATCHDOG_[A-Z_]+", json.dumps(environment)))
     read_by_settings = {var for var, _ in idle.ENVIRONMENT.values()} - {
         "WATCHDOG_PERIOD_SECONDS",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pyctl.core import idle
-from pyctl.core.idle import AutoScalingGroup, GpuSeries, Instance, Settings
+from pyctl.core.idle import GpuSeries, Group, Instance, Settings
 
 NOW = datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC)
 S = Settings()
@@ -169,7 +169,7 @@ def test_evidence_reports_each_gpu_maximum_and_coverage() -> None:
         ),  # naive = UTC
         ({"AutoShutdown": "true", "pyctl:keep-until": "next friday"}, S, "not an ISO-8601 time"),
         ({"AutoShutdown": "true"}, Settings(protected_env=True), "protected env"),
-        ({"AutoShutdown": "true"}, Settings(protected_env=True, act_on_protected=True), None),
+        ({"AutoShutdown": "true"}, Settings(protected_env=True, act_in_protected_env=True), None),
     ],
 )
 def test_exclusion(tags, settings, reason) -> None:
@@ -183,8 +183,8 @@ def test_an_instance_type_without_gpus_is_excluded() -> None:
 
 
 def test_an_instance_leaving_its_group_is_excluded() -> None:
-    asg = AutoScalingGroup("pool", min_size=0, desired_capacity=2, lifecycle_state="Terminating")
-    assert "Terminating" in idle.exclusion(node(asg=asg), S, NOW)
+    asg = Group("pool", min_size=0, desired_capacity=2, member_state="Terminating", kind="Auto Scaling group")
+    assert "Terminating" in idle.exclusion(node(group=asg), S, NOW)
 
 
 SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
@@ -196,7 +196,7 @@ SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
         ("standalone on-demand", node(), S, "stop", False, "idle on-demand"),
         (
             "persistent spot",
-            node(lifecycle="spot", spot_request_type="persistent"),
+            node(market="persistent spot", stop_kind="stop"),
             S,
             "stop",
             False,
@@ -204,7 +204,7 @@ SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
         ),
         (
             "one-time spot, pool forbids",
-            node(lifecycle="spot", spot_request_type="one-time"),
+            node(market="one-time spot", stop_kind="terminate-only"),
             S,
             "none",
             True,
@@ -212,7 +212,7 @@ SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
         ),
         (
             "one-time spot, pool tag allows",
-            node(lifecycle="spot", spot_request_type="one-time", tags=SPOT_TERMINATE),
+            node(market="one-time spot", stop_kind="terminate-only", tags=SPOT_TERMINATE),
             S,
             "terminate",
             False,
@@ -220,18 +220,39 @@ SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
         ),
         (
             "one-time spot, setting allows",
-            node(lifecycle="spot", spot_request_type="one-time"),
+            node(market="one-time spot", stop_kind="terminate-only"),
             Settings(terminate_one_time_spot=True),
             "terminate",
             False,
             "pool allows",
         ),
-        ("spot without a request found", node(lifecycle="spot"), S, "none", True, "request was not found"),
-        ("group above min", node(asg=AutoScalingGroup("pool", 1, 2)), S, "scale-in", False, "desired 2"),
-        ("group at min", node(asg=AutoScalingGroup("pool", 1, 1)), S, "none", True, "at min size (1)"),
+        (
+            "spot without a request found",
+            node(market="spot instance whose request was not found", stop_kind="unknown"),
+            S,
+            "none",
+            True,
+            "request was not found",
+        ),
+        (
+            "group above min",
+            node(group=Group("pool", 1, 2, kind="Auto Scaling group")),
+            S,
+            "scale-in",
+            False,
+            "desired 2",
+        ),
+        (
+            "group at min",
+            node(group=Group("pool", 1, 1, kind="Auto Scaling group")),
+            S,
+            "none",
+            True,
+            "at min size (1)",
+        ),
         (
             "reservation id",
-            node(capacity_reservation_id="cr-0abc"),
+            node(reservation="cr-0abc"),
             S,
             "none",
             True,
@@ -247,7 +268,7 @@ SPOT_TERMINATE = {"AutoShutdown": "true", "pyctl:spot-terminate": "true"}
         ),
         (
             "reserved wins over group",
-            node(capacity_reservation_id="cr-0abc", asg=AutoScalingGroup("pool", 0, 3)),
+            node(reservation="cr-0abc", group=Group("pool", 0, 3, kind="Auto Scaling group")),
             S,
             "none",
             True,
@@ -306,7 +327,7 @@ def test_decide_orders_exclusion_then_young_then_data() -> None:
 
 
 def acting(instance_id: str, action: str, cost: float | None, asg: str | None = None) -> idle.Decision:
-    return idle.Decision(instance_id, "idle", action, "idle", hourly_cost=cost, asg_name=asg)  # type: ignore[arg-type]
+    return idle.Decision(instance_id, "idle", action, "idle", hourly_cost=cost, group=asg)  # type: ignore[arg-type]
 
 
 def test_limit_actions_caps_per_run_costliest_first_and_keeps_order() -> None:
@@ -316,13 +337,15 @@ def test_limit_actions_caps_per_run_costliest_first_and_keeps_order() -> None:
         acting("i-c", "terminate", None),
         acting("i-d", "stop", 12.0),
     ]
-    out = idle.limit_actions(decisions, Settings(max_actions=2), {})
+    out = idle.limit_actions(decisions, Settings(max_actions_per_run=2), {})
     assert [d.instance_id for d in out] == ["i-a", "i-b", "i-c", "i-d"]
     assert [d.action for d in out] == ["none", "stop", "none", "stop"]
     assert all(
         d.alert and "max actions per run (2) reached, would" in d.reason for d in out if d.action == "none"
     )
-    assert [d.action for d in idle.limit_actions(decisions, Settings(max_actions=0), {})] == ["none"] * 4
+    assert [d.action for d in idle.limit_actions(decisions, Settings(max_actions_per_run=0), {})] == [
+        "none"
+    ] * 4
 
 
 def test_limit_actions_never_takes_a_group_below_min_size() -> None:
@@ -346,10 +369,15 @@ def test_batches() -> None:
 
 
 def test_settings_from_environment_round_trip() -> None:
-    custom = Settings(idle_minutes=45, threshold=2.5, dry_run=True, missing_data="idle", namespace="Custom")
+    custom = Settings(
+        idle_minutes=45, threshold_percent=2.5, dry_run=True, missing_data="idle", metric_namespace="Custom"
+    )
     assert Settings.from_environ(custom.to_environ()) == custom
     assert Settings.from_environ({}) == Settings()
-    assert Settings.from_environ({"WATCHDOG_DRY_RUN": "yes", "WATCHDOG_MAX_ACTIONS": " "}).dry_run is True
+    assert (
+        Settings.from_environ({"WATCHDOG_DRY_RUN": "yes", "WATCHDOG_MAX_ACTIONS_PER_RUN": " "}).dry_run
+        is True
+    )
 
 
 @pytest.mark.parametrize(
@@ -357,12 +385,12 @@ def test_settings_from_environment_round_trip() -> None:
     [
         ({"WATCHDOG_DRY_RUN": "maybe"}, "WATCHDOG_DRY_RUN='maybe': expected true or false"),
         ({"WATCHDOG_IDLE_MINUTES": "ten"}, "WATCHDOG_IDLE_MINUTES='ten'"),
-        ({"WATCHDOG_THRESHOLD": "0"}, "threshold must be in (0, 100]"),
+        ({"WATCHDOG_THRESHOLD_PERCENT": "0"}, "threshold_percent must be in (0, 100]"),
         ({"WATCHDOG_MISSING_DATA": "assume-idle"}, "missing_data must be"),
         ({"WATCHDOG_PERIOD_SECONDS": "90"}, "multiple of 60"),
         (
-            {"WATCHDOG_MAX_ACTIONS": "-1", "WATCHDOG_MIN_UPTIME_MINUTES": "-5"},
-            "min_uptime_minutes must be >= 0, got -5; max_actions",
+            {"WATCHDOG_MAX_ACTIONS_PER_RUN": "-1", "WATCHDOG_MIN_UPTIME_MINUTES": "-5"},
+            "min_uptime_minutes must be >= 0, got -5; max_actions_per_run",
         ),
     ],
 )

@@ -27,9 +27,11 @@ BOTO3_DISTRIBUTION = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil",
 
 def copy_sources(root: Path) -> Path:
     repo = package.REPO_ROOT
-    for rel in ("lambdas/gpu_watchdog", "pyctl/core", "pyctl/clouds/aws"):
+    sources = package.FUNCTIONS["gpu_watchdog"]
+    for rel in sources.packages:
         shutil.copytree(repo / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__"))
-    for rel in ("pyctl/__init__.py", "pyctl/errors.py", "pyctl/clouds/__init__.py"):
+    for rel in sources.files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, root / rel)
     return root
 
@@ -47,7 +49,7 @@ def test_same_sources_give_the_same_bytes_and_hash(tmp_path: Path) -> None:
     assert first.path.read_bytes() == second.path.read_bytes()
     assert (first.sha256_hex, first.base64sha256) == (second.sha256_hex, second.base64sha256)
     # A change of content changes the hash.
-    (root / "lambdas" / "gpu_watchdog" / "handler.py").write_text("# changed\n", encoding="utf-8")
+    (root / "pyctl" / "functions" / "gpu_watchdog_aws.py").write_text("# changed\n", encoding="utf-8")
     assert (
         package.build_function_package("gpu_watchdog", tmp_path / "c", root=root).sha256_hex
         != first.sha256_hex
@@ -59,12 +61,12 @@ def test_the_zip_holds_the_handler_core_and_aws_layer_only(tmp_path: Path) -> No
     with zipfile.ZipFile(built.path) as archive:
         infos = archive.infolist()
     names = [i.filename for i in infos]
-    assert names == sorted(names) and "handler.py" in names
+    assert names == sorted(names) and "pyctl/functions/gpu_watchdog_aws.py" in names
     assert {"pyctl/core/idle.py", "pyctl/clouds/aws/watchdog.py", "pyctl/clouds/aws/__init__.py"} <= set(
         names
     )
     assert all(
-        n == "handler.py" or n.startswith(("pyctl/core/", "pyctl/clouds/")) or n in package._AWS_FILES
+        n.startswith(("pyctl/core/", "pyctl/clouds/aws/")) or n in package.FUNCTIONS["gpu_watchdog"].files
         for n in names
     )
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "cli" in n or "commands" in n]
@@ -106,7 +108,7 @@ try:
     isolated = False
 except ImportError:
     isolated = True
-import handler
+from pyctl.functions import gpu_watchdog_aws as handler
 result = handler.handler({{"source": "pyctl.gpu-watchdog.schedule"}}, None)
 print(json.dumps({{"result": result, "isolated": isolated, "loaded": sorted(m for m in banned if m in sys.modules)}}))
 """
@@ -170,3 +172,28 @@ def test_the_built_zip_runs_with_only_boto3(tmp_path: Path, fleet: Fleet) -> Non
     assert fleet.state("idle-standalone") in ("stopping", "stopped")
     message = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"][0]["Body"]
     assert node in json.loads(message)["Message"]
+
+
+def test_terraform_calls_the_entry_points_the_packages_hold() -> None:
+    from tests.terraform.tfconfig import INFRA, load_module
+
+    wired = {
+        "gpu_watchdog": load_module(INFRA / "modules" / "aws-gpu-watchdog").labelled("module")["function"],
+        "spot_recovery": load_module(INFRA / "modules" / "aws-spot-recovery").labelled("module")["function"],
+    }
+    for name, call in wired.items():
+        sources = package.FUNCTIONS[name]
+        assert call["handler"] == sources.handler == f"pyctl.functions.{sources.module}.{sources.function}"
+        assert f"pyctl/functions/{sources.module}.py" in sources.files
+    gcp = load_module(INFRA / "modules" / "gcp-gpu-watchdog")
+    function = next(r for r in gcp.resources() if r.type == "google_cloudfunctions2_function")
+    assert function.body["build_config"][0]["entry_point"] == package.FUNCTIONS["gcp_watchdog"].handler
+
+
+def test_each_package_holds_its_own_cloud_layer_only(tmp_path: Path) -> None:
+    for name, sources in package.FUNCTIONS.items():
+        names = set(zipfile.ZipFile(package.build_function_package(name, tmp_path).path).namelist())
+        other = "gcp" if sources.cloud == "aws" else "aws"
+        assert f"pyctl/clouds/{sources.cloud}/__init__.py" in names
+        assert not [n for n in names if n.startswith(f"pyctl/clouds/{other}/")], name
+        assert ("main.py" in names) == sources.shim

@@ -18,19 +18,19 @@ locals {
 
   slack_parameter_arn = var.slack_webhook_ssm_parameter == null ? null : "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${var.slack_webhook_ssm_parameter}"
 
-  # Read by pyctl.core.idle.Settings.from_environ and lambdas/gpu_watchdog/handler.py.
+  # Read by pyctl.core.idle.Settings.from_environ and pyctl/functions/gpu_watchdog_aws.py.
   environment = merge(
     {
       WATCHDOG_REGIONS                    = join(",", local.regions)
       WATCHDOG_IDLE_MINUTES               = tostring(var.settings.idle_minutes)
-      WATCHDOG_THRESHOLD                  = tostring(var.settings.threshold_percent)
+      WATCHDOG_THRESHOLD_PERCENT          = tostring(var.settings.threshold_percent)
       WATCHDOG_MIN_UPTIME_MINUTES         = tostring(var.settings.min_uptime_minutes)
       WATCHDOG_MISSING_DATA               = var.settings.missing_data
       WATCHDOG_MISSING_DATA_GRACE_MINUTES = tostring(var.settings.missing_data_grace_minutes)
-      WATCHDOG_MAX_ACTIONS                = tostring(var.settings.max_actions_per_run)
+      WATCHDOG_MAX_ACTIONS_PER_RUN        = tostring(var.settings.max_actions_per_run)
       WATCHDOG_DRY_RUN                    = tostring(var.settings.dry_run)
       WATCHDOG_PROTECTED_ENV              = tostring(var.settings.protected_env)
-      WATCHDOG_ACT_ON_PROTECTED           = tostring(var.settings.act_in_protected_env)
+      WATCHDOG_ACT_IN_PROTECTED_ENV       = tostring(var.settings.act_in_protected_env)
       WATCHDOG_TERMINATE_ONE_TIME_SPOT    = tostring(var.settings.terminate_one_time_spot)
       WATCHDOG_WARN_MINUTES               = tostring(var.settings.warn_minutes)
       WATCHDOG_METRIC_NAMESPACE           = var.settings.metric_namespace
@@ -143,6 +143,7 @@ module "function" {
   description        = "pyctl idle-GPU watchdog: stops GPU instances whose every GPU stayed idle."
   filename           = var.filename
   source_code_hash   = var.source_code_hash
+  handler            = "pyctl.functions.gpu_watchdog_aws.handler" # pyctl.package.FUNCTIONS["gpu_watchdog"]
   environment        = local.environment
   code_policy_name   = "watchdog-code"
   code_policy_json   = data.aws_iam_policy_document.code.json

@@ -76,8 +76,13 @@ variable "settings" {
   }
 
   validation {
-    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
-    error_message = "settings.min_uptime_minutes, missing_data_grace_minutes and max_actions_per_run must not be negative."
+    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.min_uptime_minutes <= 1440
+    error_message = "settings.min_uptime_minutes must be between 0 and 1440."
+  }
+
+  validation {
+    condition     = var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
+    error_message = "settings.missing_data_grace_minutes and max_actions_per_run must not be negative."
   }
 
   validation {

@@ -265,6 +265,7 @@ module "function" {
   description          = "pyctl spot recovery: record interruptions, launch replacements, on-demand fallback."
   filename             = var.lambda_filename
   source_code_hash     = var.lambda_source_code_hash
+  handler              = "pyctl.functions.spot_recovery_aws.handler" # pyctl.package.FUNCTIONS["spot_recovery"]
   environment          = local.environment
   code_policy_name     = "recovery"
   code_policy_json     = data.aws_iam_policy_document.code.json

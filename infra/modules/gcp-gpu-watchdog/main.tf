@@ -35,21 +35,21 @@ locals {
     "resource.name.extract(\"/instances/{name}\").startsWith(\"${var.act_on_name_prefix}\") || resource.name.extract(\"/instanceGroupManagers/{name}\").startsWith(\"${var.act_on_name_prefix}\")"
   ]
 
-  # Settings -> the environment the function reads (pyctl.core.idle.ENVIRONMENT and lambdas/gcp_watchdog).
+  # Settings -> the environment the function reads (pyctl.core.idle.ENVIRONMENT and pyctl/functions/gpu_watchdog_gcp.py).
   environment = {
     WATCHDOG_PROJECT                    = var.project
     WATCHDOG_ZONES                      = join(",", var.zones)
     WATCHDOG_HOURLY_PRICES              = jsonencode(var.hourly_prices)
     WATCHDOG_RECOVER_SPOT               = tostring(var.recover_spot)
     WATCHDOG_IDLE_MINUTES               = tostring(var.settings.idle_minutes)
-    WATCHDOG_THRESHOLD                  = tostring(var.settings.threshold_percent)
+    WATCHDOG_THRESHOLD_PERCENT          = tostring(var.settings.threshold_percent)
     WATCHDOG_MIN_UPTIME_MINUTES         = tostring(var.settings.min_uptime_minutes)
     WATCHDOG_MISSING_DATA               = var.settings.missing_data
     WATCHDOG_MISSING_DATA_GRACE_MINUTES = tostring(var.settings.missing_data_grace_minutes)
-    WATCHDOG_MAX_ACTIONS                = tostring(var.settings.max_actions_per_run)
+    WATCHDOG_MAX_ACTIONS_PER_RUN        = tostring(var.settings.max_actions_per_run)
     WATCHDOG_DRY_RUN                    = tostring(var.settings.dry_run)
     WATCHDOG_PROTECTED_ENV              = tostring(var.settings.protected_env)
-    WATCHDOG_ACT_ON_PROTECTED           = tostring(var.settings.act_in_protected_env)
+    WATCHDOG_ACT_IN_PROTECTED_ENV       = tostring(var.settings.act_in_protected_env)
   }
 
   labels = merge(var.labels, { "pyctl-component" = "gpu-watchdog" })

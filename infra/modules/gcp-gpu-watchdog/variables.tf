@@ -33,7 +33,7 @@ variable "name" {
 }
 
 variable "filename" {
-  description = "Path of the function source zip built by pyctl (`pyctl render` builds it deterministically: main.py, requirements.txt, pyctl/core, pyctl/clouds/gcp)."
+  description = "Path of the function source zip built by pyctl (`pyctl render` builds it deterministically: a main.py re-exporting pyctl.functions.gpu_watchdog_gcp, requirements.txt, pyctl/core, pyctl/clouds/gcp)."
   type        = string
   nullable    = false
 }
@@ -114,8 +114,13 @@ variable "settings" {
   }
 
   validation {
-    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
-    error_message = "settings.min_uptime_minutes, missing_data_grace_minutes and max_actions_per_run must not be negative."
+    condition     = var.settings.min_uptime_minutes >= 0 && var.settings.min_uptime_minutes <= 1440
+    error_message = "settings.min_uptime_minutes must be between 0 and 1440."
+  }
+
+  validation {
+    condition     = var.settings.missing_data_grace_minutes >= 0 && var.settings.max_actions_per_run >= 0
+    error_message = "settings.missing_data_grace_minutes and max_actions_per_run must not be negative."
   }
 
   validation {

@@ -46,18 +46,30 @@ from pyctl.core.interruptions import (
 
 log = logging.getLogger(__name__)
 
-IAM_ACTIONS = (
-    "ec2:DescribeInstances",
-    "ec2:DescribeSubnets",
-    "ec2:RunInstances",
-    "ec2:CreateTags",
+# The IAM actions of each verb of `Recovery` (Cloud Custodian style: declared next to the code, compared
+# with the module's policy by tests/recovery/test_module_and_package.py).
+DESCRIBE_PERMISSIONS = ("ec2:DescribeInstances", "ec2:DescribeSubnets")  # instance_facts, subnet_zones
+LAUNCH_PERMISSIONS = ("ec2:RunInstances", "ec2:CreateTags")  # run_instance (tags given at launch)
+LEDGER_PERMISSIONS = (  # _claim, _release, job_state, _update: the DynamoDB ledger
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
-    "s3:ListBucket",
-    "s3:GetObject",
 )
+CHECKPOINT_PERMISSIONS = ("s3:ListBucket", "s3:GetObject")  # last_checkpoint
+
+
+def iam_permissions() -> dict[str, tuple[str, ...]]:
+    """Every IAM action the recovery calls, per verb."""
+    return {
+        "describe": DESCRIBE_PERMISSIONS,
+        "launch": LAUNCH_PERMISSIONS,
+        "ledger": LEDGER_PERMISSIONS,
+        "checkpoints": CHECKPOINT_PERMISSIONS,
+    }
+
+
+IAM_ACTIONS = tuple(a for verb in iam_permissions().values() for a in verb)
 JOB_TAG = "pyctl:job"
 REPLACES_TAG = "pyctl:replaces"
 ASG_TAG = "aws:autoscaling:groupName"

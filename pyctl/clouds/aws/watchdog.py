@@ -15,11 +15,12 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pyctl.clouds.aws import client as make_client
 from pyctl.core import idle
 from pyctl.core.idle import Decision, GpuSeries, Instance, Settings, Window
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -104,6 +105,13 @@ def auto_scaling_groups(autoscaling: Any, names: Iterable[str]) -> dict[str, dic
     return groups
 
 
+# Spot request type -> (how messages name it, what stopping it means).
+_SPOT_REQUEST_KINDS: dict[str, tuple[str, idle.StopKind]] = {
+    "persistent": ("persistent spot", "stop"),
+    "one-time": ("one-time spot", "terminate-only"),
+}
+
+
 def to_instance(
     raw: Mapping[str, Any],
     region: str,
@@ -115,33 +123,40 @@ def to_instance(
 ) -> Instance:
     tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
     instance_id = raw["InstanceId"]
-    asg = None
-    group = groups.get(tags.get("aws:autoscaling:groupName", ""))
-    if group is not None:
+    group = None
+    found = groups.get(tags.get("aws:autoscaling:groupName", ""))
+    if found is not None:
         member: Mapping[str, Any] = next(
-            (m for m in group.get("Instances", []) if m["InstanceId"] == instance_id), {}
+            (m for m in found.get("Instances", []) if m["InstanceId"] == instance_id), {}
         )
-        asg = idle.AutoScalingGroup(
-            name=group["AutoScalingGroupName"],
-            min_size=int(group["MinSize"]),
-            desired_capacity=int(group["DesiredCapacity"]),
-            lifecycle_state=member.get("LifecycleState", "InService"),
+        group = idle.Group(
+            name=found["AutoScalingGroupName"],
+            min_size=int(found["MinSize"]),
+            desired_capacity=int(found["DesiredCapacity"]),
+            member_state=member.get("LifecycleState", "InService"),
+            kind="Auto Scaling group",
+            key=f"{region}/{found['AutoScalingGroupName']}",  # names repeat across regions
         )
     instance_type = raw.get("InstanceType", "")
-    lifecycle: Literal["on-demand", "spot"] = (
-        "spot" if raw.get("InstanceLifecycle") == "spot" else "on-demand"
-    )
+    spot = raw.get("InstanceLifecycle") == "spot"
+    market: str = "on-demand"
+    stop_kind: idle.StopKind = "stop"
+    if spot:
+        # A persistent request's instance can be stopped; a one-time request's only terminated.
+        market, stop_kind = _SPOT_REQUEST_KINDS.get(
+            spot_types.get(instance_id, ""), ("spot instance whose request was not found", "unknown")
+        )
     return Instance(
         instance_id=instance_id,
         launch_time=raw["LaunchTime"],
         tags=tags,
         region=region,
         instance_type=instance_type,
-        lifecycle=lifecycle,
-        spot_request_type=spot_types.get(instance_id),
-        asg=asg,
-        capacity_reservation_id=raw.get("CapacityReservationId"),
-        hourly_cost=prices.get(f"{instance_type}:spot" if lifecycle == "spot" else instance_type),
+        market=market,
+        stop_kind=stop_kind,
+        group=group,
+        reservation=raw.get("CapacityReservationId"),
+        hourly_cost=prices.get(f"{instance_type}:spot" if spot else instance_type),
         expected_gpus=gpus.get(instance_type),
     )
 
@@ -149,7 +164,8 @@ def to_instance(
 def describe_instances(
     clients: RegionClients, opt_in_only: bool, prices: Mapping[str, float]
 ) -> tuple[list[Instance], dict[str, int]]:
-    """The region's running instances as `Instance` facts, and each group's scale-in room (desired - min)."""
+    """The region's running instances as `Instance` facts, and each group's scale-in room (desired - min),
+    by the group's budget key (`region/name`)."""
     raw = describe_running(clients.ec2, opt_in_only)
     if not raw:
         return [], {}
@@ -163,7 +179,10 @@ def describe_instances(
         to_instance(i, clients.region, spot_types=spot_types, groups=groups, gpus=gpus, prices=prices)
         for i in raw
     ]
-    room = {name: int(g["DesiredCapacity"]) - int(g["MinSize"]) for name, g in groups.items()}
+    room = {
+        f"{clients.region}/{name}": int(g["DesiredCapacity"]) - int(g["MinSize"])
+        for name, g in groups.items()
+    }
     return instances, room
 
 
@@ -175,7 +194,7 @@ def discover_series(cloudwatch: Any, settings: Settings, instance_ids: Iterable[
     wanted = set(instance_ids)
     found: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, str]]]] = {}
     pages = cloudwatch.get_paginator("list_metrics").paginate(
-        Namespace=settings.namespace, MetricName=settings.metric_name, RecentlyActive="PT3H"
+        Namespace=settings.metric_namespace, MetricName=settings.metric_name, RecentlyActive="PT3H"
     )
     for page in pages:
         for metric in page["Metrics"]:
@@ -216,7 +235,7 @@ def read_gpu_series(
                 "Id": qid,
                 "MetricStat": {
                     "Metric": {
-                        "Namespace": settings.namespace,
+                        "Namespace": settings.metric_namespace,
                         "MetricName": settings.metric_name,
                         "Dimensions": dims,
                     },
@@ -450,15 +469,71 @@ def iam_permissions() -> dict[str, tuple[str, ...]]:
     }
 
 
-# --- one run -------------------------------------------------------------------------------------------------
+# --- one run: the WatchdogCloud verbs over regions ------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    decisions: list[Decision]
-    summary: idle.Summary
-    metric_requests: list[int]  # queries per GetMetricData request, all regions
-    errors: list[str]  # region-level failures (the run went on)
+class AwsWatchdog:
+    """`pyctl.core.watchdog.WatchdogCloud` over EC2, Auto Scaling and CloudWatch in `regions`."""
+
+    name = "aws"
+
+    def __init__(
+        self,
+        regions: Sequence[str],
+        *,
+        prices: Mapping[str, float] | None = None,
+        factory: ClientFactory = make_client,
+    ) -> None:
+        self.regions = list(regions)
+        self.prices = dict(prices or {})
+        self.factory = factory
+        self._clients: dict[str, RegionClients] = {}
+
+    def clients(self, region: str) -> RegionClients:
+        if region not in self._clients:
+            self._clients[region] = RegionClients.build(region, self.factory)
+        return self._clients[region]
+
+    def list_candidates(self, settings: Settings, *, opt_in_only: bool) -> Candidates:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found = Candidates([])
+        for region in self.regions:
+            try:
+                instances, room = describe_instances(self.clients(region), opt_in_only, self.prices)
+            except (ClientError, BotoCoreError) as exc:
+                found.errors.append(f"{region}: describe failed: {exc}")
+                continue
+            found.instances.extend(instances)
+            found.room.update(room)
+        return found
+
+    def read_utilization(
+        self, instances: Sequence[Instance], window: Window, settings: Settings
+    ) -> Utilization:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        used = Utilization({})
+        series: dict[str, list[GpuSeries] | None] = {}
+        for region in self.regions:
+            here = [i for i in instances if i.region == region]
+            if not here:
+                continue
+            ids = [i.instance_id for i in here]
+            try:
+                read, cost = read_gpu_series(self.clients(region).cloudwatch, settings, window, ids)
+                used.requests.extend(cost.queries_per_request)
+            except (ClientError, BotoCoreError) as exc:
+                used.errors.append(f"{region}: metrics could not be read: {exc}")
+                read = dict.fromkeys(ids)
+            series.update({i.key: read.get(i.instance_id) for i in here})
+        used.series = series
+        return used
+
+    def act(
+        self, planned: Sequence[tuple[Instance, Decision]], now: datetime, dry_run: bool
+    ) -> list[Decision]:
+        return [execute(self.clients(i.region), d, now, dry_run) for i, d in planned]
 
 
 def run(
@@ -470,42 +545,9 @@ def run(
     factory: ClientFactory = make_client,
     opt_in_only: bool = True,
 ) -> RunResult:
-    """One watchdog pass over `regions`: describe, read metrics, decide, limit, act."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    now = now or datetime.now(UTC)
-    window = idle.metric_window(now, settings)
-    decided: list[tuple[RegionClients, Decision]] = []
-    room: dict[str, int] = {}
-    requests: list[int] = []
-    errors: list[str] = []
-    for region in regions:
-        clients = RegionClients.build(region, factory)
-        try:
-            instances, region_room = describe_instances(clients, opt_in_only, prices or {})
-        except (ClientError, BotoCoreError) as exc:
-            errors.append(f"{region}: describe failed: {exc}")
-            continue
-        room.update({f"{region}/{k}": v for k, v in region_room.items()})
-        ids = [i.instance_id for i in instances if idle.needs_metrics(i, settings, now)]
-        series: Mapping[str, list[GpuSeries] | None]
-        try:
-            series, cost = read_gpu_series(clients.cloudwatch, settings, window, ids) if ids else ({}, None)
-            requests.extend(cost.queries_per_request if cost else [])
-        except (ClientError, BotoCoreError) as exc:
-            errors.append(f"{region}: metrics could not be read: {exc}")
-            series = dict.fromkeys(ids)
-        for instance in instances:
-            decision = idle.decide(instance, series.get(instance.instance_id), window, settings, now)
-            if decision.asg_name:
-                decision = replace(decision, asg_name=f"{region}/{decision.asg_name}")
-            decided.append((clients, decision))
-    limited = idle.limit_actions((d for _, d in decided), settings, room)
-    decisions = []
-    for (clients, _), d in zip(decided, limited, strict=True):
-        d = replace(d, asg_name=d.asg_name.split("/", 1)[1] if d.asg_name else None)
-        decisions.append(execute(clients, d, now, settings.dry_run))
-    return RunResult(decisions, idle.summarize(decisions, settings.dry_run, errors), requests, errors)
+    """One watchdog pass over `regions` (`pyctl.core.watchdog.run_pass` on `AwsWatchdog`)."""
+    cloud = AwsWatchdog(regions, prices=prices, factory=factory)
+    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only)
 
 
 def run_and_notify(

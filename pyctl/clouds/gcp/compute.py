@@ -273,7 +273,7 @@ class GroupRef:
 
 def read_group(
     clients: ComputeClients, project: str, ref: GroupRef, min_size_label: str | None
-) -> idle.AutoScalingGroup:
+) -> idle.Group:
     """The group's target size and its minimum (see the module docstring for the rule)."""
     if ref.scope_kind == "zones":
         mig = clients.instance_group_managers.get(
@@ -294,14 +294,15 @@ def read_group(
         minimum = int(scaler.autoscaling_policy.min_num_replicas)
     elif min_size_label is not None and min_size_label.strip().isdigit():
         minimum = int(min_size_label)
-    return idle.AutoScalingGroup(name=ref.key, min_size=minimum, desired_capacity=target)
+    return idle.Group(
+        name=ref.key, min_size=minimum, desired_capacity=target, kind="managed instance group", key=ref.key
+    )
 
 
 @dataclass(frozen=True)
-class GceInstance:
-    """One VM as the watchdog sees it: the core's facts plus what acting on it needs."""
+class GceRef:
+    """What acting on a VM needs (the `handle` of its `Instance`)."""
 
-    facts: Instance
     numeric_id: str
     zone: str
     name: str
@@ -309,12 +310,19 @@ class GceInstance:
     group: GroupRef | None = None
 
 
+def gce_ref(instance: Instance) -> GceRef:
+    ref = instance.handle
+    if not isinstance(ref, GceRef):
+        raise TypeError(f"{instance.instance_id} was not listed by pyctl.clouds.gcp.compute")
+    return ref
+
+
 def to_instance(
     raw: Any,
     *,
-    groups: Mapping[str, idle.AutoScalingGroup],
+    groups: Mapping[str, idle.Group],
     prices: Mapping[str, float],
-) -> GceInstance:
+) -> Instance:
     labels = dict(raw.labels)
     zone = last_segment(raw.zone)
     machine_type = last_segment(raw.machine_type)
@@ -328,22 +336,22 @@ def to_instance(
     if affinity.consume_reservation_type == "SPECIFIC_RESERVATION":
         reservation = ",".join(affinity.values) or "specific reservation"
     gpus = gpu_count(raw)
-    facts = Instance(
+    return Instance(
         instance_id=raw.name,
         launch_time=parse_timestamp(started),
         tags=core_tags(labels),
-        region=zone,
+        region=zone.rsplit("-", 1)[0],
+        zone=zone,
         instance_type=machine_type,
-        lifecycle="spot" if spot else "on-demand",
-        # A Spot VM can be stopped through the API whatever its termination action (its disks are kept),
-        # which is what the core's "persistent" spot request stands for.
-        spot_request_type="persistent" if spot else None,
-        asg=groups.get(ref.key) if ref else None,
-        capacity_reservation_id=reservation,
+        # A Spot VM can be stopped through the API whatever its termination action (its disks are kept).
+        market="Spot VM" if spot else "on-demand",
+        stop_kind="stop",
+        group=groups.get(ref.key) if ref else None,
+        reservation=reservation,
         hourly_cost=prices.get(f"{machine_type}:spot" if spot else machine_type),
         expected_gpus=gpus or None,
+        handle=GceRef(str(raw.id), zone, raw.name, raw.self_link, ref),
     )
-    return GceInstance(facts, str(raw.id), zone, raw.name, raw.self_link, ref)
 
 
 def describe_instances(
@@ -353,7 +361,7 @@ def describe_instances(
     prices: Mapping[str, float],
     *,
     opt_in_only: bool = True,
-) -> tuple[list[GceInstance], dict[str, int], list[str]]:
+) -> tuple[list[Instance], dict[str, int], list[str]]:
     """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`), each group's scale-in room, and
     what could not be read. A VM whose group could not be read is left out: it must not be handled as a
     standalone VM."""
@@ -362,7 +370,7 @@ def describe_instances(
     wanted = {OPT_IN_LABEL: "true"} if opt_in_only else {}
     listed, problems = list_instances(clients, project, zones, label_filter(wanted, "RUNNING"))
     raw = [r for r in listed if gpu_count(r) and r.status == "RUNNING"]  # the API filtered; checked again
-    groups: dict[str, idle.AutoScalingGroup | None] = {}
+    groups: dict[str, idle.Group | None] = {}
     for r in raw:
         url = group_url(r)
         ref = GroupRef.from_url(url) if url else None
@@ -375,7 +383,7 @@ def describe_instances(
             problems.append(f"instance group {ref.key}: {exc.code}: {exc.message}; its VMs were skipped")
     known = {key: g for key, g in groups.items() if g is not None}
     instances = [to_instance(r, groups=known, prices=prices) for r in raw]
-    instances = [vm for vm in instances if vm.group is None or vm.group.key in known]
+    instances = [vm for vm in instances if gce_ref(vm).group is None or vm.group is not None]
     room = {key: g.desired_capacity - g.min_size for key, g in known.items()}
     return instances, room, problems
 
@@ -389,14 +397,14 @@ class InstanceAction:
 
     name: str
     permissions: tuple[str, ...]
-    call: Callable[[ComputeClients, str, GceInstance], Any]
+    call: Callable[[ComputeClients, str, GceRef], Any]
 
 
-def _stop(clients: ComputeClients, project: str, vm: GceInstance) -> Any:
+def _stop(clients: ComputeClients, project: str, vm: GceRef) -> Any:
     return clients.instances.stop_unary(project=project, zone=vm.zone, instance=vm.name)
 
 
-def _scale_in(clients: ComputeClients, project: str, vm: GceInstance) -> Any:
+def _scale_in(clients: ComputeClients, project: str, vm: GceRef) -> Any:
     from google.cloud import compute_v1
 
     assert vm.group is not None
@@ -466,7 +474,7 @@ def describe_error(exc: Exception) -> str:
 def execute(
     clients: ComputeClients,
     project: str,
-    planned: Sequence[tuple[GceInstance, Decision]],
+    planned: Sequence[tuple[Instance, Decision]],
     dry_run: bool,
     *,
     timeout: float = 240.0,
@@ -483,7 +491,7 @@ def execute(
         if action is None:  # "terminate" is never chosen on GCP (there are no one-time spot requests)
             out[i] = _failed(d, f"action {d.action} is not supported on GCP")
             continue
-        todo.append((i, d, partial(action.call, clients, project, vm)))
+        todo.append((i, d, partial(action.call, clients, project, gce_ref(vm))))
     errors = call_then_wait(clients, project, [call for _, _, call in todo], timeout=timeout)
     for (i, d, _), error in zip(todo, errors, strict=True):
         out[i] = replace(d, outcome="done") if error is None else _failed(d, describe_error(error))
@@ -495,6 +503,7 @@ def _failed(d: Decision, error: str) -> Decision:
 
 
 def iam_permissions() -> dict[str, tuple[str, ...]]:
-    """Every Compute permission the watchdog calls, as the module's custom role grants them."""
+    """Every Compute permission the watchdog calls, as the module's custom roles grant them: read anywhere
+    (listing, groups, operations), act per verb (`ACTIONS`) on named resources only."""
     acting = tuple(p for a in ACTIONS.values() for p in a.permissions)
-    return {"compute": LIST_PERMISSIONS + GROUP_PERMISSIONS + acting + OPERATION_PERMISSIONS}
+    return {"read": LIST_PERMISSIONS + GROUP_PERMISSIONS + OPERATION_PERMISSIONS, "act": acting}

@@ -26,7 +26,17 @@ log = logging.getLogger(__name__)
 
 # --- recovery pass -------------------------------------------------------------------------------------------
 
-RECOVERY_PERMISSIONS = ("compute.instances.list", "compute.zoneOperations.list", "compute.instances.start")
+# Per verb: finding preempted Spot VMs (list them, read their zone's preemption operations), starting one.
+FIND_PERMISSIONS = ("compute.instances.list", "compute.zoneOperations.list")
+START_PERMISSIONS = ("compute.instances.start",)
+RECOVERY_PERMISSIONS = FIND_PERMISSIONS + START_PERMISSIONS
+
+
+def iam_permissions() -> dict[str, tuple[str, ...]]:
+    """The recovery pass's permissions as the watchdog module's custom roles grant them (read / act)."""
+    return {"read": FIND_PERMISSIONS, "act": START_PERMISSIONS}
+
+
 PREEMPTED = "compute.instances.preempted"
 # Start refused because the zone has no capacity for the shape right now: try again next pass.
 CAPACITY_CODES = frozenset(

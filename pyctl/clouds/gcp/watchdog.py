@@ -10,27 +10,85 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pyctl.clouds.gcp import compute, monitoring, recovery
-from pyctl.core import idle
-from pyctl.core.idle import Decision, Settings
+from pyctl.core.idle import Decision, Instance, Settings, Window
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
 
 
-@dataclass
-class RunResult:
-    decisions: list[Decision]
-    summary: idle.Summary
-    metric_requests: list[int]  # instances named per ListTimeSeries request/page
-    errors: list[str]
+def iam_permissions(recover_spot: bool = True) -> dict[str, tuple[str, ...]]:
+    """Every permission one run uses, per custom role of the module (read / act; the roles grant exactly
+    these): the Compute verbs, the metric read and, with `recover_spot`, the Spot recovery pass's verbs."""
+    parts: list[dict[str, tuple[str, ...]]] = [
+        compute.iam_permissions(),
+        {"read": monitoring.METRIC_PERMISSIONS},
+    ]
+    if recover_spot:
+        parts.append(recovery.iam_permissions())
+    return {
+        role: tuple(sorted({p for part in parts for p in part.get(role, ())})) for role in ("read", "act")
+    }
 
 
-def iam_permissions(recover_spot: bool = True) -> tuple[str, ...]:
-    """Every permission one run uses (the module's custom roles grant exactly these)."""
-    extra = recovery.RECOVERY_PERMISSIONS if recover_spot else ()
-    return tuple(sorted(set(compute.iam_permissions()["compute"] + monitoring.METRIC_PERMISSIONS + extra)))
+class GcpWatchdog:
+    """`pyctl.core.watchdog.WatchdogCloud` over Compute Engine and Cloud Monitoring in one project."""
+
+    name = "gcp"
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        zones: Sequence[str] | None = None,
+        prices: Mapping[str, float] | None = None,
+        clients: compute.ComputeClients | None = None,
+        metrics: Any = None,
+    ) -> None:
+        self.project = project
+        self.zones = list(zones) if zones else None
+        self.prices = dict(prices or {})
+        self._clients = clients
+        self._metrics = metrics
+
+    @property
+    def clients(self) -> compute.ComputeClients:
+        if self._clients is None:
+            self._clients = compute.compute_clients()
+        return self._clients
+
+    def list_candidates(self, settings: Settings, *, opt_in_only: bool) -> Candidates:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        try:
+            vms, room, missed = compute.describe_instances(
+                self.clients, self.project, self.zones, self.prices, opt_in_only=opt_in_only
+            )
+        except GoogleAPICallError as exc:
+            return Candidates([], errors=[f"{self.project}: listing instances failed: {exc}"])
+        return Candidates(vms, room, [f"{self.project}: {problem}" for problem in missed])
+
+    def read_utilization(
+        self, instances: Sequence[Instance], window: Window, settings: Settings
+    ) -> Utilization:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        ids = {vm.key: compute.gce_ref(vm).numeric_id for vm in instances}
+        try:
+            metrics = self._metrics if self._metrics is not None else monitoring.metric_client()
+            series, cost = monitoring.read_gpu_series(metrics, self.project, window, list(ids.values()))
+        except GoogleAPICallError as exc:
+            error = f"{self.project}: metrics could not be read: {exc}"
+            return Utilization(dict.fromkeys(ids), errors=[error])
+        return Utilization(
+            {key: series.get(numeric) for key, numeric in ids.items()}, cost.instances_per_request
+        )
+
+    def act(
+        self, planned: Sequence[tuple[Instance, Decision]], now: datetime, dry_run: bool
+    ) -> list[Decision]:
+        return compute.execute(self.clients, self.project, planned, dry_run)
 
 
 def run(
@@ -44,37 +102,9 @@ def run(
     metrics: Any = None,
     opt_in_only: bool = True,
 ) -> RunResult:
-    """One pass over the project (every zone, or only `zones`)."""
-    from google.api_core.exceptions import GoogleAPICallError
-
-    now = now or datetime.now(UTC)
-    window = idle.metric_window(now, settings)
-    clients = clients or compute.compute_clients()
-    errors: list[str] = []
-    try:
-        vms, room, missed = compute.describe_instances(
-            clients, project, zones, prices or {}, opt_in_only=opt_in_only
-        )
-    except GoogleAPICallError as exc:
-        errors.append(f"{project}: listing instances failed: {exc}")
-        return RunResult([], idle.summarize([], settings.dry_run, errors), [], errors)
-    errors.extend(f"{project}: {problem}" for problem in missed)
-    wanted = [vm.numeric_id for vm in vms if idle.needs_metrics(vm.facts, settings, now)]
-    series: Mapping[str, list[idle.GpuSeries] | None] = {}
-    requests: list[int] = []
-    if wanted:
-        try:
-            series, cost = monitoring.read_gpu_series(
-                metrics or monitoring.metric_client(), project, window, wanted
-            )
-            requests = cost.instances_per_request
-        except GoogleAPICallError as exc:
-            errors.append(f"{project}: metrics could not be read: {exc}")
-            series = dict.fromkeys(wanted)
-    decided = [idle.decide(vm.facts, series.get(vm.numeric_id), window, settings, now) for vm in vms]
-    limited = idle.limit_actions(decided, settings, room)
-    decisions = compute.execute(clients, project, list(zip(vms, limited, strict=True)), settings.dry_run)
-    return RunResult(decisions, idle.summarize(decisions, settings.dry_run, errors), requests, errors)
+    """One watchdog pass over `project` (`pyctl.core.watchdog.run_pass` on `GcpWatchdog`)."""
+    cloud = GcpWatchdog(project, zones=zones, prices=prices, clients=clients, metrics=metrics)
+    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only)
 
 
 def decision_log(d: Decision) -> str:

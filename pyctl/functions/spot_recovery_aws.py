@@ -1,8 +1,10 @@
-"""EventBridge -> spot recovery: a thin adapter over pyctl.clouds.aws.recovery.
+"""EventBridge -> spot recovery (AWS Lambda): `pyctl.functions.spot_recovery_aws.handler`, a thin adapter over
+pyctl.clouds.aws.recovery.
 
 Events: `EC2 Spot Instance Interruption Warning`, `EC2 Instance Rebalance Recommendation`,
 `EC2 Instance State-change Notification`. Settings come from the environment the Terraform module writes:
-PYCTL_RECOVERY_TABLE and PYCTL_RECOVERY_CONFIG (JSON: policy, jobs, checkpoint bucket and prefix).
+PYCTL_RECOVERY_TABLE and PYCTL_RECOVERY_CONFIG (JSON: policy, jobs, checkpoint bucket and prefix), parsed
+once into the typed `RecoveryConfig`.
 One JSON log line per decision.
 """
 

@@ -1,0 +1,58 @@
+"""Cloud Functions (gen2) entry point of the idle-GPU watchdog, called over HTTP by Cloud Scheduler:
+`pyctl.functions.gpu_watchdog_gcp.watchdog_http` (the source zip's generated `main.py` re-exports it).
+
+Thin on purpose: the environment written by infra/modules/gcp-gpu-watchdog is parsed once into a typed
+`WatchdogEnvironment`, the work is `pyctl.clouds.gcp.watchdog.run_and_log` (one JSON log line per decision),
+then, when enabled, the Spot recovery pass; the response is the run's summary as JSON. The request body is
+ignored: what the function does is fixed by its deployment, not by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyctl.clouds.gcp import watchdog
+from pyctl.core.idle import Settings
+
+
+@dataclass(frozen=True)
+class WatchdogEnvironment:
+    """What the function's environment says: which project and zones, at what prices, how, and whether the
+    Spot recovery pass runs after the watchdog."""
+
+    project: str
+    zones: tuple[str, ...] | None  # None: every zone
+    settings: Settings
+    prices: Mapping[str, float] = field(default_factory=dict)
+    recover_spot: bool = False
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> WatchdogEnvironment:
+        """`WATCHDOG_PROJECT` (or the runtime's `GOOGLE_CLOUD_PROJECT`), `WATCHDOG_ZONES` (comma-separated;
+        empty = every zone), `WATCHDOG_HOURLY_PRICES` (JSON), `WATCHDOG_RECOVER_SPOT` (`true`: after the
+        watchdog, start preempted Spot VMs where capacity is back) and the settings' variables."""
+        project = env.get("WATCHDOG_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or ""
+        if not project:
+            raise ValueError("WATCHDOG_PROJECT (or GOOGLE_CLOUD_PROJECT) must name the project to watch")
+        zones = tuple(z.strip() for z in env.get("WATCHDOG_ZONES", "").split(",") if z.strip())
+        prices = {k: float(v) for k, v in json.loads(env.get("WATCHDOG_HOURLY_PRICES") or "{}").items()}
+        recover = env.get("WATCHDOG_RECOVER_SPOT", "false").strip().lower() == "true"
+        return cls(project, zones or None, Settings.from_environ(env), prices, recover)
+
+
+def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:
+    """HTTP handler (entry point `watchdog_http`). 500 when the run could not list or read something,
+    so Cloud Scheduler records the attempt as failed."""
+    config = WatchdogEnvironment.from_environ(os.environ)
+    zones = list(config.zones) if config.zones else None
+    summary = watchdog.run_and_log(config.project, config.settings, zones=zones, prices=dict(config.prices))
+    if config.recover_spot:
+        recovered = watchdog.recover_and_log(config.project, zones, config.settings.dry_run)
+        summary["spot_recovery"] = recovered["vms"]
+        summary["errors"] = [*summary["errors"], *recovered["errors"]]
+    status = 500 if summary["errors"] else 200
+    return json.dumps(summary, sort_keys=True), status, {"Content-Type": "application/json"}
