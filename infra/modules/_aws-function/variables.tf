@@ -29,10 +29,9 @@ variable "source_code_hash" {
 }
 
 variable "handler" {
-  description = "The entry point in the zip."
+  description = "The entry point in the zip (module.function of the pyctl package, e.g. pyctl.functions.gpu_watchdog_aws.handler)."
   type        = string
   nullable    = false
-  default     = "handler.handler"
 }
 
 variable "runtime" {
