@@ -40,7 +40,9 @@ def watchdog_pass(vms: int) -> None:
     clients, metric_client = gce_compute.compute_clients(), monitoring.metric_client()  # imports not timed
     started = time.perf_counter()
     settings = Settings(dry_run=True, max_actions_per_run=vms)
-    result = watchdog.run("bench-project", settings, now=now, clients=clients, metrics=metric_client)
+    result = watchdog.run(
+        "bench-project", settings, now=now, clients=clients, metrics=metric_client, all_envs=True
+    )
     elapsed = time.perf_counter() - started
     pages = len(compute.ops("GET", "/aggregated/instances"))
     idle = sum(d.verdict == "idle" for d in result.decisions)

@@ -4,6 +4,10 @@ The same pass as the scheduled functions (`pyctl.core.watchdog.run_pass` on the 
 Target resolution: `--env NAME` takes the env's AWS region and the zones of its GCP pools with its
 `watchdog:` settings (env.yaml loaded once per command); without an env file, `--region R` (AWS) and
 `--cloud gcp --project P [--zone Z]` (GCP) run with default settings. Flags win over the env's settings.
+
+Env scope: with `--env` the pass touches only instances tagged `pyctl:env=<env name>` (GCP: labelled
+`pyctl-env`). `run` without `--env` would act on every env in the account/project, so it is refused unless
+`--all-envs` says so; `report` only reads, and without `--env` lists every env's instances.
 """
 
 from __future__ import annotations
@@ -85,8 +89,10 @@ def watch_target(
     spec = (envfile or EnvFile(env)).spec
     if spec.clouds.aws is None:
         raise PyctlError(f"env {spec.env.name!r} has no clouds.aws: the AWS watchdog has nothing to watch")
-    # The AWS module's settings: with the CloudWatch agent's metric names and warn_minutes (AWS only).
-    return [spec.clouds.aws.region], settings_from_spec(spec, "aws"), spec.pricing
+    # The AWS module's settings: with the CloudWatch agent's metric names and warn_minutes (AWS only),
+    # scoped to the env's instances.
+    settings = replace(settings_from_spec(spec, "aws"), env=spec.env.name)
+    return [spec.clouds.aws.region], settings, spec.pricing
 
 
 def gcp_target(
@@ -121,9 +127,8 @@ def gcp_target(
             raise PyctlError(f"env {spec.env.name!r} has no GCP pools: the GCP watchdog has nothing to watch")
         return None
     pool_zones = sorted({z for p in pools for z in p.zones})
-    return GcpTarget(
-        gcp.project, pool_zones or None, gcp.region, settings_from_spec(spec, "gcp"), spec.pricing
-    )
+    settings = replace(settings_from_spec(spec, "gcp"), env=spec.env.name)  # the env's VMs only
+    return GcpTarget(gcp.project, pool_zones or None, gcp.region, settings, spec.pricing)
 
 
 def aws_wanted(
@@ -139,7 +144,9 @@ def aws_wanted(
     return envfile.spec.clouds.aws is not None
 
 
-def run_gcp(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) -> RunResult:
+def run_gcp(
+    target: GcpTarget, settings: Settings, *, opt_in_only: bool = True, all_envs: bool = False
+) -> RunResult:
     """One watchdog pass on GCP with `settings` (the target's, with the command line's overrides).
     Honours PYCTL_GCP_COMPUTE_ENDPOINT and PYCTL_GCP_MONITORING_ENDPOINT; else Application Default
     Credentials."""
@@ -147,7 +154,14 @@ def run_gcp(target: GcpTarget, settings: Settings, *, opt_in_only: bool = True) 
     from pyctl.clouds.gcp import watchdog
 
     prices = hourly_price_table("gcp", target.region, target.pricing)
-    return watchdog.run(target.project, settings, zones=target.zones, prices=prices, opt_in_only=opt_in_only)
+    return watchdog.run(
+        target.project,
+        settings,
+        zones=target.zones,
+        prices=prices,
+        opt_in_only=opt_in_only,
+        all_envs=all_envs,
+    )
 
 
 def hourly_prices(regions: list[str], pricing: Any) -> dict[str, float]:
@@ -196,6 +210,11 @@ def watchdog_group() -> None:
     help="At most this many actions per cloud; the rest are reported [env's, else 10].",
 )
 @click.option("--dry-run", is_flag=True, help="Decide and report; change nothing.")
+@click.option(
+    "--all-envs",
+    is_flag=True,
+    help="With --region/--project and no --env: act on every env's instances there (else refused).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of decisions.")
 def run_command(
     env: str | None,
@@ -208,10 +227,13 @@ def run_command(
     min_uptime_minutes: int | None,
     max_actions: int | None,
     dry_run: bool,
+    all_envs: bool,
     as_json: bool,
 ) -> None:
     """Run the watchdog once now: decide per instance tagged AutoShutdown (GCP: label) and act, unless
-    --dry-run. With --env: the env's AWS region and GCP pool zones, with its `watchdog:` settings.
+    --dry-run. With --env: the env's AWS region and GCP pool zones, with its `watchdog:` settings, and only
+    the env's instances (tag pyctl:env, GCP label pyctl-env). --region/--project without --env would cover
+    every env there: refused unless --all-envs.
 
     Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials
     (GCP: PYCTL_GCP_*_ENDPOINT and Application Default Credentials).
@@ -225,16 +247,29 @@ def run_command(
     }
     envfile = EnvFile(env)  # loaded once, by the first rule that needs it
     gcp = gcp_target(env, cloud, project, zones, envfile)
+    aws = watch_target(env, regions, envfile) if aws_wanted(env, cloud, regions, gcp, envfile) else None
+    if env and all_envs:
+        raise PyctlError("--env and --all-envs exclude each other: --env acts on that env's instances only")
+    if not env and not all_envs:
+        raise PyctlError(
+            "without --env the watchdog would act on every env's instances there: "
+            "name the env (--env NAME) or say --all-envs"
+        )
     results = []
-    if aws_wanted(env, cloud, regions, gcp, envfile):
+    if aws is not None:
         from pyctl.clouds.aws import watchdog
 
-        where, settings, pricing = watch_target(env, regions, envfile)
+        where, settings, pricing = aws
         results.append(
-            watchdog.run(where, _override(settings, **flags), prices=hourly_prices(where, pricing))
+            watchdog.run(
+                where,
+                _override(settings, **flags),
+                prices=hourly_prices(where, pricing),
+                all_envs=all_envs,
+            )
         )
     if gcp is not None:
-        results.append(run_gcp(gcp, _override(gcp.settings, **flags)))
+        results.append(run_gcp(gcp, _override(gcp.settings, **flags), all_envs=all_envs))
     decisions = [d for r in results for d in r.decisions]
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
@@ -337,13 +372,18 @@ def decision_line(d: Decision) -> str:
 def report_command(env: str | None, regions: tuple[str, ...], as_json: bool) -> None:
     """Table of the AWS GPU instances running now, the watchdog's verdict on each and their hourly burn.
 
-    Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too.
+    Reads only: nothing is stopped or tagged. Instances without the AutoShutdown tag are listed too. With
+    --env: that env's instances (tag pyctl:env); with --region: every env's.
     """
     from pyctl.clouds.aws import watchdog
 
     where, settings, pricing = watch_target(env, regions)
     result = watchdog.run(
-        where, replace(settings, dry_run=True), prices=hourly_prices(where, pricing), opt_in_only=False
+        where,
+        replace(settings, dry_run=True),
+        prices=hourly_prices(where, pricing),
+        opt_in_only=False,
+        all_envs=not settings.env,  # a dry run: reading every env changes nothing
     )
     gpu_nodes = [d for d in result.decisions if d.gpu_count]
     if as_json:

@@ -33,6 +33,11 @@ CAPACITY_TAG = "pyctl:capacity"  # value "reserved"
 SPOT_TERMINATE_TAG = "pyctl:spot-terminate"  # "true": the pool allows terminating idle one-time spot
 ACTED_TAG = "pyctl:watchdog-acted"  # written before acting: ISO time, makes a run idempotent per window
 ENV_TAG_KEYS = ("pyctl:env", "Env", "pyctl-env")  # the env of a pool instance (AWS tags, GCP label)
+# The one env tag the watchdog is scoped by (aws-gpu-pool writes it, with `Env`, on instances and groups;
+# `Env` is a generic cost tag anyone may set, `pyctl:env` is ours). GCP: the `pyctl-env` label.
+ENV_SCOPE_TAG = "pyctl:env"
+# What `env` may be: pyctl.spec's env name (also a valid AWS tag value and GCP label value).
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 WARNED_TAG = "pyctl:watchdog-warned"  # ISO time of the warning that announces a stop (warn_minutes > 0)
 
 # GetMetricData limits per request (AWS CloudWatch API reference).
@@ -118,6 +123,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("period_seconds", "int", 60, minimum=60, modules=()),
     # Share of the window's periods each GPU series must have a datapoint in.
     SettingSpec("min_coverage", "float", 0.9, minimum=0, maximum=1, exclusive_minimum=True, modules=()),
+    # The env whose instances the pass may touch (tag `pyctl:env` / label `pyctl-env`); "" = unscoped, which
+    # `run_pass` refuses unless asked for every env explicitly. Not in the modules' `settings` object: each
+    # module has its own required `env` variable (written as WATCHDOG_ENV) that also conditions its IAM.
+    SettingSpec("env", "str", "", modules=()),
 )
 SETTING: Mapping[str, SettingSpec] = {s.name: s for s in SETTINGS}
 
@@ -141,9 +150,12 @@ class Settings:
     metric_name: str = "nvidia_smi_utilization_gpu"
     period_seconds: int = 60
     min_coverage: float = 0.9
+    env: str = ""
 
     def __post_init__(self) -> None:
         problems = [p for s in SETTINGS if (p := s.problem(getattr(self, s.name)))]
+        if self.env and not ENV_NAME.match(self.env):
+            problems.append(f"env must be an env name ({ENV_NAME.pattern}), got {self.env!r}")
         if self.period_seconds % 60:
             problems.append(f"period_seconds must be a multiple of 60, got {self.period_seconds}")
         elif self.idle_minutes * 60 < self.period_seconds:

@@ -65,10 +65,28 @@ class RunResult:
     errors: list[str]  # failures not tied to one instance (the pass went on)
 
 
+class UnscopedRun(ValueError):
+    """A pass without `settings.env` that was not asked to cover every env."""
+
+
 def run_pass(
-    cloud: WatchdogCloud, settings: Settings, now: datetime, *, opt_in_only: bool = True
+    cloud: WatchdogCloud,
+    settings: Settings,
+    now: datetime,
+    *,
+    opt_in_only: bool = True,
+    all_envs: bool = False,
 ) -> RunResult:
-    """One watchdog pass: list candidates, read the metrics that matter, decide, limit, act."""
+    """One watchdog pass: list candidates, read the metrics that matter, decide, limit, act.
+
+    Scoped to `settings.env`: the adapters list only instances carrying that env's tag/label. A pass
+    without an env acts on every env of the account/project, so it needs `all_envs=True` (the CLI's
+    `--all-envs`); the deployed functions always run with their env.
+    """
+    if not settings.env and not all_envs:
+        raise UnscopedRun("the watchdog needs an env (settings.env) or an explicit all_envs=True")
+    if settings.env and all_envs:
+        raise UnscopedRun(f"env {settings.env!r} and all_envs exclude each other")
     window = idle.metric_window(now, settings)
     found = cloud.list_candidates(settings, opt_in_only=opt_in_only)
     wanted = [i for i in found.instances if idle.needs_metrics(i, settings, now)]

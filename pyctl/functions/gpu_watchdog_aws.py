@@ -29,7 +29,8 @@ class WatchdogEnvironment:
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> WatchdogEnvironment:
         """`WATCHDOG_REGIONS` (comma-separated; default `AWS_REGION`), `WATCHDOG_SNS_TOPIC_ARN`,
-        `WATCHDOG_SLACK_WEBHOOK_PARAMETER`, `WATCHDOG_HOURLY_PRICES` (JSON) and the settings' variables."""
+        `WATCHDOG_SLACK_WEBHOOK_PARAMETER`, `WATCHDOG_HOURLY_PRICES` (JSON) and the settings' variables, of
+        which `WATCHDOG_ENV` is required here."""
         listed = env.get("WATCHDOG_REGIONS", env.get("AWS_REGION", ""))
         regions = tuple(r.strip() for r in listed.split(",") if r.strip())
         if not regions:
@@ -40,7 +41,10 @@ class WatchdogEnvironment:
             region=env.get("AWS_REGION", regions[0]),
         )
         prices = {k: float(v) for k, v in json.loads(env.get("WATCHDOG_HOURLY_PRICES") or "{}").items()}
-        return cls(regions, notify, Settings.from_environ(env), prices)
+        settings = Settings.from_environ(env)
+        if not settings.env:  # the deployed watchdog acts on its own env only, never account-wide
+            raise ValueError("WATCHDOG_ENV must name the env whose instances the watchdog may act on")
+        return cls(regions, notify, settings, prices)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

@@ -34,14 +34,18 @@ class WatchdogEnvironment:
     def from_environ(cls, env: Mapping[str, str]) -> WatchdogEnvironment:
         """`WATCHDOG_PROJECT` (or the runtime's `GOOGLE_CLOUD_PROJECT`), `WATCHDOG_ZONES` (comma-separated;
         empty = every zone), `WATCHDOG_HOURLY_PRICES` (JSON), `WATCHDOG_RECOVER_SPOT` (`true`: after the
-        watchdog, start preempted Spot VMs where capacity is back) and the settings' variables."""
+        watchdog, start preempted Spot VMs where capacity is back) and the settings' variables, of which
+        `WATCHDOG_ENV` is required here."""
         project = env.get("WATCHDOG_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or ""
         if not project:
             raise ValueError("WATCHDOG_PROJECT (or GOOGLE_CLOUD_PROJECT) must name the project to watch")
         zones = tuple(z.strip() for z in env.get("WATCHDOG_ZONES", "").split(",") if z.strip())
         prices = {k: float(v) for k, v in json.loads(env.get("WATCHDOG_HOURLY_PRICES") or "{}").items()}
         recover = env.get("WATCHDOG_RECOVER_SPOT", "false").strip().lower() == "true"
-        return cls(project, zones or None, Settings.from_environ(env), prices, recover)
+        settings = Settings.from_environ(env)
+        if not settings.env:  # the deployed watchdog acts on its own env only, never project-wide
+            raise ValueError("WATCHDOG_ENV must name the env whose VMs the watchdog may act on")
+        return cls(project, zones or None, settings, prices, recover)
 
 
 def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:

@@ -43,10 +43,15 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm_and_restarts_a_preem
 ) -> None:
     # The function decides on the real clock: the VMs started two hours before it.
     now = datetime.now(UTC)
-    doc = compute_fake.add_instance("idle-l4", started=now - timedelta(hours=2))
+    dev = {"pyctl-env": "dev"}
+    doc = compute_fake.add_instance("idle-l4", started=now - timedelta(hours=2), labels=dev)
     monitoring_fake.seed(doc["id"], IDLE, now)
-    busy = compute_fake.add_instance("busy-l4", started=now - timedelta(hours=2))
+    busy = compute_fake.add_instance("busy-l4", started=now - timedelta(hours=2), labels=dev)
     monitoring_fake.seed(busy["id"], [[80.0] * 40], now)
+    prod = compute_fake.add_instance(
+        "idle-prod-l4", started=now - timedelta(hours=2), labels={"pyctl-env": "prod"}
+    )
+    monitoring_fake.seed(prod["id"], IDLE, now)  # idle, but another env's: WATCHDOG_ENV=dev leaves it alone
     compute_fake.add_instance("spot-l4", spot=True, labels={"pyctl-capacity": "spot"})
     compute_fake.preempt("spot-l4")
 
@@ -57,6 +62,7 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm_and_restarts_a_preem
         **os.environ,
         "PYTHONPATH": str(unpacked),
         "WATCHDOG_PROJECT": PROJECT,
+        "WATCHDOG_ENV": "dev",
         "WATCHDOG_HOURLY_PRICES": json.dumps({"g2-standard-4": 0.71}),
         "WATCHDOG_RECOVER_SPOT": "true",
     }

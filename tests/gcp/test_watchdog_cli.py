@@ -36,7 +36,7 @@ def test_cloud_gcp_with_a_project_runs_without_an_env_file(
 ) -> None:
     seed(compute_fake, monitoring_fake, "idle-l4", IDLE)
     seed(compute_fake, monitoring_fake, "busy-l4", BUSY)
-    result = invoke("--cloud", "gcp", "--project", PROJECT, "--dry-run", "--json")
+    result = invoke("--cloud", "gcp", "--project", PROJECT, "--all-envs", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     decisions = {d["instance_id"]: d for d in json.loads(result.output)}
     assert (decisions["idle-l4"]["action"], decisions["idle-l4"]["outcome"]) == ("stop", "dry-run")
@@ -50,7 +50,7 @@ def test_zone_option_limits_the_listing_and_a_run_stops_the_idle_vm(
 ) -> None:
     seed(compute_fake, monitoring_fake, "idle-a", IDLE, zone="us-central1-a")
     seed(compute_fake, monitoring_fake, "idle-b", IDLE, zone="us-central1-b")
-    result = invoke("--cloud", "gcp", "--project", PROJECT, "--zone", "us-central1-b")
+    result = invoke("--cloud", "gcp", "--project", PROJECT, "--all-envs", "--zone", "us-central1-b")
     assert result.exit_code == 0, result.output
     assert "idle-b us-central1-b" in result.output and "idle-a" not in result.output
     assert compute_fake.status("idle-b", "us-central1-b") == "TERMINATED"
@@ -67,8 +67,27 @@ def staging_fakes(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def test_env_covers_its_gcp_pools_next_to_its_aws_region(
     staging_fakes: ComputeFake, monitoring_fake: MonitoringFake
 ) -> None:
-    seed(staging_fakes, monitoring_fake, "pyctl-staging-l4-overflow-x1", IDLE, zone="us-central1-b")
-    seed(staging_fakes, monitoring_fake, "elsewhere", IDLE, zone="europe-west4-a")  # not a pool zone
+    staging = {"pyctl-env": "staging"}  # as gcp-gpu-pool labels the env's VMs
+    seed(
+        staging_fakes,
+        monitoring_fake,
+        "pyctl-staging-l4-overflow-x1",
+        IDLE,
+        zone="us-central1-b",
+        labels=staging,
+    )
+    seed(
+        staging_fakes, monitoring_fake, "elsewhere", IDLE, zone="europe-west4-a", labels=staging
+    )  # not a pool zone
+    # In a pool zone of the project, but another env's: not listed (label filter).
+    seed(
+        staging_fakes,
+        monitoring_fake,
+        "pyctl-dev-l4-x1",
+        IDLE,
+        zone="us-central1-b",
+        labels={"pyctl-env": "dev"},
+    )
     result = invoke("--env", "staging", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     decisions = json.loads(result.output)

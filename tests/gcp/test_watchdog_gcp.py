@@ -79,7 +79,7 @@ def build_fleet(cf: ComputeFake, mf: MonitoringFake) -> None:
 
 
 def run(settings: Settings = Settings()) -> watchdog.RunResult:
-    return watchdog.run(PROJECT, settings, now=NOW, prices=PRICES)
+    return watchdog.run(PROJECT, settings, now=NOW, prices=PRICES, all_envs=True)
 
 
 def by_name(result: watchdog.RunResult) -> dict[str, object]:
@@ -214,7 +214,7 @@ def test_zones_option_lists_only_those_zones(
     for name, zone in (("a", "us-central1-a"), ("b", "europe-west4-a")):
         doc = compute_fake.add_instance(name, zone=zone)
         monitoring_fake.seed(doc["id"], IDLE, NOW)
-    result = watchdog.run(PROJECT, Settings(dry_run=True), zones=["europe-west4-a"], now=NOW)
+    result = watchdog.run(PROJECT, Settings(dry_run=True), zones=["europe-west4-a"], now=NOW, all_envs=True)
     assert [d.instance_id for d in result.decisions] == ["b"]
     assert not compute_fake.ops("GET", "/aggregated/instances")
 
@@ -224,7 +224,9 @@ def test_run_and_log_writes_one_json_line_per_decision(
 ) -> None:
     build_fleet(compute_fake, monitoring_fake)
     lines: list[str] = []
-    summary = watchdog.run_and_log(PROJECT, Settings(dry_run=True), now=NOW, log=lines.append, prices=PRICES)
+    summary = watchdog.run_and_log(
+        PROJECT, Settings(dry_run=True), now=NOW, log=lines.append, prices=PRICES, all_envs=True
+    )
     decisions = [json.loads(line) for line in lines]
     assert len(decisions) == len(EXPECTED)
     assert {d["instance_id"] for d in decisions if d["action"] != "none"} == ACTED

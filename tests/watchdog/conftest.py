@@ -92,7 +92,7 @@ class Fleet:
         self.ids[name] = instance_id
         return instance_id
 
-    def group(self, name: str, min_size: int, desired: int) -> list[str]:
+    def group(self, name: str, min_size: int, desired: int, tags: dict[str, str] | None = None) -> list[str]:
         self.ec2.create_launch_template(
             LaunchTemplateName=f"lt-{name}",
             LaunchTemplateData={"ImageId": self.ami, "InstanceType": "g5.xlarge"},
@@ -104,7 +104,10 @@ class Fleet:
             DesiredCapacity=desired,
             LaunchTemplate={"LaunchTemplateName": f"lt-{name}"},
             AvailabilityZones=[f"{REGION}a"],
-            Tags=[{"Key": "AutoShutdown", "Value": "true", "PropagateAtLaunch": True}],
+            Tags=[
+                {"Key": k, "Value": v, "PropagateAtLaunch": True}
+                for k, v in {"AutoShutdown": "true", **(tags or {})}.items()
+            ],
         )
         group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
             "AutoScalingGroups"

@@ -72,7 +72,7 @@ def build_fleet(fleet: Fleet) -> None:
 
 def run(fleet: Fleet, settings: Settings, recorder: CallRecorder | None = None) -> watchdog.RunResult:
     factory = recorder or CallRecorder()
-    return watchdog.run([REGION], settings, now=fleet.now, prices=PRICES, factory=factory)
+    return watchdog.run([REGION], settings, now=fleet.now, prices=PRICES, factory=factory, all_envs=True)
 
 
 def by_name(fleet: Fleet, result: watchdog.RunResult) -> dict[str, idle.Decision]:
@@ -234,7 +234,7 @@ def test_unreadable_metrics_never_lead_to_an_action(fleet: Fleet) -> None:
         return c
 
     settings = Settings(missing_data="idle", missing_data_grace_minutes=0)
-    result = watchdog.run([REGION], settings, now=fleet.now, factory=factory)
+    result = watchdog.run([REGION], settings, now=fleet.now, factory=factory, all_envs=True)
     assert [(d.verdict, d.action, d.alert) for d in result.decisions] == [("no-data", "none", True)]
     assert result.errors and "metrics could not be read" in result.errors[0]
     assert "AccessDenied" in result.summary.text()
@@ -299,7 +299,7 @@ def test_a_transient_error_is_retried_by_the_client_and_the_action_succeeds(flee
             c.meta.events.register("before-send.ec2.StopInstances", throttle_once)
         return c
 
-    (decision,) = watchdog.run([REGION], Settings(), now=fleet.now, factory=factory).decisions
+    (decision,) = watchdog.run([REGION], Settings(), now=fleet.now, factory=factory, all_envs=True).decisions
     assert (decision.action, decision.outcome) == ("stop", "done")
     assert sent == ["StopInstances", "StopInstances"] and fleet.state("idle-standalone") in (
         "stopping",

@@ -43,7 +43,7 @@ def test_requests_hold_at_most_500_queries_and_100800_datapoints(
     fleet: Fleet, recorder: CallRecorder
 ) -> None:
     ids = seed_fleet(fleet, instances=65, gpus=8)
-    result = watchdog.run([REGION], Settings(), now=fleet.now, factory=recorder)
+    result = watchdog.run([REGION], Settings(), now=fleet.now, factory=recorder, all_envs=True)
     sent = [len(p["MetricDataQueries"]) for p in recorder.ops("GetMetricData")]
     assert sent == [500, 20] == result.metric_requests
     # Every instance got its 8 series back, also those whose queries went in the second request.
@@ -57,7 +57,7 @@ def test_requests_hold_at_most_500_queries_and_100800_datapoints(
         assert len(set(query_ids)) == len(query_ids)
     # A day-long window: 1,440 one-minute points a query, so 70 queries fill the 100,800-datapoint limit.
     day = CallRecorder()
-    watchdog.run([REGION], Settings(idle_minutes=1440), now=fleet.now, factory=day)
+    watchdog.run([REGION], Settings(idle_minutes=1440), now=fleet.now, factory=day, all_envs=True)
     sent = [len(p["MetricDataQueries"]) for p in day.ops("GetMetricData")]
     assert sent == [70] * 7 + [30]
     assert all(n * 1440 <= idle.MAX_DATAPOINTS_PER_REQUEST for n in sent)

@@ -79,7 +79,7 @@ def test_nothing_is_sent_when_nothing_was_done_or_is_wrong(fleet: Fleet, recorde
     fleet.gpu_metrics(fleet.instance("busy"), [[50.0]])
     target = watchdog.Notify(sns_topic_arn=f"arn:aws:sns:{REGION}:123456789012:absent", region=REGION)
     out = watchdog.run_and_notify(
-        [REGION], Settings(), target, log=lambda _: None, now=fleet.now, factory=recorder
+        [REGION], Settings(), target, log=lambda _: None, now=fleet.now, factory=recorder, all_envs=True
     )
     assert out["notified"] is False and not recorder.ops("Publish")
 
@@ -93,7 +93,13 @@ def test_a_failed_notification_is_reported_not_raised(fleet: Fleet) -> None:
     )
     lines: list[str] = []
     out = watchdog.run_and_notify(
-        [REGION], Settings(), target, log=lines.append, now=fleet.now, factory=CallRecorder()
+        [REGION],
+        Settings(),
+        target,
+        log=lines.append,
+        now=fleet.now,
+        factory=CallRecorder(),
+        all_envs=True,
     )
     assert out["acted"] and [e.split(":")[0] for e in out["errors"]] == ["sns", "slack"]
     assert json.loads(lines[-1])["message"] == "gpu-watchdog error"

@@ -66,7 +66,7 @@ def test_keep_tags_the_instance_and_report_shows_it(fleet: Fleet) -> None:
     assert report.exit_code == 0, report.output
     row = next(line for line in report.output.splitlines() if fleet.ids["idle"] in line)
     assert "excluded" in row and "keep-alive until" in row
-    run = invoke("run", "--region", REGION, "--json")
+    run = invoke("run", "--region", REGION, "--all-envs", "--json")
     assert '"action": "none"' in run.output and fleet.state("idle") == "running"
 
     cleared = invoke("keep", fleet.ids["idle"], "--env", str(DEV), "--clear")

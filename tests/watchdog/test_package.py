@@ -117,10 +117,11 @@ print(json.dumps({{"result": result, "isolated": isolated, "loaded": sorted(m fo
 def test_the_built_zip_runs_with_only_boto3(tmp_path: Path, fleet: Fleet) -> None:
     # Real time: the subprocess uses the clock, so the fleet is seeded around now and min uptime is 0.
     fleet.now -= timedelta(minutes=45)
-    node = fleet.instance("idle-standalone", "p4d.24xlarge")
+    node = fleet.instance("idle-standalone", "p4d.24xlarge", tags={"pyctl:env": "dev"})
     fleet.gpu_metrics(node, [[1.0]] * 8)
-    busy = fleet.instance("busy")
+    busy = fleet.instance("busy", tags={"pyctl:env": "dev"})
     fleet.gpu_metrics(busy, [[80.0]])
+    fleet.gpu_metrics(fleet.instance("idle-of-prod", tags={"pyctl:env": "prod"}), [[1.0]])
     sns = boto3.client("sns", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     topic = sns.create_topic(Name="summary")["TopicArn"]
@@ -143,6 +144,7 @@ def test_the_built_zip_runs_with_only_boto3(tmp_path: Path, fleet: Fleet) -> Non
         "AWS_REGION": REGION,
         "AWS_EC2_METADATA_DISABLED": "true",
         "WATCHDOG_REGIONS": REGION,
+        "WATCHDOG_ENV": "dev",
         "WATCHDOG_MIN_UPTIME_MINUTES": "0",
         "WATCHDOG_SNS_TOPIC_ARN": topic,
         "WATCHDOG_HOURLY_PRICES": json.dumps({"p4d.24xlarge": 21.96}),
@@ -170,6 +172,7 @@ def test_the_built_zip_runs_with_only_boto3(tmp_path: Path, fleet: Fleet) -> Non
     assert decisions[node]["hourly_cost_saved"] == 21.96 and len(decisions[node]["evidence"]["gpus"]) == 8
     assert (decisions[busy]["verdict"], decisions[busy]["action"]) == ("busy", "none")
     assert fleet.state("idle-standalone") in ("stopping", "stopped")
+    assert fleet.state("idle-of-prod") == "running" and len(decisions) == 2  # WATCHDOG_ENV=dev: not listed
     message = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"][0]["Body"]
     assert node in json.loads(message)["Message"]
 

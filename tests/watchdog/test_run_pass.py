@@ -76,7 +76,7 @@ def test_run_pass_reads_only_what_matters_limits_by_group_and_acts() -> None:
         Instance("one-time", old, OPTED, zone="zone-a", market="one-time spot", stop_kind="terminate-only"),
     ]
     cloud = StubCloud(instances, {"zone-a/pool": 1}, {"idle-standalone", "member-1", "member-2", "one-time"})
-    result = run_pass(cloud, Settings(), NOW)
+    result = run_pass(cloud, Settings(), NOW, all_envs=True)
     assert cloud.read == ["idle-standalone", "busy", "member-1", "member-2", "one-time"]
     assert cloud.acted == [("idle-standalone", "stop"), ("member-1", "scale-in")]
     by_id = {d.instance_id: d for d in result.decisions}
@@ -91,8 +91,10 @@ def test_run_pass_reads_only_what_matters_limits_by_group_and_acts() -> None:
 
 def test_run_pass_dry_run_marks_and_never_reads_without_candidates() -> None:
     cloud = StubCloud([], {}, set())
-    result = run_pass(cloud, Settings(dry_run=True), NOW)
+    result = run_pass(cloud, Settings(dry_run=True), NOW, all_envs=True)
     assert cloud.read == [] and result.decisions == [] and result.summary.dry_run
     one = StubCloud([Instance("a", NOW - timedelta(hours=2), OPTED)], {}, {"a"})
-    assert [d.outcome for d in run_pass(one, Settings(dry_run=True), NOW).decisions] == ["dry-run"]
+    assert [d.outcome for d in run_pass(one, Settings(dry_run=True), NOW, all_envs=True).decisions] == [
+        "dry-run"
+    ]
     assert idle.Instance("a", NOW, zone="z").key == "z/a"

@@ -57,7 +57,9 @@ def test_without_warn_minutes_nothing_changes_and_a_warning_saves_nothing():
 
 
 def run_at(fleet: Fleet, minutes_before_now: int, settings: Settings = WARN) -> watchdog.RunResult:
-    return watchdog.run([REGION], settings, now=fleet.now - timedelta(minutes=minutes_before_now))
+    return watchdog.run(
+        [REGION], settings, now=fleet.now - timedelta(minutes=minutes_before_now), all_envs=True
+    )
 
 
 def tags(fleet: Fleet, name: str) -> dict[str, str]:

@@ -13,6 +13,9 @@ locals {
 
   # Tag that opts an instance (and its Auto Scaling group) in; the mutating IAM actions are limited to it.
   opt_in_tag = "AutoShutdown"
+  # The env tag aws-gpu-pool writes on instances and groups (pyctl.core.idle.ENV_SCOPE_TAG): the function
+  # lists only var.env's instances and its mutating IAM actions need the same tag value.
+  env_tag    = "pyctl:env"
   acted_tag  = "pyctl:watchdog-acted"
   warned_tag = "pyctl:watchdog-warned"
 
@@ -22,6 +25,7 @@ locals {
   environment = merge(
     {
       WATCHDOG_REGIONS                    = join(",", local.regions)
+      WATCHDOG_ENV                        = var.env
       WATCHDOG_IDLE_MINUTES               = tostring(var.settings.idle_minutes)
       WATCHDOG_THRESHOLD_PERCENT          = tostring(var.settings.threshold_percent)
       WATCHDOG_MIN_UPTIME_MINUTES         = tostring(var.settings.min_uptime_minutes)
@@ -62,7 +66,7 @@ data "aws_iam_policy_document" "code" {
   }
 
   statement {
-    sid       = "StopOrTerminateOptedInInstances"
+    sid       = "StopOrTerminateOptedInInstancesOfEnv"
     actions   = ["ec2:StopInstances", "ec2:TerminateInstances"]
     resources = ["arn:${local.partition}:ec2:*:${local.account}:instance/*"]
 
@@ -71,22 +75,52 @@ data "aws_iam_policy_document" "code" {
       variable = "aws:ResourceTag/${local.opt_in_tag}"
       values   = ["true"]
     }
+
+    # EC2 instance ARNs: aws:ResourceTag/${TagKey} (Service Authorization Reference, Amazon EC2,
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.env_tag}"
+      values   = [var.env]
+    }
   }
 
   statement {
-    sid       = "ScaleInOptedInGroups"
+    sid       = "ScaleInOptedInGroupsOfEnv"
     actions   = ["autoscaling:TerminateInstanceInAutoScalingGroup"]
     resources = ["arn:${local.partition}:autoscaling:*:${local.account}:autoScalingGroup:*:autoScalingGroupName/*"]
 
+    # Auto Scaling groups: the Service Authorization Reference lists both aws:ResourceTag/${TagKey} and
+    # autoscaling:ResourceTag/${TagKey} for autoScalingGroup; the Auto Scaling guide ("Tags for security",
+    # https://docs.aws.amazon.com/autoscaling/ec2/userguide/tag-security.html) uses the latter. Both must
+    # hold: the group opted in, of this env.
     condition {
       test     = "StringEquals"
       variable = "aws:ResourceTag/${local.opt_in_tag}"
       values   = ["true"]
     }
+
+    condition {
+      test     = "StringEquals"
+      variable = "autoscaling:ResourceTag/${local.opt_in_tag}"
+      values   = ["true"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.env_tag}"
+      values   = [var.env]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "autoscaling:ResourceTag/${local.env_tag}"
+      values   = [var.env]
+    }
   }
 
   statement {
-    sid       = "MarkActedOnOptedInInstances"
+    sid       = "MarkActedOnOptedInInstancesOfEnv"
     actions   = ["ec2:CreateTags"]
     resources = ["arn:${local.partition}:ec2:*:${local.account}:instance/*"]
 
@@ -94,6 +128,14 @@ data "aws_iam_policy_document" "code" {
       test     = "StringEquals"
       variable = "aws:ResourceTag/${local.opt_in_tag}"
       values   = ["true"]
+    }
+
+    # EC2 instance ARNs: aws:ResourceTag/${TagKey} (Service Authorization Reference, Amazon EC2,
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.env_tag}"
+      values   = [var.env]
     }
 
     condition {

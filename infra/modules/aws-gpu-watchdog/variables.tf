@@ -10,6 +10,17 @@ variable "name" {
   }
 }
 
+variable "env" {
+  description = "The env whose instances the watchdog may act on: it lists only instances tagged pyctl:env = env, and its stop/terminate/tag/scale-in permissions require that tag (on the instance or group)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env))
+    error_message = "env must be an env name (^[a-z][a-z0-9-]{0,30}[a-z0-9]$, as in env.yaml)."
+  }
+}
+
 variable "filename" {
   description = "Path of the function zip built by pyctl (`pyctl render` builds it deterministically)."
   type        = string

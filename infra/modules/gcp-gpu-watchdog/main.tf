@@ -23,6 +23,9 @@ locals {
     var.recover_spot ? ["compute.zoneOperations.list"] : [],
   )
   # Act only on VMs and groups named with act_on_name_prefix (the code acts only on labelled VMs too).
+  # IAM Conditions on Compute Engine see resource.service, resource.type, resource.name and Resource Manager
+  # tags, not labels (https://cloud.google.com/iam/docs/conditions-attribute-reference): the env's label
+  # cannot be a condition, the env's name prefix (pyctl-<env>-, set by the stacks) is.
   act_permissions = concat(
     [
       "compute.instanceGroupManagers.update",
@@ -38,6 +41,7 @@ locals {
   # Settings -> the environment the function reads (pyctl.core.idle.ENVIRONMENT and pyctl/functions/gpu_watchdog_gcp.py).
   environment = {
     WATCHDOG_PROJECT                    = var.project
+    WATCHDOG_ENV                        = var.env
     WATCHDOG_ZONES                      = join(",", var.zones)
     WATCHDOG_HOURLY_PRICES              = jsonencode(var.hourly_prices)
     WATCHDOG_RECOVER_SPOT               = tostring(var.recover_spot)

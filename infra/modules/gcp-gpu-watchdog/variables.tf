@@ -32,6 +32,17 @@ variable "name" {
   }
 }
 
+variable "env" {
+  description = "The env whose VMs the watchdog may act on: it lists only VMs labelled pyctl-env = env (list filter), and the deployed function refuses to start without it."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.env))
+    error_message = "env must be an env name (^[a-z][a-z0-9-]{0,30}[a-z0-9]$, as in env.yaml)."
+  }
+}
+
 variable "filename" {
   description = "Path of the function source zip built by pyctl (`pyctl render` builds it deterministically: a main.py re-exporting pyctl.functions.gpu_watchdog_gcp, requirements.txt, pyctl/core, pyctl/clouds/gcp)."
   type        = string

@@ -7,6 +7,7 @@ module "gpu_watchdog" {
   count  = var.watchdog.enabled ? 1 : 0
 
   name             = "${var.env.name}-gpu-watchdog"
+  env              = var.env.name # only this env's instances (tag pyctl:env), in the code and the IAM policy
   filename         = "${path.root}/${var.function_packages["gpu_watchdog"].path}"
   source_code_hash = var.function_packages["gpu_watchdog"].base64sha256
 

@@ -56,6 +56,7 @@ module "gpu_watchdog" {
   project          = var.gcp.project
   region           = var.gcp.region
   name             = "${var.env.name}-gpu-watchdog"
+  env              = var.env.name # only this env's VMs (label pyctl-env in the list filter)
   filename         = "${path.root}/${var.function_packages["gcp_watchdog"].path}"
   source_code_hash = var.function_packages["gcp_watchdog"].base64sha256
   source_bucket    = module.model_cache[0].bucket

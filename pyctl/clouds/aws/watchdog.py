@@ -34,17 +34,31 @@ DESCRIBE_PERMISSIONS = (
 )
 
 
-def describe_running(ec2: Any, opt_in_only: bool) -> list[dict[str, Any]]:
-    """Running instances (with the opt-in tag key when `opt_in_only`), all pages."""
+def describe_running(ec2: Any, opt_in_only: bool, env: str = "") -> list[dict[str, Any]]:
+    """Running instances (with the opt-in tag key when `opt_in_only`; of `env` only when given), all pages.
+
+    The env is a server-side filter, `tag:<key>` = value (DescribeInstances, "Filters": "tag:<key> - The
+    key/value combination of a tag assigned to the resource",
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html), and checked again
+    on what comes back: another env's instance is never a candidate.
+    """
     filters = [{"Name": "instance-state-name", "Values": ["running"]}]
     if opt_in_only:
         # The tag key, not its value: instances tagged AutoShutdown=false show up as `excluded`.
         filters.append({"Name": "tag-key", "Values": [idle.OPT_IN_TAG]})
+    if env:
+        filters.append({"Name": f"tag:{idle.ENV_SCOPE_TAG}", "Values": [env]})
     found = []
     for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
         for reservation in page["Reservations"]:
             found.extend(reservation["Instances"])
+    if env:
+        found = [i for i in found if _tag(i, idle.ENV_SCOPE_TAG) == env]
     return found
+
+
+def _tag(raw: Mapping[str, Any], key: str) -> str | None:
+    return next((t["Value"] for t in raw.get("Tags", []) if t["Key"] == key), None)
 
 
 def gpu_counts(ec2: Any, instance_types: Iterable[str]) -> dict[str, int]:
@@ -162,11 +176,11 @@ def to_instance(
 
 
 def describe_instances(
-    clients: RegionClients, opt_in_only: bool, prices: Mapping[str, float]
+    clients: RegionClients, opt_in_only: bool, prices: Mapping[str, float], env: str = ""
 ) -> tuple[list[Instance], dict[str, int]]:
-    """The region's running instances as `Instance` facts, and each group's scale-in room (desired - min),
-    by the group's budget key (`region/name`)."""
-    raw = describe_running(clients.ec2, opt_in_only)
+    """The region's running instances (of `env`, when given) as `Instance` facts, and each group's scale-in
+    room (desired - min), by the group's budget key (`region/name`)."""
+    raw = describe_running(clients.ec2, opt_in_only, env)
     if not raw:
         return [], {}
     spot_types = spot_request_types(clients.ec2, raw)
@@ -306,7 +320,8 @@ class RegionClients:
 class InstanceAction:
     """One verb the watchdog performs on an instance, with the IAM actions it needs.
 
-    Every such IAM action is granted only on resources tagged AutoShutdown=true (see the module's policy).
+    Every such IAM action is granted only on resources tagged AutoShutdown=true and pyctl:env=<the module's
+    env> (see the module's policy).
     """
 
     name: str
@@ -335,7 +350,9 @@ ACTIONS: dict[str, InstanceAction] = {
     "scale-in": InstanceAction("scale-in", ("autoscaling:TerminateInstanceInAutoScalingGroup",), _scale_in),
 }
 
-MARK_PERMISSIONS = ("ec2:CreateTags",)  # only the ACTED/WARNED_TAG keys, only on AutoShutdown=true instances
+MARK_PERMISSIONS = (
+    "ec2:CreateTags",
+)  # only the ACTED/WARNED_TAG keys, only on opted-in instances of the env
 
 
 def mark_acted(clients: RegionClients, d: Decision, now: datetime) -> None:
@@ -500,7 +517,9 @@ class AwsWatchdog:
         found = Candidates([])
         for region in self.regions:
             try:
-                instances, room = describe_instances(self.clients(region), opt_in_only, self.prices)
+                instances, room = describe_instances(
+                    self.clients(region), opt_in_only, self.prices, settings.env
+                )
             except (ClientError, BotoCoreError) as exc:
                 found.errors.append(f"{region}: describe failed: {exc}")
                 continue
@@ -544,10 +563,12 @@ def run(
     prices: Mapping[str, float] | None = None,
     factory: ClientFactory = make_client,
     opt_in_only: bool = True,
+    all_envs: bool = False,
 ) -> RunResult:
-    """One watchdog pass over `regions` (`pyctl.core.watchdog.run_pass` on `AwsWatchdog`)."""
+    """One watchdog pass over `regions` (`pyctl.core.watchdog.run_pass` on `AwsWatchdog`): the instances of
+    `settings.env`, or of every env with `all_envs=True`."""
     cloud = AwsWatchdog(regions, prices=prices, factory=factory)
-    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only)
+    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only, all_envs=all_envs)
 
 
 def run_and_notify(
@@ -559,9 +580,10 @@ def run_and_notify(
     log: Callable[[str], None] = print,
     now: datetime | None = None,
     factory: ClientFactory = make_client,
+    all_envs: bool = False,
 ) -> dict[str, Any]:
     """One run as the scheduled function does it; returns the summary as JSON."""
-    result = run(regions, settings, now=now, prices=prices, factory=factory)
+    result = run(regions, settings, now=now, prices=prices, factory=factory, all_envs=all_envs)
     return publish_run(result, target, log=log, factory=factory)
 
 

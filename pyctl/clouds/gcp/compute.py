@@ -361,15 +361,24 @@ def describe_instances(
     prices: Mapping[str, float],
     *,
     opt_in_only: bool = True,
+    env: str = "",
 ) -> tuple[list[Instance], dict[str, int], list[str]]:
-    """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`), each group's scale-in room, and
-    what could not be read. A VM whose group could not be read is left out: it must not be handled as a
-    standalone VM."""
+    """RUNNING GPU VMs (labelled auto-shutdown=true when `opt_in_only`; labelled pyctl-env=`env` when
+    given), each group's scale-in room, and what could not be read. A VM whose group could not be read is
+    left out: it must not be handled as a standalone VM.
+
+    The env is part of the server-side list filter (`labels.pyctl-env = "dev"`; instances.list `filter`:
+    "labels.env = prod", https://cloud.google.com/compute/docs/reference/rest/v1/instances/list) and
+    checked again on what comes back."""
     from google.api_core.exceptions import GoogleAPICallError
 
     wanted = {OPT_IN_LABEL: "true"} if opt_in_only else {}
+    if env:
+        wanted[ENV_LABEL] = env
     listed, problems = list_instances(clients, project, zones, label_filter(wanted, "RUNNING"))
     raw = [r for r in listed if gpu_count(r) and r.status == "RUNNING"]  # the API filtered; checked again
+    if env:
+        raw = [r for r in raw if dict(r.labels).get(ENV_LABEL) == env]
     groups: dict[str, idle.Group | None] = {}
     for r in raw:
         url = group_url(r)

@@ -63,7 +63,12 @@ class GcpWatchdog:
 
         try:
             vms, room, missed = compute.describe_instances(
-                self.clients, self.project, self.zones, self.prices, opt_in_only=opt_in_only
+                self.clients,
+                self.project,
+                self.zones,
+                self.prices,
+                opt_in_only=opt_in_only,
+                env=settings.env,
             )
         except GoogleAPICallError as exc:
             return Candidates([], errors=[f"{self.project}: listing instances failed: {exc}"])
@@ -101,10 +106,12 @@ def run(
     clients: compute.ComputeClients | None = None,
     metrics: Any = None,
     opt_in_only: bool = True,
+    all_envs: bool = False,
 ) -> RunResult:
-    """One watchdog pass over `project` (`pyctl.core.watchdog.run_pass` on `GcpWatchdog`)."""
+    """One watchdog pass over `project` (`pyctl.core.watchdog.run_pass` on `GcpWatchdog`): the VMs of
+    `settings.env`, or of every env with `all_envs=True`."""
     cloud = GcpWatchdog(project, zones=zones, prices=prices, clients=clients, metrics=metrics)
-    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only)
+    return run_pass(cloud, settings, now or datetime.now(UTC), opt_in_only=opt_in_only, all_envs=all_envs)
 
 
 def decision_log(d: Decision) -> str:
@@ -124,10 +131,20 @@ def run_and_log(
     now: datetime | None = None,
     clients: compute.ComputeClients | None = None,
     metrics: Any = None,
+    all_envs: bool = False,
 ) -> dict[str, Any]:
     """A run as the Cloud Function does it: one JSON log line per decision (Cloud Logging parses them),
     and the summary returned as JSON."""
-    result = run(project, settings, zones=zones, now=now, prices=prices, clients=clients, metrics=metrics)
+    result = run(
+        project,
+        settings,
+        zones=zones,
+        now=now,
+        prices=prices,
+        clients=clients,
+        metrics=metrics,
+        all_envs=all_envs,
+    )
     for d in result.decisions:
         log(decision_log(d))
     for e in result.errors:

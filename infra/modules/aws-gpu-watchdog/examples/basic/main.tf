@@ -19,6 +19,7 @@ module "gpu_watchdog" {
   source = "../.."
 
   name             = "dev-gpu-watchdog"
+  env              = "dev"
   filename         = "${path.module}/gpu_watchdog.zip"
   source_code_hash = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 

@@ -22,6 +22,7 @@ module "gpu_watchdog" {
   project          = "acme-ml-dev"
   region           = "us-central1"
   name             = "dev-gpu-watchdog"
+  env              = "dev"
   filename         = "${path.module}/gcp_watchdog.zip"
   source_code_hash = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
   source_bucket    = "acme-dev-gpu-models-gcs"
