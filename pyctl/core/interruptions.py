@@ -226,11 +226,14 @@ class Placement:
 
 @dataclass(frozen=True)
 class JobTemplate:
-    """A standalone job's replacement recipe: its launch template, allowed types and subnets."""
+    """A standalone job's replacement recipe: its launch template, allowed types and subnets, and the
+    security groups of the template's network interface (a request that names the subnet must name
+    them on the interface too)."""
 
     launch_template_id: str
     instance_types: tuple[str, ...]
     subnet_ids: tuple[str, ...] = field(default_factory=tuple)
+    security_group_ids: tuple[str, ...] = field(default_factory=tuple)
 
 
 def placement_order(

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from fakes.ec2_rules import enforce
 from fakes.imds import ImdsState, imds_server
 
 from pyctl.clouds.aws.recovery import RecoveryConfig
@@ -41,6 +42,7 @@ class AwsWorld:
     table: str
     launch_template_id: str
     subnets: dict[str, str]  # subnet id -> AZ
+    security_group: str
     s3: Any
     ec2: Any
     dynamodb: Any
@@ -54,6 +56,7 @@ class AwsWorld:
                     launch_template_id=self.launch_template_id,
                     instance_types=("g6.xlarge", "g6.2xlarge"),
                     subnet_ids=tuple(self.subnets),
+                    security_group_ids=(self.security_group,),
                 )
             },
             checkpoint_bucket=self.bucket,
@@ -67,7 +70,13 @@ class AwsWorld:
             "LaunchTemplate": {"LaunchTemplateId": self.launch_template_id, "Version": "$Latest"},
             "MinCount": 1,
             "MaxCount": 1,
-            "SubnetId": subnet or next(iter(self.subnets)),
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "SubnetId": subnet or next(iter(self.subnets)),
+                    "Groups": [self.security_group],
+                }
+            ],
             "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "pyctl:job", "Value": job}]}],
         }
         if spot:
@@ -95,7 +104,7 @@ def _client(service: str) -> Any:
 
 
 @pytest.fixture
-def aws(moto_server: Any) -> AwsWorld:
+def aws(moto_server: Any) -> Iterator[AwsWorld]:
     s3, ec2, ddb = _client("s3"), _client("ec2"), _client("dynamodb")
     s3.create_bucket(Bucket="ckpt")
     ddb.create_table(
@@ -114,11 +123,29 @@ def aws(moto_server: Any) -> AwsWorld:
             "SubnetId"
         ]
         subnets[subnet] = az
+    group = ec2.create_security_group(GroupName="llm-train", Description="pool", VpcId=vpc)["GroupId"]
+    # What infra/modules/aws-gpu-pool's launch template defines: one network interface with the group.
     lt = ec2.create_launch_template(
         LaunchTemplateName="llm-train",
-        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "g6.xlarge"},
+        LaunchTemplateData={
+            "ImageId": "ami-12c6146b",
+            "InstanceType": "g6.xlarge",
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "AssociatePublicIpAddress": False,
+                    "DeleteOnTermination": True,
+                    "Groups": [group],
+                }
+            ],
+        },
     )["LaunchTemplate"]["LaunchTemplateId"]
-    return AwsWorld("ckpt", "pyctl-dev-spot-recovery", lt, subnets, s3, ec2, ddb)
+    # moto accepts RunInstances requests AWS rejects: check ours against the documented rules.
+    stop = enforce(ec2)
+    try:
+        yield AwsWorld("ckpt", "pyctl-dev-spot-recovery", lt, subnets, group, s3, ec2, ddb)
+    finally:
+        stop()
 
 
 def load_event(name: str, instance_id: str, **overrides: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from fakes.ec2_rules import enforce
 
 from pyctl.clouds.aws.recovery import Recovery, job_statuses
 
@@ -28,7 +30,7 @@ _LOADED: dict[str, ModuleType] = {}
 
 
 @pytest.fixture
-def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
+def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     config = {
         "policy": {"max_interruptions": 2, "window_hours": 6, "cooldown_hours": 1},
         "jobs": {
@@ -36,6 +38,7 @@ def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
                 "launch_template_id": aws.launch_template_id,
                 "instance_types": ["g6.xlarge", "g6.2xlarge"],
                 "subnet_ids": list(aws.subnets),
+                "security_group_ids": [aws.security_group],
             }
         },
         "checkpoint_bucket": aws.bucket,
@@ -51,7 +54,9 @@ def handler(aws: AwsWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
         _LOADED["module"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(_LOADED["module"])
     module = _LOADED["module"]
-    return lambda event: module.handler(event, None)
+    stop = enforce(module._client("ec2"))
+    yield lambda event: module.handler(event, None)
+    stop()
 
 
 def item(aws: AwsWorld, pk: str, sk: str) -> dict[str, Any]:
@@ -128,7 +133,7 @@ def test_no_spot_capacity_anywhere_falls_back_to_on_demand(aws: AwsWorld, handle
     def no_spot_capacity(params: dict[str, Any], **kwargs: Any) -> Any:
         body = params["body"]  # the serialized EC2 query request
         if body.get("InstanceMarketOptions.MarketType") == "spot":
-            refused.append(f"{body['InstanceType']}/{body['SubnetId']}")
+            refused.append(f"{body['InstanceType']}/{body['NetworkInterface.1.SubnetId']}")
             error = {"Error": {"Code": "InsufficientInstanceCapacity", "Message": "no capacity"}}
             return AWSResponse("https://ec2", 500, {}, None), error
         return None
@@ -136,6 +141,7 @@ def test_no_spot_capacity_anywhere_falls_back_to_on_demand(aws: AwsWorld, handle
     from pyctl.clouds.aws import client
 
     ec2 = client("ec2")
+    enforce(ec2)
     ec2.meta.events.register("before-call.ec2.RunInstances", no_spot_capacity)
     recovery = Recovery(aws.config(max_interruptions=3), ec2, aws.dynamodb, aws.s3)
     result = recovery.handle(load_event("spot_interruption_warning", victim))

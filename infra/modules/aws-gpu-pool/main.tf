@@ -322,6 +322,10 @@ resource "aws_autoscaling_group" "this" {
   }
 
   lifecycle {
+    # The watchdog scales idle nodes in and the spot fallback resizes the group: desired_size only sets
+    # the size at creation, or Terraform would bring scaled-in idle nodes back (README: who owns which number).
+    ignore_changes = [desired_capacity]
+
     precondition {
       condition     = var.min_size <= var.desired_size && var.desired_size <= var.max_size
       error_message = "Sizes must satisfy min_size <= desired_size <= max_size."

@@ -43,11 +43,12 @@ variable "policy" {
 }
 
 variable "jobs" {
-  description = "Standalone job instances to replace, keyed by job name (the instances' pyctl:job tag): the launch template, the instance types and subnets a replacement may use. Instances of Auto Scaling groups are only recorded."
+  description = "Standalone job instances to replace, keyed by job name (the instances' pyctl:job tag): the launch template, the instance types and subnets a replacement may use, and the security groups of the template's network interface (a replacement names its subnet on that interface, so it names the groups there too). Instances of Auto Scaling groups are only recorded."
   type = map(object({
     launch_template_id = string
     instance_types     = optional(list(string), [])
     subnet_ids         = list(string)
+    security_group_ids = optional(list(string), [])
   }))
   default = {}
 

@@ -185,6 +185,12 @@ resource "google_compute_region_instance_group_manager" "this" {
   all_instances_config {
     labels = local.labels
   }
+
+  # The watchdog and the spot fallback resize the group; desired_size only sets the size at creation
+  # (README: who owns which number).
+  lifecycle {
+    ignore_changes = [target_size]
+  }
 }
 
 resource "google_compute_instance_group_manager" "this" {
@@ -213,6 +219,11 @@ resource "google_compute_instance_group_manager" "this" {
 
   all_instances_config {
     labels = local.labels
+  }
+
+  # As on the regional group: the watchdog and the fallback own the running size.
+  lifecycle {
+    ignore_changes = [target_size]
   }
 
   depends_on = [google_compute_reservation.this]

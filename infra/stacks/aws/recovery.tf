@@ -23,6 +23,7 @@ module "spot_recovery" {
     launch_template_id = module.pool[job.pool].launch_template_id
     instance_types     = var.pools[job.pool].instance_types
     subnet_ids         = local.pool_subnet_ids[job.pool]
+    security_group_ids = [module.pool[job.pool].security_group_id]
   } }
   instance_role_arns = sort(distinct([for job in var.spot_recovery.jobs : module.pool[job.pool].role_arn]))
 

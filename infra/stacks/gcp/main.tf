@@ -15,6 +15,8 @@ module "model_cache" {
   labels                  = merge(local.labels, { "pyctl-env" = var.env.name })
 
   pool_service_accounts = { for name, pool in module.pool : name => pool.service_account_email }
+
+  depends_on = [google_project_service.this] # services.tf: the APIs are on before the first create
 }
 
 module "pool" {
@@ -40,4 +42,6 @@ module "pool" {
   nvme_path     = var.model_cache.nvme_path
   source_image  = var.source_image
   agent_package = var.agent_package
+
+  depends_on = [google_project_service.this]
 }

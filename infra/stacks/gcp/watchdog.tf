@@ -80,6 +80,8 @@ module "gpu_watchdog" {
   hourly_prices      = var.watchdog.hourly_prices
   log_retention_days = var.watchdog.log_retention_days
   labels             = merge(local.labels, { "pyctl-env" = var.env.name })
+
+  depends_on = [google_project_service.this] # services.tf
 }
 
 output "gpu_watchdog" {

@@ -82,6 +82,26 @@ def table_name(env: str) -> str:
     return f"pyctl-{env}-spot-recovery"
 
 
+def launch_interface(template: JobTemplate, placement: Placement) -> dict[str, Any]:
+    """The primary network interface of a replacement: the pool's launch template defines one
+    (infra/modules/aws-gpu-pool `network_interfaces`: device 0, no public IP, deleted with the instance,
+    the pool's security group), so the subnet goes on the interface, never top-level. RunInstances
+    `SubnetId`/`SecurityGroupIds`: "If you specify a network interface, you must specify any subnets
+    [security groups] as part of the network interface instead"; `DeviceIndex` is required
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html,
+    API_InstanceNetworkInterfaceSpecification.html). The template's settings are repeated so the
+    interface is the same whether EC2 merges it with the template's or replaces it."""
+    interface: dict[str, Any] = {
+        "DeviceIndex": 0,
+        "SubnetId": placement.subnet_id,
+        "AssociatePublicIpAddress": False,
+        "DeleteOnTermination": True,
+    }
+    if template.security_group_ids:
+        interface["Groups"] = list(template.security_group_ids)
+    return interface
+
+
 @dataclass(frozen=True)
 class RecoveryConfig:
     """The Lambda's settings, from its environment (written by the Terraform module)."""
@@ -101,6 +121,7 @@ class RecoveryConfig:
                 launch_template_id=job["launch_template_id"],
                 instance_types=tuple(job.get("instance_types", [])),
                 subnet_ids=tuple(job.get("subnet_ids", [])),
+                security_group_ids=tuple(job.get("security_group_ids", [])),
             )
             for name, job in doc.get("jobs", {}).items()
         }
@@ -205,7 +226,7 @@ class Recovery:
             "MinCount": 1,
             "MaxCount": 1,
             "InstanceType": placement.instance_type,
-            "SubnetId": placement.subnet_id,
+            "NetworkInterfaces": [launch_interface(template, placement)],
             "TagSpecifications": [
                 {
                     "ResourceType": "instance",

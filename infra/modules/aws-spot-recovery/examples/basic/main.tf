@@ -35,6 +35,7 @@ module "spot_recovery" {
       launch_template_id = "lt-0a1b2c3d4e5f60001"
       instance_types     = ["g6.xlarge", "g6.2xlarge"]
       subnet_ids         = ["subnet-0a1b2c3d4e5f60011", "subnet-0a1b2c3d4e5f60012"]
+      security_group_ids = ["sg-0a1b2c3d4e5f60021"]
     }
   }
   instance_role_arns = ["arn:aws:iam::111111111111:role/pyctl-dev-l4-spot-node"]

@@ -1,0 +1,89 @@
+"""The documented EC2 RunInstances rules our code depends on, enforced on a boto3 client (moto accepts
+requests AWS rejects: ../shared/ARCHITECTURE.md, "moto accepts ... a top-level SubnetId when the launch
+template defines network interfaces").
+
+`enforce(ec2)` registers a botocore `before-parameter-build.ec2.RunInstances` handler that inspects the
+request as the caller gave it and, when a rule is broken, raises the ClientError AWS would answer
+(`InvalidParameterCombination` / `InvalidParameterValue`), so the code under test sees what it would
+see on AWS. Each rule names its source: the RunInstances API reference,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html (request parameters
+`SubnetId`, `SecurityGroupIds`, `SecurityGroups`, `NetworkInterface.N`) and
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceNetworkInterfaceSpecification.html
+(`DeviceIndex`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+EVENT = "before-parameter-build.ec2.RunInstances"
+
+# RunInstances `SubnetId` / `SecurityGroupIds` / `SecurityGroups`: "If you specify a network interface,
+# you must specify any subnets [security groups] as part of the network interface instead of using this
+# parameter." AWS answers InvalidParameterCombination, also when the network interfaces come from the
+# launch template (EC2 User Guide, "Launch an instance from a launch template": parameters given in the
+# request override the template's, and the merged request must be valid).
+INSTANCE_LEVEL_NETWORK = ("SubnetId", "SecurityGroupIds", "SecurityGroups")
+
+
+def _reject(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "RunInstances")
+
+
+def violations(params: Mapping[str, Any], template_interfaces: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rules a RunInstances request breaks, given the network interfaces of its launch template."""
+    found: list[str] = []
+    request_interfaces = params.get("NetworkInterfaces") or []
+    interfaces = request_interfaces or template_interfaces
+    if interfaces:
+        for name in INSTANCE_LEVEL_NETWORK:
+            if params.get(name):
+                origin = "the request" if request_interfaces else "the launch template"
+                found.append(
+                    f"InvalidParameterCombination: {name} with network interfaces from {origin}"
+                    " (RunInstances: specify it as part of the network interface instead)"
+                )
+    for index, interface in enumerate(request_interfaces):
+        # InstanceNetworkInterfaceSpecification.DeviceIndex: "If you specify a network interface when
+        # launching an instance, you must specify the device index."
+        if "DeviceIndex" not in interface:
+            found.append(f"InvalidParameterValue: NetworkInterfaces[{index}] without DeviceIndex")
+    return found
+
+
+_LOOKUP: dict[tuple[str, str], Any] = {}
+
+
+def _lookup_client(ec2: Any) -> Any:
+    # Its own client: the template look-up must not show up among the calls of the code under test.
+    key = (ec2.meta.region_name, ec2.meta.endpoint_url)
+    if key not in _LOOKUP:
+        _LOOKUP[key] = boto3.client("ec2", region_name=key[0], endpoint_url=key[1])
+    return _LOOKUP[key]
+
+
+def enforce(ec2: Any) -> Callable[[], None]:
+    """Check every RunInstances request of `ec2` against the rules; returns the function that stops it."""
+    lookup = _lookup_client(ec2)
+
+    def template_interfaces(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        spec = params.get("LaunchTemplate")
+        if not spec:
+            return []
+        ref = {k: spec[k] for k in ("LaunchTemplateId", "LaunchTemplateName") if k in spec}
+        versions = lookup.describe_launch_template_versions(**ref, Versions=[spec.get("Version", "$Default")])
+        data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        return list(data.get("NetworkInterfaces", []))
+
+    def check(params: dict[str, Any], **kwargs: Any) -> None:
+        found = violations(params, template_interfaces(params))
+        if found:
+            code = found[0].partition(": ")[0]
+            raise _reject(code, "; ".join(found))
+
+    ec2.meta.events.register(EVENT, check)
+    return lambda: ec2.meta.events.unregister(EVENT, check)
