@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fakes.tfprovider.harness import StandinSession
+from fakes.tfprovider.harness import StandinSession, copy_infra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
@@ -56,12 +55,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinSession
 @pytest.fixture(scope="session")
 def infra_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """infra/ copied, without state or provider caches."""
-    top = tmp_path_factory.mktemp("repo")
-    ignore = shutil.ignore_patterns(
-        ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
-    )
-    shutil.copytree(INFRA, top / "infra", ignore=ignore)
-    return top / "infra"
+    return copy_infra(INFRA, tmp_path_factory.mktemp("repo") / "infra")
 
 
 @dataclass

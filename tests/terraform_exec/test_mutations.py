@@ -4,10 +4,10 @@ name checks, config load and checkov cannot see."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 import pytest
+from fakes.tfprovider.harness import copy_infra
 
 from .conftest import INFRA, Root, local_backend, render_env
 
@@ -148,8 +148,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory, standin) -> dict[str, Root]:
     import os
 
     top = tmp_path_factory.mktemp("mutations")
-    ignore = shutil.ignore_patterns(".terraform", "*.tfstate*", ".pyctl-build", "functions.auto.tfvars.json")
-    shutil.copytree(INFRA, top / "infra", ignore=ignore)
+    copy_infra(INFRA, top / "infra")
     roots = {}
     for rel in sorted({m.root for m in MUTATIONS}):
         render_env(top / "infra", rel.split("/", 1)[1])

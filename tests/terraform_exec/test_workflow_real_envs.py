@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import boto3
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from fakes.tfprovider.harness import copy_infra
 
 from pyctl.cli import command
 from pyctl.errors import PyctlError
@@ -30,10 +30,7 @@ def _pyctl(name: str, *args: object, input: str | None = None) -> Result:
 @pytest.fixture
 def envs(tmp_path: Path, standin, moto_server, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of infra/; each env's state bucket exists on moto."""
-    ignore = shutil.ignore_patterns(
-        ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
-    )
-    shutil.copytree(INFRA, tmp_path / "infra", ignore=ignore)
+    copy_infra(INFRA, tmp_path / "infra")
     for name, value in standin.environ({}).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYCTL_TERRAFORM", str(Path(sys.executable).parent / "pyctl-terraform"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,16 @@ from .schema import PROVIDERS
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "server.py"
 PLATFORM = "linux_amd64"
+
+
+# What a private copy of infra/ leaves behind: state, provider caches and pyctl's build artifacts.
+_COPY_IGNORE = (".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json")
+
+
+def copy_infra(source: Path, dest: Path) -> Path:
+    """A private copy of an infra/ tree (rendering and applying it writes nothing into the checkout)."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_COPY_IGNORE))
+    return dest
 
 
 def build_mirror(root: Path, python: str = sys.executable) -> Path:

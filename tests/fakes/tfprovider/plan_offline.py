@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .harness import StandinSession
+from .harness import StandinSession, copy_infra
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
 
     work = Path(tempfile.mkdtemp(prefix=f"plan-offline-{args.env}-"))
-    ignore = shutil.ignore_patterns(
-        ".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json"
-    )
-    shutil.copytree(REPO_ROOT / "infra", work / "infra", ignore=ignore)
+    copy_infra(REPO_ROOT / "infra", work / "infra")
     env_dir = work / "infra" / "envs" / args.env
     backend = dict(re.findall(r'^(\w+)\s*=\s*"([^"]*)"', (env_dir / "backend.hcl").read_text(), re.M))
 

@@ -140,6 +140,14 @@ class StandinProvider(pb_grpc.ProviderServicer):  # type: ignore[misc]
     def _block(self, kind: str, type_name: str) -> Block:
         return self.schema.block(kind, type_name)
 
+    def _validate(self, response: Any, block: Block, raw: bytes, type_name: str = "") -> Any:
+        """What a provider refuses that core does not: read-only attributes set, documented API rules."""
+        config = cty.decode(raw, block.implied_type())
+        problems = behaviour.read_only_violations(block, config) + rules.violations(type_name, config)
+        for summary, detail, path in problems:
+            response.diagnostics.append(_diag(summary, detail, path))
+        return response
+
     # -- metadata and schema
     def GetMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
         resp = pb.GetMetadata.Response()
@@ -167,12 +175,9 @@ class StandinProvider(pb_grpc.ProviderServicer):  # type: ignore[misc]
 
     # -- provider configuration
     def ValidateProviderConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
-        block = self.schema.provider()
-        config = cty.decode(request.config.msgpack, block.implied_type())
-        resp = pb.ValidateProviderConfig.Response()
-        for summary, detail, path in behaviour.read_only_violations(block, config):
-            resp.diagnostics.append(_diag(summary, detail, path))
-        return resp
+        return self._validate(
+            pb.ValidateProviderConfig.Response(), self.schema.provider(), request.config.msgpack
+        )
 
     def ConfigureProvider(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self.schema.provider()
@@ -186,13 +191,10 @@ class StandinProvider(pb_grpc.ProviderServicer):  # type: ignore[misc]
     # -- managed resources
     def ValidateResourceConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._block("resources", request.type_name)
-        config = cty.decode(request.config.msgpack, block.implied_type())
-        resp = pb.ValidateResourceConfig.Response()
-        problems = behaviour.read_only_violations(block, config) + rules.violations(request.type_name, config)
-        for summary, detail, path in problems:
-            resp.diagnostics.append(_diag(summary, detail, path))
         self._record("ValidateResourceConfig", request.type_name)
-        return resp
+        return self._validate(
+            pb.ValidateResourceConfig.Response(), block, request.config.msgpack, request.type_name
+        )
 
     def UpgradeResourceState(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._block("resources", request.type_name)
@@ -245,11 +247,7 @@ class StandinProvider(pb_grpc.ProviderServicer):  # type: ignore[misc]
     # -- data sources
     def ValidateDataResourceConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._block("data_sources", request.type_name)
-        config = cty.decode(request.config.msgpack, block.implied_type())
-        resp = pb.ValidateDataResourceConfig.Response()
-        for summary, detail, path in behaviour.read_only_violations(block, config):
-            resp.diagnostics.append(_diag(summary, detail, path))
-        return resp
+        return self._validate(pb.ValidateDataResourceConfig.Response(), block, request.config.msgpack)
 
     def ReadDataSource(self, request: Any, context: Any) -> Any:  # noqa: N802
         block = self._block("data_sources", request.type_name)
