@@ -27,6 +27,7 @@ for exe in python pyctl; do
     exit 2
   fi
 done
+BIN="$(cd "$BIN" && pwd)" # absolute: the commands run from a temporary directory
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
