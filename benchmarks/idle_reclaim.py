@@ -35,7 +35,8 @@ Definitions (also in benchmarks/RESULTS.md):
   first evaluation whose whole 30-minute window was `idle` in truth (a watchdog reading metrics can stop a
   little earlier, when the window's first minutes were a working node's quiet tail).
 - **wrongful stop**: a stop at an evaluation minute whose truth is `working` (of any instance, reserved or
-  not). **work lost**: the `working` GPU-hours during which the instance was stopped.
+  not). **work lost**: the `working` GPU-hours during which the instance was stopped (the reboot and model
+  reload after the restart come on top and are not counted).
 - **stops of reserved**: any stop of a reserved instance; it saves $0 whatever the truth.
 - **dollars**: instance-hours reclaimed times the instance type's on-demand list price in us-east-1 from the
   catalog (`pyctl.catalog.prices.quote`), reserved counted as $0; work lost valued the same way.
