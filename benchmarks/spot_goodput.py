@@ -30,7 +30,8 @@ default to 425 MB/s: `pyctl-agent fetch-model`'s median on the read-only sendfil
 benchmark (issue 20 item 4; benchmarks/RESULTS.md's moto table shows 791 MB/s), used for uploads too (no upload
 figure has been measured: override with `--upload-mbps`).
 
-Figures: **goodput** = useful GPU-hours / paid GPU-hours (= job hours / wall hours here), **lost per
+Figures: **goodput** = useful GPU-hours / paid GPU-hours over all trials (= the trials' job hours over their
+wall hours; in brackets the 10th percentile of single jobs' goodput), **lost per
 interruption** = the mean minutes of training done but not in the checkpoint resumed from, and the cost of a
 useful GPU-hour on spot relative to on-demand without interruptions (catalog prices of `--instance-type`).
 """
@@ -205,21 +206,24 @@ def _durable(
 def simulate(
     m: Model, trials: int, seed: int, monthly: float
 ) -> dict[str, tuple[float, float, float, float]]:
-    """strategy -> (mean goodput, lost minutes per interruption, interruptions per job, p10 goodput)."""
+    """strategy -> (goodput, lost minutes per interruption, interruptions per job, p10 of the jobs' goodput).
+
+    Goodput is the fleet's: all trials' useful hours over all their paid hours (not a mean of ratios)."""
     rate = m.nodes * -math.log(1 - monthly) / MONTH_HOURS
     results = {}
     for strategy in STRATEGIES:
         # Interruption times and the agent's timing jitter from separate seeded streams, per bucket.
         rng, jitter = random.Random(f"{seed}-{monthly}"), random.Random(f"{seed}-{monthly}-jitter")
-        goodputs, lost, count = [], 0.0, 0
+        goodputs, lost, count, wall = [], 0.0, 0, 0.0
         for _ in range(trials):
             o = run_job(m, strategy, rate, rng, jitter)
             goodputs.append(m.job_hours / o.wall)
+            wall += o.wall
             lost += o.lost
             count += o.interruptions
         goodputs.sort()
         results[strategy] = (
-            sum(goodputs) / trials,
+            trials * m.job_hours / wall,
             (lost / count * 60) if count else 0.0,
             count / trials,
             goodputs[trials // 10],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -176,3 +177,14 @@ def test_cli_startup_refuses_bad_rounds() -> None:
         check=False,
     )
     assert done.returncode == 2 and "ROUNDS must be a positive integer" in done.stderr
+
+
+def test_no_checkpoint_matches_the_closed_form(spot_goodput: ModuleType) -> None:
+    # Restart from zero, no boot, no notice: the expected wall time is (e^(rate*J) - 1) / rate.
+    inputs = vars(_model(spot_goodput, 10)) | {"boot": 0.0, "notice": 0.0, "missed_notice": 1.0}
+    model = spot_goodput.Model(**inputs)
+    monthly = 0.25
+    rate = model.nodes * -math.log(1 - monthly) / spot_goodput.MONTH_HOURS
+    expected = model.job_hours / ((math.exp(rate * model.job_hours) - 1) / rate)
+    got = spot_goodput.simulate(model, 4000, 5, monthly)["none"][0]
+    assert got == pytest.approx(expected, rel=0.03)
