@@ -32,7 +32,7 @@ Definitions (also in benchmarks/RESULTS.md):
   shown apart: stopping a reserved instance saves nothing.
 - **reclaimed**: `idle` GPU-minutes during which the watchdog had the instance stopped (non-reserved only),
   as a share of the reclaimable ones. The `window oracle` row is a reference, not a bound: it stops at the
-  first evaluation whose whole 30-minute window was `idle` in truth (a watchdog reading metrics can stop a
+  first evaluation whose whole window was `idle` in truth (a watchdog reading metrics can stop a
   little earlier, when the window's first minutes were a working node's quiet tail).
 - **wrongful stop**: a stop at an evaluation minute whose truth is `working` (of any instance, reserved or
   not). **work lost**: the `working` GPU-hours during which the instance was stopped (the reboot and model
@@ -333,11 +333,13 @@ def _next_work(node: Node, minute: int) -> int:
     return node.work.find(1, minute)
 
 
-def simulate(nodes: list[Node], algorithm: str, seed: int, restart_minutes: int) -> Tally:
+def simulate(
+    nodes: list[Node], algorithm: str, seed: int, restart_minutes: int, settings: Settings | None = None
+) -> Tally:
     """Run the week minute by minute; evaluate every 15 minutes; return the tally."""
     minutes = len(nodes[0].work)
     rng = random.Random(seed * 7919 + (1 if algorithm == "seed" else 2 if algorithm == "oracle" else 3))
-    settings = Settings(env="bench")
+    settings = settings or Settings(env="bench")
     cloud = SimCloud(nodes)
     tally = Tally()
     for node in nodes:
@@ -418,14 +420,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=30,
         help="minutes before a user restarts a wrongly stopped node",
     )
+    parser.add_argument(
+        "--idle-minutes", type=int, default=30, help="the window, both watchdogs (default 30)"
+    )
+    parser.add_argument(
+        "--min-uptime-minutes", type=int, default=20, help="ours only (the seed has none; default 20)"
+    )
     args = parser.parse_args(argv)
     if args.days <= 0 or args.scale <= 0 or args.restart_minutes < 1:
         parser.error("--days and --scale must be positive, --restart-minutes at least 1")
+    try:
+        settings = Settings(
+            env="bench", idle_minutes=args.idle_minutes, min_uptime_minutes=args.min_uptime_minutes
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     started = time.perf_counter()
     results = {}
     for algorithm in ("ours", "seed", "oracle"):
         nodes = build_fleet(args.seed, args.days, args.scale)  # same truth for each algorithm
-        results[algorithm] = simulate(nodes, algorithm, args.seed, args.restart_minutes)
+        results[algorithm] = simulate(nodes, algorithm, args.seed, args.restart_minutes, settings)
     nodes = build_fleet(args.seed, args.days, args.scale)
     reclaimable = sum(n.gpus * (len(n.work) - sum(n.work)) for n in nodes if not n.reserved) / 60
     reclaimable_usd = sum(n.price * (len(n.work) - sum(n.work)) for n in nodes if not n.reserved) / 60
@@ -433,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gpu_hours = sum(n.gpus * len(n.work) for n in nodes) / 60
     print(
         f"idle reclaim: {len(nodes)} instances, {sum(n.gpus for n in nodes)} GPUs, {args.days:g} days, "
-        f"seed {args.seed}, evaluated every {EVERY_MINUTES} min over a 30 min window, restart after a "
+        f"seed {args.seed}, evaluated every {EVERY_MINUTES} min over a {args.idle_minutes} min window, "
+        f"minimum uptime {args.min_uptime_minutes} min (ours), restart after a "
         f"wrongful stop {args.restart_minutes} min"
     )
     print(
