@@ -32,8 +32,10 @@ figure has been measured: override with `--upload-mbps`).
 
 Figures: **goodput** = useful GPU-hours / paid GPU-hours over all trials (= the trials' job hours over their
 wall hours; in brackets the 10th percentile of single jobs' goodput), **lost per
-interruption** = the mean minutes of training done but not in the checkpoint resumed from, and the cost of a
-useful GPU-hour on spot relative to on-demand without interruptions (catalog prices of `--instance-type`).
+interruption** = the mean minutes between the step of the checkpoint resumed from and the termination (for
+ours: the notice window after the save began, whether the trainer was drained or not: paid, nothing kept), and
+the cost of a useful GPU-hour on spot relative to on-demand run without checkpoints or interruptions (catalog
+prices of `--instance-type`, us-east-1, the catalog's typical spot discount).
 """
 
 from __future__ import annotations
@@ -296,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {s + ' goodput (p10)':>22} {s + ' lost min/intr':>18}" for s in STRATEGIES
     )
     if ratio is not None:
-        header += f" {'ours $/useful vs OD':>20}"
+        header += f" {'none $/useful vs OD':>20} {'ours $/useful vs OD':>20}"
     print(header)
     print("-" * len(header))
     for label, monthly in BUCKETS:
@@ -307,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             goodput, lost, _, p10 = res[s]
             row += f" {f'{goodput:.4f} ({p10:.3f})':>22} {lost:>18.1f}"
         if ratio is not None:
-            row += f" {ratio / res['ours'][0] * (m.job_hours / (m.boot + m.job_hours)):>20.3f}"
+            on_demand = m.job_hours / (m.boot + m.job_hours)  # on-demand: no interruption, no checkpoint
+            row += f" {ratio / res['none'][0] * on_demand:>20.3f} {ratio / res['ours'][0] * on_demand:>20.3f}"
         print(row)
     if args.sweep_gb:
         _sweep(args, p)
