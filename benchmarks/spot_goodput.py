@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         m.boot + Segment(0, 0, m.checkpoint_every, m.save).finish(args.job_hours)
     )
     print(
-        f"without interruptions: goodput {m.job_hours / (m.boot + m.job_hours):.4f} (none), {no_interrupt:.4f} (C)"
+        f"without interruptions: goodput {m.job_hours / (m.boot + m.job_hours):.4f} (no checkpoints), {no_interrupt:.4f} (periodic or ours: the save pauses)"
     )
     if ratio is not None:
         print(f"{args.instance_type} spot / on-demand price (catalog, us-east-1): {ratio:.3f}")
