@@ -320,7 +320,9 @@ class Tally:
     reclaimed_by_kind: Counter[str] = field(default_factory=Counter)
 
 
-def _start(node: Node, minute: int, rng: random.Random) -> None:
+def _start(node: Node, minute: int, seed: int) -> None:
+    """(Re)start: boot delays drawn per node and minute, so every algorithm sees the same boot for a restart."""
+    rng = random.Random(f"{seed}-{node.name}-{minute}")
     node.running = True
     node.launch = minute
     node.boot_metrics = minute + rng.randint(*node.metrics_delay)
@@ -338,13 +340,13 @@ def simulate(
 ) -> Tally:
     """Run the week minute by minute; evaluate every 15 minutes; return the tally."""
     minutes = len(nodes[0].work)
-    rng = random.Random(seed * 7919 + (1 if algorithm == "seed" else 2 if algorithm == "oracle" else 3))
+    rng = random.Random(seed)  # the noise of idle GPUs (0-1 %)
     settings = settings or Settings(env="bench")
     cloud = SimCloud(nodes)
     tally = Tally()
     for node in nodes:
         node.observed = [array("f", [NAN]) * minutes for _ in range(node.gpus)]
-        _start(node, -node.launched_before, rng)
+        _start(node, -node.launched_before, seed)
     for m in range(minutes + 1):
         if m and m % EVERY_MINUTES == 0 and m >= settings.idle_minutes:
             stopped = _evaluate(nodes, cloud, algorithm, settings, m)
@@ -355,7 +357,7 @@ def simulate(
         for node in nodes:
             if not node.running:
                 if node.restart_at == m:
-                    _start(node, m, rng)
+                    _start(node, m, seed)
                 else:
                     _account_stopped(node, m, tally)
                     continue
