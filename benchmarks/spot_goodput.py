@@ -182,12 +182,14 @@ def _durable(
     uploads = seg.uploads(gone, m.upload)
     if strategy == "periodic" or missed:
         return max((seg.p0 + k * seg.every for _, end, k in uploads if end <= gone), default=0.0)
-    # The agent sees the notice at its first tick after the upload in flight (if any) ends; from then on it
-    # runs the final checkpoint and starts no other upload.
+    # The agent sees the notice at its first tick after the upload in flight (if any) ends; a tick reads the
+    # notice before it uploads, so no upload starts after the notice but that one.
     busy_until = max((end for begin, end, _ in uploads if begin <= notice_at < end), default=notice_at)
     seen = busy_until + rng.uniform(0, m.poll)
     deadline = gone - m.margin
-    best = max((seg.p0 + k * seg.every for b, end, k in uploads if b < seen and end <= gone), default=0.0)
+    best = max(
+        (seg.p0 + k * seg.every for b, end, k in uploads if b <= notice_at and end <= gone), default=0.0
+    )
     if seen >= gone:
         return best
     # Signal; the trainer ends its step, then saves (a periodic save in progress delays it the same way).
@@ -198,9 +200,10 @@ def _durable(
             best = max(best, seg.progress(save_begins))
         return best
     # No new checkpoint by the deadline: upload the newest complete one not uploaded yet.
-    started = {k for b, _, k in uploads if b < seen}
-    k = max(0, int((deadline - seg.w0) // (seg.every + seg.save)))
-    if k > 0 and k not in started and max(seen, deadline) + m.upload <= gone:
+    started = {k for b, _, k in uploads if b <= notice_at}
+    sync_at = max(seen, deadline)
+    k = max(0, int((sync_at - seg.w0) // (seg.every + seg.save)))
+    if k > 0 and k not in started and sync_at + m.upload <= gone:
         best = max(best, seg.p0 + k * seg.every)
     return best
 
