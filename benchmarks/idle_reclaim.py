@@ -250,6 +250,7 @@ class SimCloud:
         self.nodes = {n.name: n for n in nodes}
         self.minute = 0
         self.stopped: list[str] = []
+        self.reserved_reports = 0  # idle reserved instances reported (alert, no action), over all passes
 
     def instance(self, node: Node) -> Instance:
         tags = {OPT_IN_TAG: "true", "pyctl:env": "bench"}
@@ -295,6 +296,8 @@ class SimCloud:
     ) -> list[Decision]:
         done = []
         for inst, decision in planned:
+            if decision.verdict == "idle" and inst.reserved and decision.alert:
+                self.reserved_reports += 1
             if decision.action in ("stop", "terminate", "scale-in"):
                 self.stopped.append(inst.instance_id)
                 decision = replace(decision, outcome="done")
@@ -317,6 +320,7 @@ class Tally:
     wrongful: Counter[str] = field(default_factory=Counter)
     stops: Counter[str] = field(default_factory=Counter)
     reserved_stops: int = 0
+    reserved_reports: int = 0  # ours only: passes that reported an idle reserved instance
     reclaimed_by_kind: Counter[str] = field(default_factory=Counter)
 
 
@@ -366,6 +370,7 @@ def simulate(
             working = node.work[m] and m >= node.boot_ready
             for g in range(node.gpus):
                 node.observed[g][m] = node.util[g][m] if working else rng.uniform(0, 1)
+    tally.reserved_reports = cloud.reserved_reports
     return tally
 
 
@@ -472,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{sum(t.wrongful.values()):>14} {t.lost_gpu_min / 60:>15,.1f} {t.lost_usd:>11,.0f} "
             f"{t.reserved_stops:>14}"
         )
+    print(
+        f"ours left reserved capacity running and reported it idle {results['ours'].reserved_reports} times "
+        "(alert, no action)"
+    )
     print()
     header = f"{'kind':<13} {'reclaimable GPU-h':>17}" + "".join(
         f" {a + ' share':>12} {a + ' wrongful':>15}" for a in ("ours", "seed")

@@ -86,6 +86,7 @@ def test_idle_reserved_is_left_running_by_ours_and_saves_nothing_when_stopped(
         node = _node(idle_reclaim, "r", "p5.48xlarge", 8, 0.0, reserved=True, work=idle_all_day)
         tally = idle_reclaim.simulate([node], algorithm, 1, 30)
         assert tally.reserved_stops == stops
+        assert (tally.reserved_reports > 0) == (algorithm == "ours")  # ours reports it at every pass
         assert tally.reclaimed_usd == 0 and tally.reclaimed_gpu_min == 0
 
 
