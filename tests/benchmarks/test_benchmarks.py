@@ -189,3 +189,47 @@ def test_no_checkpoint_matches_the_closed_form(spot_goodput: ModuleType) -> None
     expected = model.job_hours / ((math.exp(rate * model.job_hours) - 1) / rate)
     got = spot_goodput.simulate(model, 4000, 5, monthly)["none"][0]
     assert got == pytest.approx(expected, rel=0.03)
+
+
+def test_bench_all_runs_each_reports_missing_quick_modes_and_failures(tmp_path: Path) -> None:
+    # The runner over stand-in benchmarks in a copy of the folder: one fails, one lacks --quick, one is absent.
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "bench_all.sh").write_bytes((REPO / "benchmarks" / "bench_all.sh").read_bytes())
+    (bench / "idle_reclaim.py").write_text("print('idle table')\n")
+    (bench / "spot_goodput.py").write_text("raise SystemExit(3)\n")
+    (bench / "gcp_watchdog.py").write_text("print('gcp table')\n")
+    (bench / "cli_startup.sh").write_text("#!/usr/bin/env bash\necho cli table\n")
+    (bench / "cli_startup.sh").chmod(0o755)
+    (bench / "watchdog_scale.py").write_text(
+        "import argparse\np = argparse.ArgumentParser()\np.add_argument('--quick', action='store_true')\n"
+        "print('scale table quick' if p.parse_args().quick else 'scale table full')\n"
+    )
+    env = {**os.environ, "BIN": str(Path(sys.executable).parent)}
+    done = subprocess.run(
+        ["bash", str(bench / "bench_all.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    out = done.stdout
+    for table in ("idle table", "gcp table", "cli table", "scale table quick"):
+        assert table in out
+    assert "=== spot goodput: FAILED (exit 3)" in out and "failed: spot goodput" in done.stderr
+    assert "=== model fetch: benchmarks/model_fetch.py is missing: skipped" in out
+    (bench / "model_fetch.py").write_text("import sys\nprint('full run', sys.argv)\n")  # no --quick in --help
+    (bench / "spot_goodput.py").write_text("print('spot table')\n")
+    done = subprocess.run(
+        ["bash", str(bench / "bench_all.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "=== model fetch: benchmarks/model_fetch.py does not offer --quick: skipped" in done.stdout
+    assert "full run" not in done.stdout
