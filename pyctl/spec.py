@@ -371,7 +371,8 @@ def load_env(env: str) -> LoadedEnv:
 
 def display_path(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        # abspath, not resolve: a symlinked env.yaml is shown by its own name (and a symlink loop is no error here)
+        return str(Path(os.path.abspath(path)).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
@@ -452,6 +453,8 @@ def validate_spec(
     lines: Callable[[], Mapping[str, int]] | None = None,
 ) -> EnvSpec:
     """`lines` (built only when there are problems) maps field paths to env.yaml lines for the messages."""
+    if data is None:
+        raise PyctlError(f"{shown}: empty; expected a mapping (env, clouds, backend, pools, ...)")
     if not isinstance(data, dict):
         raise PyctlError(f"{shown}: expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -464,7 +467,11 @@ def validate_spec(
                 for e in exc.errors()
             )
         ) from None
-    problems = list(_semantic_problems(spec, catalog or load_catalog()))
+    # One problem per field: the first found (a `${` in a tag is not also a bad tag character).
+    problems: list[Problem] = []
+    for problem in _semantic_problems(spec, catalog or load_catalog()):
+        if all(p.path != problem.path for p in problems):
+            problems.append(problem)
     if problems:
         found = lines() if lines else {}
         raise PyctlError(
@@ -600,6 +607,13 @@ def _parse_yaml(text: str, shown: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise PyctlError(f"{shown}: {where}{problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ESC and other controls)
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        raise PyctlError(
+            f"{shown}: line {line}, column {column}: the character {shown_value(char)} is not allowed in YAML"
+        ) from None
     except yaml.YAMLError as exc:
         raise PyctlError(f"{shown}: invalid YAML: {exc}") from None
     except RecursionError:  # a guard: compose_node bounds the depth first
@@ -704,8 +718,8 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
             yield Problem(
                 key_path("tags", key), f"set by pyctl itself (reserved: {', '.join(RESERVED_TAG_KEYS)})"
             )
-    yield from _tag_problems(spec)
     yield from _template_problems(spec)
+    yield from _tag_problems(spec)
     yield from _path_problems(spec)
     model_names = [m.name for m in spec.model_cache.models]
     seen_models: dict[tuple[str, str], int] = {}
@@ -1022,7 +1036,7 @@ def _tag_problems(spec: EnvSpec) -> Iterator[Problem]:
         merged = {**spec.tags, **pool.tags}
         if pool.cloud == "aws":
             yield from _aws_tag_problems(at, pool.tags)
-            if len(merged) > AWS_USER_TAGS_MAX:
+            if len(spec.tags) <= AWS_USER_TAGS_MAX < len(merged):
                 yield Problem(
                     at,
                     f"{len(merged)} tags with the env's; AWS allows {AWS_MAX_TAGS} per resource and pyctl "
