@@ -36,6 +36,7 @@ from pyctl.terraform import (
     STALE_PLAN_ERROR,
     Terraform,
     TerraformFailed,
+    TerraformInterrupted,
     apply_argv,
     force_unlock_argv,
     init_argv,
@@ -366,7 +367,20 @@ def lock_info(detail: str) -> dict[str, str]:
 
 
 def _explained(exc: TerraformFailed, target: EnvTarget) -> PyctlError:
-    """Terraform's error, with what to do next when it is a held lock or a stale plan."""
+    """Terraform's error, with what to do next when it was interrupted, or it is a held lock or a stale plan."""
+    if isinstance(exc, TerraformInterrupted):
+        how = "stopped gracefully" if exc.interrupts == 1 else "was stopped at once (second interrupt)"
+        after = (
+            "it saved the state of what it finished and released the lock"
+            if exc.interrupts == 1
+            else "the state may lack what was in flight, and the lock may still be held"
+        )
+        out = PyctlError(
+            f"terraform {exc.verb} of env {target.name} was interrupted and {how} (exit {exc.result.returncode}): "
+            f"{after}. See what is left: pyctl plan --env {target.name}",
+            exit_code=exc.exit_code,
+        )
+        return out
     for diag in exc.result.errors():
         if diag.summary == LOCK_ERROR:
             info = lock_info(diag.detail)
