@@ -250,9 +250,9 @@ class Watchdog(Strict):
     threshold_percent: float = Field(default=5.0, gt=0, le=100)
     min_uptime_minutes: int = Field(default=20, ge=0, le=1440)
     missing_data: Literal["no-data", "idle"] = "no-data"
-    missing_data_grace_minutes: int = Field(default=60, ge=0, le=10080)
+    missing_data_grace_minutes: int = Field(default=60, ge=0)
     dry_run: bool = False
-    max_actions_per_run: int = Field(default=10, ge=0, le=MAX_INSTANCES)
+    max_actions_per_run: int = Field(default=10, ge=0)
     act_in_protected_env: bool = False
     # AWS: warn (tag + notification) this many minutes before stopping an idle instance; 0: no warning.
     warn_minutes: int = Field(default=0, ge=0, le=1440)
