@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pyctl.catalog import Catalog, InstanceType, load_catalog
 from pyctl.clouds.features import Feature, unsupported
@@ -49,6 +57,16 @@ MAX_EXPANDED_NODES = 100_000
 class Strict(BaseModel):
     # No NaN or infinity anywhere: YAML's `.nan` / `.inf` are floats, and `inf > 0` passes a `gt=0` bound.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """pydantic takes `true` as 1 for an int field (`max: true`): a number must be written as one."""
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation in (int, float, int | None, float | None):
+                raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        return value
 
 
 class EnvMeta(Strict):

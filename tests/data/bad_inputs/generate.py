@@ -185,6 +185,8 @@ CASES: dict[str, Callable[[], bytes]] = {
     "hours-1e9": lambda: sub("    max: 4\n", "    max: 4\n    expected_hours_per_month: 1e9\n"),
     "watchdog-threshold-nan": lambda: (AWS + "watchdog:\n  threshold_percent: .nan\n").encode(),
     "recovery-window-inf": lambda: (AWS + "spot_recovery:\n  window_hours: .inf\n").encode(),
+    "count-boolean": lambda: sub("max: 4", "max: true"),
+    "price-boolean": lambda: sub("    max: 4\n", "    max: 4\n    spot:\n      max_price: yes\n"),
     "port-70000": lambda: sub("    max: 4\n", "    max: 4\n    ingress:\n      ports: [70000]\n"),
     # --- zones and regions by exact match -------------------------------------------------------------
     "zone-trailing-newline": lambda: sub("zones: [us-east-1a]", 'zones: ["us-east-1a\\n"]'),
