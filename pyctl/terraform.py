@@ -15,9 +15,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -355,7 +354,7 @@ def _output_file() -> tuple[int, TextIO]:
     return fd, reader
 
 
-_FOLLOW_INTERVAL = 0.05  # seconds between looks at a quiet output file
+_FOLLOW_INTERVAL = 0.02  # seconds between looks at a quiet output file
 
 
 def _follow(stream: TextIO, proc: subprocess.Popen[bytes]) -> Iterator[str]:
@@ -373,7 +372,10 @@ def _follow(stream: TextIO, proc: subprocess.Popen[bytes]) -> Iterator[str]:
             rest = pending + stream.read()
             yield from rest.splitlines(keepends=True)
             return
-        time.sleep(_FOLLOW_INTERVAL)
+        with suppress(
+            subprocess.TimeoutExpired
+        ):  # returns as soon as terraform exits, else after the interval
+            proc.wait(timeout=_FOLLOW_INTERVAL)
 
 
 def _drain(stream: Any, into: list[str], console: Any) -> None:
