@@ -2,7 +2,10 @@
 
 Two passes: pydantic checks structure and types (unknown keys, wrong types, ranges); `_semantic_problems`
 then checks what needs the whole document and the catalog (GPU and instance types, counts, regions and
-zones, pool names, model references). Every problem becomes one line `FILE: PATH: message (line N)`.
+zones, pool names, model references) and the providers' limits (tag and label rules, template syntax,
+paths). Every problem becomes one line `FILE: PATH: message (line N)`, with any value it quotes escaped and
+cut (`shown_value`). Before either pass, the file itself must be a regular UTF-8 file under a size cap, and
+the YAML loader bounds nesting and alias expansion and refuses non-scalar and duplicate keys.
 """
 
 from __future__ import annotations
@@ -644,7 +647,7 @@ MAX_SHOWN = 80
 
 
 def shown_value(value: object, limit: int = MAX_SHOWN) -> str:
-    text = repr(value) if isinstance(value, str) else repr(value)
+    text = repr(value)
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     if len(text) > limit:
         size = f" ({len(value)} characters)" if isinstance(value, str) else ""
@@ -961,6 +964,7 @@ AWS_MAX_TAGS = 50
 AWS_TAG_KEY_MAX = 128
 AWS_TAG_VALUE_MAX = 256
 _AWS_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_AWS_TAG_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Zs"})
 # The tags pyctl itself puts on a pool's resources (infra/modules/aws-gpu-pool/locals.tf, render.env_tags)
 # and the ones the watchdog and spot recovery add at run time: they come out of the 50.
 PYCTL_AWS_TAGS = frozenset(
@@ -986,7 +990,8 @@ GCP_USER_LABELS_MAX = GCP_MAX_LABELS - PYCTL_GCP_LABELS
 
 
 def _aws_tag_char_ok(c: str) -> bool:
-    return c in _AWS_TAG_PUNCTUATION or unicodedata.category(c)[0] in "LNZ" and c not in "\u2028\u2029"
+    # Unicode letters, numbers and spaces (Z*, but not the line and paragraph separators), or the punctuation.
+    return c in _AWS_TAG_PUNCTUATION or (unicodedata.category(c) in _AWS_TAG_CATEGORIES)
 
 
 def _aws_tag_problems(at: str, tags: Mapping[str, str]) -> Iterator[Problem]:

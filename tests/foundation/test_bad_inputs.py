@@ -125,3 +125,40 @@ def test_committed_files_are_what_the_generator_writes():
     assert sorted(generate.CASES) == CASES
     for name, make in generate.CASES.items():
         assert (CORPUS / f"{name}.yaml").read_bytes() == make(), name
+
+
+# What must still pass: the limits refuse what the clouds refuse, not more.
+GOOD_AWS = (CORPUS / "generate.py").read_text(encoding="utf-8").split('AWS = """\\\n')[1].split('"""')[0]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: "\ufeff" + t,  # a UTF-8 byte-order mark
+        lambda t: t.replace("  owner: ml-platform", "  Team Name: Équipe ML / inférence @ lab+1"),
+        lambda t: t.replace("  owner: ml-platform", f"  {'k' * 128}: {'v' * 256}"),
+        lambda t: t.replace("  owner: ml-platform", "  owner: ''"),
+        lambda t: t.replace("max: 4", "max: 10000"),
+        lambda t: t.replace("key: hostile/terraform.tfstate", "key: a/b.c/terraform.tfstate"),
+        lambda t: t.replace("  owner: ml-platform", "  owner: &o ml\n  second: *o"),
+    ],
+    ids=["utf8-bom", "unicode-tag", "longest-tag", "empty-tag-value", "max-10000", "dotted-key", "alias"],
+)
+def test_what_the_clouds_accept_still_validates(edit, tmp_path, monkeypatch):
+    env_dir = tmp_path / "ok"
+    env_dir.mkdir()
+    (env_dir / "env.yaml").write_text(edit(GOOD_AWS), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate", "--env", "ok"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_symlinked_env_file_is_read_and_shown_by_its_own_name(tmp_path, monkeypatch):
+    (tmp_path / "real.yaml").write_text(GOOD_AWS.replace("max: 4", "max: -1"), encoding="utf-8")
+    env_dir = tmp_path / "linked"
+    env_dir.mkdir()
+    (env_dir / "env.yaml").symlink_to(tmp_path / "real.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate", "--env", "linked"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: linked/env.yaml: pools[0].max: ")
