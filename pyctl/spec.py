@@ -687,6 +687,10 @@ def _pydantic_message(error: Any) -> str:
             f"expected a string, got the number {shown_value(error['input'])}: quote it in env.yaml "
             f'("{shown_value(error["input"])}"); unquoted YAML numbers lose leading zeros'
         )
+    if kind == "int_parsing_size":
+        return f"{shown_value(error['input'])} is too large for a whole number here"
+    if kind == "int_from_float":
+        return f"expected a whole number, got {shown_value(error['input'])}"
     msg = str(error["msg"])
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
