@@ -50,6 +50,32 @@ CapacityKind = Literal["reserved", "on_demand", "spot"]
 MAX_INSTANCES = 10_000  # instances in one pool / reservation
 MAX_HOURLY_USD = 1_000.0  # $/hour of one instance (the largest GPU instances list at about $100)
 MAX_DAYS = 36_500
+# PutRetentionPolicy's retentionInDays values (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html),
+# as infra/modules/aws-gpu-watchdog checks them at plan time: refused here before any plan.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 # env.yaml itself: a regular file, at most this size, UTF-8, nested at most this deep, with at most this
 # many nodes once aliases are expanded (a "billion laughs" document is a few lines long).
 MAX_FILE_BYTES = 1 << 20
@@ -745,6 +771,12 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
             )
     yield from _template_problems(spec)
     yield from _tag_problems(spec)
+    if spec.clouds.aws is not None and spec.watchdog.log_retention_days not in LOG_RETENTION_DAYS:
+        yield Problem(
+            "watchdog.log_retention_days",
+            f"{spec.watchdog.log_retention_days} is not a retention CloudWatch Logs accepts "
+            f"({', '.join(map(str, LOG_RETENTION_DAYS))})",
+        )
     yield from _path_problems(spec)
     model_names = [m.name for m in spec.model_cache.models]
     seen_models: dict[tuple[str, str], int] = {}

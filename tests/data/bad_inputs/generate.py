@@ -187,6 +187,7 @@ CASES: dict[str, Callable[[], bytes]] = {
     "recovery-window-inf": lambda: (AWS + "spot_recovery:\n  window_hours: .inf\n").encode(),
     "count-boolean": lambda: sub("max: 4", "max: true"),
     "price-boolean": lambda: sub("    max: 4\n", "    max: 4\n    spot:\n      max_price: yes\n"),
+    "log-retention-2-days": lambda: (AWS + "watchdog:\n  log_retention_days: 2\n").encode(),
     "port-70000": lambda: sub("    max: 4\n", "    max: 4\n    ingress:\n      ports: [70000]\n"),
     # --- zones and regions by exact match -------------------------------------------------------------
     "zone-trailing-newline": lambda: sub("zones: [us-east-1a]", 'zones: ["us-east-1a\\n"]'),
