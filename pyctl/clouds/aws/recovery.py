@@ -932,7 +932,7 @@ def job_recorded(dynamodb: Any, table: str, job: str) -> bool:
     return bool(found.get("Items"))
 
 
-def _scan(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+def scan_table(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         items.extend(page.get("Items", []))
@@ -945,7 +945,7 @@ def group_statuses(
     """The fallback state of every spot pool group the recovery has shifted at least once."""
     now = now or _utcnow()
     out = []
-    for item in items if items is not None else _scan(dynamodb, table):
+    for item in items if items is not None else scan_table(dynamodb, table):
         if item["pk"]["S"] != "FALLBACK":
             continue
         until = _optional_time(item, "on_demand_until")
@@ -968,7 +968,7 @@ def job_statuses(
 ) -> list[JobStatus]:
     """Every job in the table with its interruptions and the estimated training time they cost."""
     now = now or _utcnow()
-    items = items if items is not None else _scan(dynamodb, table)
+    items = items if items is not None else scan_table(dynamodb, table)
     jobs: dict[str, dict[str, Any]] = {}
     lost: dict[str, timedelta | None] = {}
     counts: dict[str, int] = {}
