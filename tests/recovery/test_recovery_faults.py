@@ -293,3 +293,28 @@ def test_a_failed_launch_whose_release_fails_too_is_finished_by_the_redelivery(
     result = recovery(faulty, cfg, "off").handle(event, invocation="inv-3")
     assert result["replacement"]
     assert_exactly_once(aws, "llm-train", [victim])
+
+
+def test_twenty_percent_faults_on_every_operation_converge_to_exactly_once(
+    aws: AwsWorld, faulty: Faulty
+) -> None:
+    # Seeded: every operation (DynamoDB, EC2, including the look-ups) fails 20% of the time with the whole
+    # mix (throttling, 5xx, HTML 502, drops, lost answers, cut answers, delays); deliveries are retried.
+    victims = [aws.launch_job_instance() for _ in range(3)]
+    cfg = config(aws, ["llm-train"], max_interruptions=10)
+    faulty.proxy.rate(0.2)
+    try:
+        for victim in victims:
+            warning = load_event("spot_interruption_warning", victim, id=f"soak-{victim}")
+            deliver(faulty, lambda: recovery(faulty, cfg, "on"), warning, tries=30)
+            deliver(faulty, lambda: recovery(faulty, cfg, "on"), warning, tries=30)
+            deliver(
+                faulty,
+                lambda: recovery(faulty, cfg, "on"),
+                load_event("state_change_terminated", victim),
+                tries=30,
+            )
+    finally:
+        faulty.proxy.clear()
+    assert sum(faulty.proxy.faults_injected().values()) > 10
+    assert_exactly_once(aws, "llm-train", victims)
