@@ -18,12 +18,15 @@ https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstancesDistributi
 https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateSpecification.html ("You must
 specify either a LaunchTemplateId or a LaunchTemplateName", one of them: AWS answers ValidationError).
 moto is stricter than AWS on one point the other way round: it needs `MixedInstancesPolicy.LaunchTemplate`
-in every update, which AWS requires only when a policy is created (API_MixedInstancesPolicy); the code
-sends the group's launch template back, so both accept it.
+in every update (and replaces the whole policy), while AWS requires it only when a policy is created
+(API_MixedInstancesPolicy) and changes only what an update names. After the checks, the handler therefore
+fills in the group's current launch template for moto, the way AWS keeps it; `sent` records each
+request as the code built it, before that.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -141,15 +144,34 @@ def group_update_violations(params: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def enforce_autoscaling(autoscaling: Any) -> Callable[[], None]:
-    """Check every UpdateAutoScalingGroup request of `autoscaling`; returns the function that stops it."""
+def enforce_autoscaling(autoscaling: Any, sent: list[dict[str, Any]] | None = None) -> Callable[[], None]:
+    """Check every UpdateAutoScalingGroup request of `autoscaling` (appending a copy of each to `sent`);
+    returns the function that stops it."""
+    lookup = boto3.client(
+        "autoscaling", region_name=autoscaling.meta.region_name, endpoint_url=autoscaling.meta.endpoint_url
+    )
 
     def check(params: dict[str, Any], **kwargs: Any) -> None:
+        if sent is not None:
+            sent.append(copy.deepcopy(params))
         found = group_update_violations(params)
         if found:
             raise ClientError(
                 {"Error": {"Code": "ValidationError", "Message": "; ".join(found)}}, "UpdateAutoScalingGroup"
             )
+        policy = params.get("MixedInstancesPolicy")
+        if policy and "LaunchTemplate" not in policy:
+            groups = lookup.describe_auto_scaling_groups(
+                AutoScalingGroupNames=[params["AutoScalingGroupName"]]
+            )
+            current = groups["AutoScalingGroups"][0].get("MixedInstancesPolicy", {}).get("LaunchTemplate")
+            if current:
+                spec = {
+                    k: v
+                    for k, v in current["LaunchTemplateSpecification"].items()
+                    if k in ("LaunchTemplateId", "Version")
+                }
+                policy["LaunchTemplate"] = {**current, "LaunchTemplateSpecification": spec}
 
     autoscaling.meta.events.register(ASG_EVENT, check)
     return lambda: autoscaling.meta.events.unregister(ASG_EVENT, check)

@@ -32,6 +32,7 @@ def at(moment: datetime) -> str:
 
 
 _ASG: dict[str, Any] = {}
+SENT: list[dict[str, Any]] = []  # every UpdateAutoScalingGroup request, as the code built it
 
 
 @pytest.fixture
@@ -62,7 +63,8 @@ def autoscaling(aws: AwsWorld) -> Iterator[Any]:
             },
             Tags=[{"Key": "pyctl:env", "Value": env, "PropagateAtLaunch": True}],
         )
-    stop = enforce_autoscaling(client)
+    SENT.clear()
+    stop = enforce_autoscaling(client, SENT)
     try:
         yield client
     finally:
@@ -100,7 +102,15 @@ def test_k_interruptions_shift_the_group_to_on_demand_and_the_schedule_shifts_it
     second = interrupt(aws, rec, T0 + timedelta(minutes=30))
     assert second["group_market"] == "on-demand" and second["group_until"] == "2026-11-22T09:30:00Z"
     assert percentage(autoscaling, "dev-l4-spot") == 100
-    # The rest of the policy is untouched (the update sends the group's own template back).
+    # Only the instances distribution is sent: no launch template, so Auto Scaling does not check
+    # ec2:RunInstances / iam:PassRole on the pool's template, which the function is not granted.
+    assert [list(r["MixedInstancesPolicy"]) for r in SENT] == [["InstancesDistribution"]]
+    assert SENT[0]["MixedInstancesPolicy"]["InstancesDistribution"] == {
+        "OnDemandBaseCapacity": 0,
+        "OnDemandPercentageAboveBaseCapacity": 100,
+        "SpotAllocationStrategy": "capacity-optimized",
+    }
+    # The rest of the policy is untouched.
     found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["dev-l4-spot"])[
         "AutoScalingGroups"
     ][0]

@@ -462,9 +462,12 @@ class Recovery:
         """Set the group's OnDemandPercentageAboveBaseCapacity (100: on-demand only; the base capacity is
         left alone). UpdateAutoScalingGroup changes only what the request names, and a MixedInstancesPolicy
         in an update needs no LaunchTemplate (API reference, MixedInstancesPolicy.LaunchTemplate: required
-        when creating); the group's own launch template and overrides are sent back unchanged anyway, so
-        the request is complete whatever the service merges. Refuses groups outside the env (tag
-        pyctl:env). Returns whether anything changed."""
+        when creating a policy). The request carries the group's whole InstancesDistribution (read first,
+        one number changed) and no launch template on purpose: an update "using a launch template" makes
+        Auto Scaling check the caller's ec2:RunInstances and iam:PassRole on that template (EC2 Auto Scaling
+        User Guide, "Control Amazon EC2 launch template usage in Auto Scaling groups"), which this function
+        is not granted for pool templates. Refuses groups outside the env (tag pyctl:env). Returns whether
+        anything changed."""
         if self.autoscaling is None:
             raise RuntimeError("no Auto Scaling client")
         groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
@@ -484,11 +487,7 @@ class Recovery:
             return False
         distribution["OnDemandPercentageAboveBaseCapacity"] = percentage
         self.autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=group,
-            MixedInstancesPolicy={
-                "LaunchTemplate": _launch_template_for_update(policy["LaunchTemplate"]),
-                "InstancesDistribution": distribution,
-            },
+            AutoScalingGroupName=group, MixedInstancesPolicy={"InstancesDistribution": distribution}
         )
         return True
 
@@ -864,29 +863,6 @@ def _facts(inst: Mapping[str, Any]) -> InstanceFacts:
         asg_name=tags.get(ASG_TAG),
         state_reason_code=inst.get("StateReason", {}).get("Code", ""),
     )
-
-
-def _launch_template_for_update(described: Mapping[str, Any]) -> dict[str, Any]:
-    """The group's launch template part as DescribeAutoScalingGroups shows it, as an update may carry it:
-    a LaunchTemplateSpecification names the template by id or by name, not both (API reference,
-    LaunchTemplateSpecification)."""
-
-    def spec(value: Mapping[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in value.items() if k in ("LaunchTemplateId", "LaunchTemplateName", "Version")}
-        if "LaunchTemplateId" in out:
-            out.pop("LaunchTemplateName", None)
-        return out
-
-    result: dict[str, Any] = {"LaunchTemplateSpecification": spec(described["LaunchTemplateSpecification"])}
-    overrides = []
-    for override in described.get("Overrides", []):
-        entry = dict(override)
-        if "LaunchTemplateSpecification" in entry:
-            entry["LaunchTemplateSpecification"] = spec(entry["LaunchTemplateSpecification"])
-        overrides.append(entry)
-    if overrides:
-        result["Overrides"] = overrides
-    return result
 
 
 # --- pyctl jobs status ------------------------------------------------------------------------------
