@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -29,11 +29,19 @@ def _region_and_table(env: str) -> tuple[str, str]:
 
 @contextmanager
 def _aws_errors(table: str) -> Iterator[None]:
-    """Turn the AWS errors a user can fix into one clear line."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Turn AWS errors into one clear line and exit 1, never a traceback (no credentials, no network, an
+    unreadable answer)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise PyctlError(
+            f"AWS: no usable credentials ({exc}); set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,"
+            " or run `aws sso login`",
+            1,
+        ) from None
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") == "ResourceNotFoundException":
@@ -41,6 +49,10 @@ def _aws_errors(table: str) -> Iterator[None]:
         raise PyctlError(f"DynamoDB {table}: {error.get('Code')}: {error.get('Message', '')}", 1) from None
     except BotoCoreError as exc:
         raise PyctlError(f"AWS: {exc}", 1) from None
+    except ResponseParserError as exc:
+        raise PyctlError(
+            f"DynamoDB {table}: unreadable answer ({str(exc).splitlines()[0][:200]})", 1
+        ) from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -66,36 +78,45 @@ def jobs() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(env: str, as_json: bool) -> None:
-    """Jobs, their interruptions, last checkpoint step and estimated training time lost."""
+    """Jobs, their market (spot, or on-demand since/until when), interruptions, last checkpoint step and
+    estimated training time lost; then the spot pool groups the on-demand fallback has shifted.
+    --json prints the jobs as a list (on_demand_since/until as ISO times or null)."""
     from pyctl.clouds.aws import client
-    from pyctl.clouds.aws.recovery import job_statuses
+    from pyctl.clouds.aws.recovery import group_statuses, job_statuses, scan_table
 
     region, table = _region_and_table(env)
     with _aws_errors(table):
-        rows = job_statuses(client("dynamodb", region), table)
+        dynamodb = client("dynamodb", region)
+        items = scan_table(dynamodb, table)
+    rows = job_statuses(dynamodb, table, items=items)
+    groups = group_statuses(dynamodb, table, items=items)
     if as_json:
         out: list[dict[str, Any]] = []
         for row in rows:
             item = asdict(row)
             lost = item.pop("time_lost")
             item["time_lost_seconds"] = None if lost is None else int(lost.total_seconds())
+            for name in ("on_demand_since", "on_demand_until"):
+                item[name] = _iso(item[name])
             out.append(item)
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
-    if not rows:
+    if not rows and not groups:
         click.echo(f"no jobs recorded in {table}")
         return
     from pyctl.output import console
     from pyctl.output import table as make_table
 
     tbl = make_table(
-        "job", "market", "done", "interruptions", "last step", "time lost", "instance",
+        "job", "market", "since", "until", "done", "interruptions", "last step", "time lost", "instance",
         copy="instance", right=("interruptions", "last step", "time lost"),
     )  # fmt: skip
     for r in rows:
         tbl.add_row(
             r.job,
             r.market,
+            _iso(r.on_demand_since) or "-",
+            _iso(r.on_demand_until) or "-",
             "yes" if r.done else "no",
             str(r.interruptions),
             "-" if r.last_checkpoint_step is None else str(r.last_checkpoint_step),
@@ -103,6 +124,23 @@ def status(env: str, as_json: bool) -> None:
             r.last_instance or "-",
         )
     console().print(tbl)
+    if groups:
+        gtbl = make_table("group", "market", "since", "until", "reason", copy="group")
+        for g in groups:
+            gtbl.add_row(
+                g.group,
+                g.market,
+                _iso(g.on_demand_since) or "-",
+                _iso(g.on_demand_until) or "-",
+                g.reason or "-",
+            )
+        console().print(gtbl)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    from pyctl.core.checkpoint import format_time
+
+    return None if moment is None else format_time(moment)
 
 
 @jobs.command()
@@ -121,8 +159,8 @@ def done(env: str, job: str, undo: bool) -> None:
     from pyctl.clouds.aws.recovery import Recovery, RecoveryConfig, job_recorded, job_statuses
 
     region, table = _region_and_table(env)
-    dynamodb = client("dynamodb", region)
     with _aws_errors(table):
+        dynamodb = client("dynamodb", region)
         if not job_recorded(dynamodb, table, job):
             known = [r.job for r in job_statuses(dynamodb, table)]
             raise PyctlError(

@@ -55,7 +55,9 @@ def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:
     zones = list(config.zones) if config.zones else None
     summary = watchdog.run_and_log(config.project, config.settings, zones=zones, prices=dict(config.prices))
     if config.recover_spot:
-        recovered = watchdog.recover_and_log(config.project, zones, config.settings.dry_run)
+        recovered = watchdog.recover_and_log(
+            config.project, zones, config.settings.dry_run, env=config.settings.env
+        )
         summary["spot_recovery"] = recovered["vms"]
         summary["errors"] = [*summary["errors"], *recovered["errors"]]
     status = 500 if summary["errors"] else 200

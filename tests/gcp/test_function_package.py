@@ -52,8 +52,13 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm_and_restarts_a_preem
         "idle-prod-l4", started=now - timedelta(hours=2), labels={"pyctl-env": "prod"}
     )
     monitoring_fake.seed(prod["id"], IDLE, now)  # idle, but another env's: WATCHDOG_ENV=dev leaves it alone
-    compute_fake.add_instance("spot-l4", spot=True, labels={"pyctl-capacity": "spot"})
+    compute_fake.add_instance("spot-l4", spot=True, labels={"pyctl-capacity": "spot", **dev})
     compute_fake.preempt("spot-l4")
+    # Another env's preempted Spot VM: the recovery pass is scoped to WATCHDOG_ENV too.
+    compute_fake.add_instance(
+        "spot-prod-l4", spot=True, labels={"pyctl-capacity": "spot", "pyctl-env": "prod"}
+    )
+    compute_fake.preempt("spot-prod-l4")
 
     package = build_function_package("gcp_watchdog", tmp_path / "dist")
     unpacked = tmp_path / "src"
@@ -81,6 +86,7 @@ def test_entry_point_from_the_unpacked_zip_stops_an_idle_vm_and_restarts_a_preem
     assert response["body"]["acted"] == ["idle-l4"] and response["body"]["hourly_saved"] == 0.71
     assert [(r["name"], r["outcome"]) for r in response["body"]["spot_recovery"]] == [("spot-l4", "done")]
     assert compute_fake.status("spot-l4") == "RUNNING"
+    assert compute_fake.status("spot-prod-l4") == "TERMINATED"
     entries = [json.loads(line) for line in log_lines]
     logged = {entry["instance_id"]: entry for entry in entries if entry["message"] == "gpu-watchdog decision"}
     assert logged["idle-l4"]["action"] == "stop" and logged["idle-l4"]["outcome"] == "done"

@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pyctl.clouds.aws.recovery import Recovery
@@ -43,6 +44,8 @@ def test_status_shows_interruptions_checkpoint_and_time_lost(aws: AwsWorld, tmp_
     assert header.split() == [
         "job",
         "market",
+        "since",
+        "until",
         "done",
         "interruptions",
         "last",
@@ -51,8 +54,8 @@ def test_status_shows_interruptions_checkpoint_and_time_lost(aws: AwsWorld, tmp_
         "lost",
         "instance",
     ]
-    assert row.split()[:6] == ["llm-train", "spot", "no", "1", "1200", "7m"]
-    assert row.split()[6].startswith("i-")  # the instance id in full, never cut
+    assert row.split()[:8] == ["llm-train", "spot", "-", "-", "no", "1", "1200", "7m"]
+    assert row.split()[8].startswith("i-")  # the instance id in full, never cut
 
     assert runner.invoke(jobs, ["done", "--env", str(env_dir), "--job", "llm-train"]).exit_code == 0
     as_json = json.loads(runner.invoke(jobs, ["status", "--env", str(env_dir), "--json"]).output)
@@ -94,7 +97,7 @@ def test_time_lost_is_unknown_without_any_checkpoint(aws: AwsWorld, tmp_path: Pa
         load_event("spot_interruption_warning", victim)
     )
     result = CliRunner().invoke(jobs, ["status", "--env", str(env_dir)])
-    assert result.output.splitlines()[1].split()[4:6] == ["-", "unknown"]
+    assert result.output.splitlines()[1].split()[6:8] == ["-", "unknown"]
 
 
 def test_a_missing_table_is_a_user_error(moto_server: object, tmp_path: Path) -> None:
@@ -104,3 +107,27 @@ def test_a_missing_table_is_a_user_error(moto_server: object, tmp_path: Path) ->
     result = CliRunner().invoke(jobs, ["status", "--env", str(env_dir)])
     assert isinstance(result.exception, PyctlError)
     assert "table pyctl-dev-spot-recovery not found" in result.exception.message
+
+
+def test_jobs_without_credentials_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16 item 7: no traceback for a missing credential.
+    env_dir = tmp_path / "dev"
+    env_dir.mkdir()
+    shutil.copy(DEV_ENV, env_dir / "env.yaml")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: no request is signed
+    from pyctl.clouds import aws as aws_clients
+
+    monkeypatch.setattr(aws_clients, "_session", None, raising=False)
+    for command in (["status", "--env", str(env_dir)], ["done", "--env", str(env_dir), "--job", "x"]):
+        result = CliRunner().invoke(jobs, command)
+        assert isinstance(result.exception, PyctlError), result.exception
+        assert result.exception.exit_code == 1
+        assert result.exception.message.startswith("AWS: no usable credentials")
+        assert "\n" not in result.exception.message

@@ -322,9 +322,14 @@ resource "aws_autoscaling_group" "this" {
   }
 
   lifecycle {
-    # The watchdog scales idle nodes in and the spot fallback resizes the group: desired_size only sets
-    # the size at creation, or Terraform would bring scaled-in idle nodes back (README: who owns which number).
-    ignore_changes = [desired_capacity]
+    # The watchdog scales idle nodes in: desired_size only sets the size at creation, or Terraform would
+    # bring scaled-in idle nodes back. The spot recovery's on-demand fallback sets the spot pool's
+    # on-demand percentage to 100 and back (spot.on_demand_percentage_above_base is the value at creation
+    # and the one the fallback goes back to). README: who owns which number.
+    ignore_changes = [
+      desired_capacity,
+      mixed_instances_policy[0].instances_distribution[0].on_demand_percentage_above_base_capacity,
+    ]
 
     precondition {
       condition     = var.min_size <= var.desired_size && var.desired_size <= var.max_size

@@ -16,33 +16,64 @@ locals {
   prefix_clean      = trim(var.checkpoint_prefix, "/")
   checkpoint_prefix = "${local.prefix_clean == "" ? "" : "${local.prefix_clean}/"}checkpoints/"
 
-  launch_template_arns = sort(distinct([for job in var.jobs : "${local.ec2_arn}:launch-template/${job.launch_template_id}"]))
-  job_subnet_arns      = sort(distinct(flatten([for job in var.jobs : [for s in job.subnet_ids : "${local.ec2_arn}:subnet/${s}"]])))
-  has_jobs             = length(var.jobs) > 0
+  launch_template_arns    = sort(distinct([for job in var.jobs : "${local.ec2_arn}:launch-template/${job.launch_template_id}"]))
+  job_subnet_arns         = sort(distinct(flatten([for job in var.jobs : [for s in job.subnet_ids : "${local.ec2_arn}:subnet/${s}"]])))
+  job_security_group_arns = sort(distinct(flatten([for job in var.jobs : [for g in job.security_group_ids : "${local.ec2_arn}:security-group/${g}"]])))
+  has_jobs                = length(var.jobs) > 0
+  has_groups              = length(var.groups) > 0
 
   # Read by pyctl.clouds.aws.recovery.RecoveryConfig.from_environ.
   environment = {
     PYCTL_RECOVERY_TABLE = aws_dynamodb_table.this.name
     PYCTL_RECOVERY_CONFIG = jsonencode({
+      env               = var.env
       policy            = var.policy
       jobs              = var.jobs
+      groups            = { for pool, g in var.groups : g.name => { pool = pool, on_demand_percentage_above_base = g.on_demand_percentage_above_base } }
       checkpoint_bucket = var.checkpoint_bucket == null ? "" : var.checkpoint_bucket
       checkpoint_prefix = local.prefix_clean
     })
   }
 
-  # Only the states after which an instance no longer trains reach the function.
-  event_patterns = {
+  # Only the states after which an instance no longer trains reach the function. With fallback groups,
+  # also their failed launches (no spot capacity -> on-demand) and the schedule that ends on-demand
+  # periods (an on-demand group is not interrupted, so no event would come to end it).
+  # Patterns are JSON strings so that every rule has the same type.
+  all_event_rules = {
     notices = {
-      source      = ["aws.ec2"]
-      detail-type = ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]
+      pattern = jsonencode({
+        source      = ["aws.ec2"]
+        detail-type = ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]
+      })
+      schedule    = null
+      description = "EC2 notices"
     }
     state-change = {
-      source      = ["aws.ec2"]
-      detail-type = ["EC2 Instance State-change Notification"]
-      detail      = { state = ["shutting-down", "terminated", "stopping", "stopped"] }
+      pattern = jsonencode({
+        source      = ["aws.ec2"]
+        detail-type = ["EC2 Instance State-change Notification"]
+        detail      = { state = ["shutting-down", "terminated", "stopping", "stopped"] }
+      })
+      schedule    = null
+      description = "EC2 state-change"
+    }
+    launch-unsuccessful = {
+      pattern = jsonencode({
+        source      = ["aws.autoscaling"]
+        detail-type = ["EC2 Instance Launch Unsuccessful"]
+        detail      = { AutoScalingGroupName = sort([for g in var.groups : g.name]) }
+      })
+      schedule    = null
+      description = "spot pool launch failures"
+    }
+    fallback-schedule = {
+      pattern     = null
+      schedule    = var.fallback_schedule
+      description = "spot pool groups back to spot after the cool-down"
     }
   }
+  group_rules = ["launch-unsuccessful", "fallback-schedule"]
+  event_rules = { for key, rule in local.all_event_rules : key => rule if local.has_groups || !contains(local.group_rules, key) }
 
   tags = merge(var.tags, { Component = "spot-recovery" })
 }
@@ -122,8 +153,42 @@ data "aws_iam_policy_document" "code" {
 
   statement {
     sid       = "RecordInterruptions"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"]
     resources = [aws_dynamodb_table.this.arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.has_groups ? [1] : []
+
+    content {
+      sid     = "DescribeGroups"
+      actions = ["autoscaling:DescribeAutoScalingGroups"]
+      # Describe calls do not support resource-level permissions.
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_groups ? [1] : []
+
+    content {
+      sid       = "ShiftOnlyTheEnvsSpotPoolGroups"
+      actions   = ["autoscaling:UpdateAutoScalingGroup"]
+      resources = sort([for g in var.groups : g.arn])
+
+      # Both keys: the Auto Scaling docs name autoscaling:ResourceTag, the global key is aws:ResourceTag.
+      condition {
+        test     = "StringEquals"
+        variable = "autoscaling:ResourceTag/pyctl:env"
+        values   = [var.env]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/pyctl:env"
+        values   = [var.env]
+      }
+    }
   }
 
   dynamic "statement" {
@@ -164,10 +229,10 @@ data "aws_iam_policy_document" "code" {
     content {
       sid     = "LaunchIntoJobSubnetsFromJobTemplates"
       actions = ["ec2:RunInstances"]
-      resources = concat(local.job_subnet_arns, [
+      # Security groups: only the jobs' own (the groups a replacement's network interface names).
+      resources = concat(local.job_subnet_arns, local.job_security_group_arns, [
         "${local.ec2_arn}:volume/*",
         "${local.ec2_arn}:network-interface/*",
-        "${local.ec2_arn}:security-group/*",
         "${local.ec2_arn}:key-pair/*",
         "${local.ec2_arn}:spot-instances-request/*",
         "arn:${local.partition}:ec2:${local.region}::image/*",
@@ -310,12 +375,20 @@ moved {
 # --- EventBridge ----------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_event_rule" "this" {
-  for_each = local.event_patterns
+  for_each = local.event_rules
 
-  name          = "${var.name}-${each.key}"
-  description   = "pyctl spot recovery: EC2 ${each.key}"
-  event_pattern = jsonencode(each.value)
-  tags          = local.tags
+  name                = "${var.name}-${each.key}"
+  description         = "pyctl spot recovery: ${each.value.description}"
+  event_pattern       = each.value.pattern
+  schedule_expression = each.value.schedule
+  tags                = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(var.groups) == 0 || var.env != ""
+      error_message = "groups need env: the fallback may only change groups tagged pyctl:env = env."
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_target" "this" {

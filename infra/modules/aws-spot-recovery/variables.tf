@@ -126,3 +126,38 @@ variable "tags" {
   nullable    = false
   default     = {}
 }
+
+variable "env" {
+  description = "The env's name: the only Auto Scaling groups the on-demand fallback may change carry tag pyctl:env = env (code and IAM condition). Required when groups are set."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "groups" {
+  description = "Spot pools' Auto Scaling groups with `spot.fallback: on_demand`, keyed by pool name (known at plan time): the group's name, ARN and the OnDemandPercentageAboveBaseCapacity they go back to after the cool-down. The fallback sets that number to 100 (on-demand only) after policy.max_interruptions within policy.window_hours or when a launch fails for lack of spot capacity."
+  type = map(object({
+    name                            = string
+    arn                             = string
+    on_demand_percentage_above_base = optional(number, 0)
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = alltrue([for name, g in var.groups : g.on_demand_percentage_above_base >= 0 && g.on_demand_percentage_above_base <= 100 && floor(g.on_demand_percentage_above_base) == g.on_demand_percentage_above_base])
+    error_message = "groups: on_demand_percentage_above_base must be an integer from 0 to 100 (InstancesDistribution.OnDemandPercentageAboveBaseCapacity)."
+  }
+
+  validation {
+    condition     = alltrue([for name, g in var.groups : can(regex("^arn:aws[a-z-]*:autoscaling:[a-z0-9-]+:[0-9]{12}:autoScalingGroup:", g.arn))])
+    error_message = "groups: arn must be an Auto Scaling group ARN."
+  }
+}
+
+variable "fallback_schedule" {
+  description = "EventBridge schedule of the pass that puts groups back to spot once their cool-down is over (only created when groups are set)."
+  type        = string
+  default     = "rate(15 minutes)"
+  nullable    = false
+}

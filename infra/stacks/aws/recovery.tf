@@ -1,8 +1,10 @@
 # Checkpoint-aware spot recovery of this env (infra/modules/aws-spot-recovery), driven by env.yaml's
 # `spot_recovery:`. `pyctl render` builds the function zip and writes var.function_packages["spot_recovery"]
 # ({path relative to the env directory, base64sha256}). Spot pools are Auto Scaling groups: their
-# interruptions are recorded and capacity rebalancing replaces the instances; standalone job instances
-# listed in var.spot_recovery.jobs are replaced from their pool's launch template, in its subnets.
+# interruptions are recorded and capacity rebalancing replaces the instances, and pools with
+# `spot.fallback: on_demand` are shifted to on-demand (their group's OnDemandPercentageAboveBaseCapacity,
+# which the pool module leaves to the fallback: ignore_changes) and back after the cool-down; standalone
+# job instances listed in var.spot_recovery.jobs are replaced from their pool's launch template, in its subnets.
 
 module "spot_recovery" {
   source = "../../modules/aws-spot-recovery"
@@ -10,6 +12,7 @@ module "spot_recovery" {
 
   # pyctl.clouds.aws.recovery.table_name(env) names the same table for `pyctl jobs status`.
   name                    = "pyctl-${var.env.name}-spot-recovery"
+  env                     = var.env.name # the fallback changes only groups tagged pyctl:env = env (code and IAM)
   lambda_filename         = "${path.root}/${var.function_packages["spot_recovery"].path}"
   lambda_source_code_hash = var.function_packages["spot_recovery"].base64sha256
 
@@ -25,6 +28,12 @@ module "spot_recovery" {
     subnet_ids         = local.pool_subnet_ids[job.pool]
     security_group_ids = [module.pool[job.pool].security_group_id]
   } }
+  # Keyed by pool name (known at plan time); the group names are known after apply.
+  groups = { for name, pool in var.pools : name => {
+    name                            = module.pool[name].autoscaling_group_name
+    arn                             = module.pool[name].autoscaling_group_arn
+    on_demand_percentage_above_base = pool.spot.on_demand_percentage_above_base
+  } if pool.capacity == "spot" && try(pool.spot.fallback, "none") == "on_demand" }
   instance_role_arns = sort(distinct([for job in var.spot_recovery.jobs : module.pool[job.pool].role_arn]))
 
   # Checkpoints live in the model-cache bucket under <key_prefix>checkpoints/<job>/.

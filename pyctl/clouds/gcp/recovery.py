@@ -6,6 +6,11 @@ Engine does not start it again by itself. `recover_spot_vms` starts the standalo
 preempted since they last started (a VM someone stopped on purpose is left alone); a start refused for
 lack of capacity is retried on the next pass. Members of a managed instance group are the group's job:
 it recreates or restarts them itself.
+
+Env scope: with `env` (the deployed function always passes its WATCHDOG_ENV) only VMs labelled
+`pyctl-env=<env>` are considered: the label is part of the server-side list filter and checked again on
+every VM listed, so one env's pass never starts another env's VM in a shared project. IAM cannot add to
+that: Compute IAM conditions see resource names, types and Resource Manager tags, not labels.
 """
 
 from __future__ import annotations
@@ -96,14 +101,23 @@ def recover_spot_vms(
     *,
     clients: compute.ComputeClients | None = None,
     dry_run: bool = False,
+    env: str = "",
 ) -> list[Recovery]:
-    """Start preempted standalone pyctl Spot VMs (label pyctl-capacity=spot) where capacity is back."""
+    """Start preempted standalone pyctl Spot VMs (label pyctl-capacity=spot, and pyctl-env=`env` when
+    given) where capacity is back."""
     clients = clients or compute.compute_clients()
-    filter_ = compute.label_filter({compute.CAPACITY_LABEL: "spot"}, "TERMINATED")
+    labels = {compute.CAPACITY_LABEL: "spot"}
+    if env:
+        labels[compute.ENV_LABEL] = env
+    filter_ = compute.label_filter(labels, "TERMINATED")
     listed, missed = compute.list_instances(clients, project, zones, filter_)
     for problem in missed:
         log.warning("spot recovery: %s could not be listed", problem)
-    stopped = [r for r in listed if r.status == "TERMINATED"]
+    stopped = [
+        r
+        for r in listed
+        if r.status == "TERMINATED" and (not env or dict(r.labels).get(compute.ENV_LABEL) == env)
+    ]
     history: dict[str, dict[str, datetime]] = {}
     decisions = []
     for raw in stopped:

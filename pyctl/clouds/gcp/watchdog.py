@@ -172,13 +172,14 @@ def recover_and_log(
     *,
     log: Callable[[str], None] = print,
     clients: compute.ComputeClients | None = None,
+    env: str = "",
 ) -> dict[str, Any]:
     """The Spot recovery pass (pyctl.clouds.gcp.recovery) with one JSON log line per VM considered:
     `{"vms": [...], "errors": [...]}` (a failed listing is an error, never an exception)."""
     from google.api_core.exceptions import GoogleAPICallError
 
     try:
-        found = recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run)
+        found = recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run, env=env)
     except GoogleAPICallError as exc:
         error = f"{project}: spot recovery could not list instances: {exc}"
         log(
