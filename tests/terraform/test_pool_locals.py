@@ -198,10 +198,10 @@ def test_user_data_follows_the_env(evaluated: dict[str, dict[str, Any]]) -> None
     baseline = evaluated["prod--h100-baseline"]["user_data"]
     assert "readonly MODEL_NAME='llama-3-70b-instruct'" in baseline
     assert "readonly MODEL_VERSION='2024-07-23'" in baseline
-    assert "  start_spot_watcher\n" not in baseline.split("main() {", 1)[1]
+    assert "  start_spot_watcher" not in baseline.split("main() {", 1)[1]
     burst = evaluated["prod--h100-spot-burst"]["user_data"]
     main = burst.split("main() {", 1)[1]
-    assert "  start_spot_watcher\n" in main and "  fetch_model\n" not in main  # no model in env.yaml
+    assert '  start_spot_watcher "$job"\n' in main and "  fetch_model\n" not in main  # no model in env.yaml
     secrets = evaluated["extra--secrets"]["user_data"]
     assert "'HF_TOKEN=ssm:/pyctl/dev/hf-token' 'WANDB_API_KEY=secretsmanager:dev/wandb'" in secrets
     assert "readonly KEY_PREFIX='team-a/'" in secrets

@@ -185,10 +185,10 @@ variable "ami_id" {
 }
 
 variable "ami_ssm_parameter" {
-  description = "SSM public parameter holding the GPU AMI id, used when ami_id is null. The default is the Deep Learning Base AMI with the NVIDIA driver (Ubuntu 22.04, x86_64)."
+  description = "SSM public parameter holding the GPU AMI id, used when ami_id is null. The default is the Deep Learning Base OSS AMI with the NVIDIA driver (Ubuntu 24.04, x86_64), which ships Python 3.12 (pyctl-agent needs 3.11+)."
   type        = string
   nullable    = false
-  default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+  default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
 }
 
 variable "root_device_name" {
@@ -407,4 +407,15 @@ variable "tags" {
   type        = map(string)
   nullable    = false
   default     = {}
+}
+
+# Placeholder until the agent-bundle branch (b-agentpkg) lands its agent_* inputs.
+variable "agent_bundle" {
+  description = "The pyctl-agent bundle in the model-cache bucket: object key and sha256 (hex) of the gzip'd tar the node verifies before installing."
+  type = object({
+    key    = string
+    sha256 = string
+  })
+  nullable = false
+  default  = { key = "", sha256 = "" }
 }

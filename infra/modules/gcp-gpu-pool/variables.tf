@@ -183,10 +183,10 @@ variable "nvme_path" {
 }
 
 variable "source_image" {
-  description = "Boot image (self link, projects/P/global/images/family/F, or a family URL). It must ship NVIDIA drivers signed for Secure Boot; the default Ubuntu accelerator image does."
+  description = "Boot image (self link, projects/P/global/images/family/F, or a family URL). It must ship NVIDIA drivers signed for Secure Boot; the default Ubuntu 24.04 accelerator image (NVIDIA 580) does, with Python 3.12 (pyctl-agent needs 3.11+)."
   type        = string
   nullable    = false
-  default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550"
+  default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2404-amd64-with-nvidia-580"
 }
 
 variable "boot_disk_type" {
@@ -232,4 +232,15 @@ variable "shutdown_budget_seconds" {
     condition     = var.shutdown_budget_seconds >= 5 && var.shutdown_budget_seconds <= 28
     error_message = "shutdown_budget_seconds must be 5-28: GCE gives a preempted Spot VM about 30 s before it is stopped."
   }
+}
+
+# Placeholder until the agent-bundle branch (b-agentpkg) lands its agent_* inputs.
+variable "agent_bundle" {
+  description = "The pyctl-agent bundle in the model-cache bucket: object key and sha256 (hex) of the gzip'd tar the node verifies before installing."
+  type = object({
+    key    = string
+    sha256 = string
+  })
+  nullable = false
+  default  = { key = "", sha256 = "" }
 }
