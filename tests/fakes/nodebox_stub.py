@@ -308,7 +308,8 @@ def systemctl(args: list[str]) -> int:
         wants = UNITS_DIR / "multi-user.target.wants"
         rc = 0
         for link in sorted(wants.iterdir()) if wants.exists() else []:
-            rc |= start(link.name, block=False)
+            if parse_unit(link.name) is not None:  # the image's own units are not part of the box
+                rc |= start(link.name, block=False)
         return rc
     if verb == "daemon-reload":
         return 0

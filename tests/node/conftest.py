@@ -32,6 +32,9 @@ class PlannedPool:
     script: bytes
     tags: dict[str, str]  # AWS instance tags / GCE custom metadata (what IMDS / the metadata server serve)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # planned bucket objects: key -> after
+    local_ssds: int = 0  # GCP: the template's SCRATCH disks
+    state: str = ""  # the root's whole state, as `terraform show -json` prints it
+    root_dir: Path = Path()  # the root in the private infra copy (relative object sources start here)
 
 
 def _resources(module: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -78,6 +81,7 @@ def _pools(root: str, state: dict[str, Any]) -> list[PlannedPool]:
                     metadata.pop("startup-script").encode(),
                     {k: v for k, v in metadata.items() if k != "shutdown-script"},
                     objects,
+                    local_ssds=sum(1 for d in after["disk"] if d.get("type") == "SCRATCH"),
                 )
             )
     return pools
@@ -85,32 +89,34 @@ def _pools(root: str, state: dict[str, Any]) -> list[PlannedPool]:
 
 @pytest.fixture(scope="session")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
-    """`<root>:<pool>` -> the pool's planned boot script, for every pool of every root in ROOTS."""
+    """`<root>:<pool>` -> the pool's boot script, for every pool of every root in ROOTS (applied in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     infra = copy_infra(INFRA, tmp_path_factory.mktemp("node-plans") / "infra")
-    pools: dict[str, PlannedPool] = {}
     with StandinSession(tmp_path_factory.mktemp("node-standin"), fixtures=data_source_fixtures(INFRA)) as standin:
-        for root in ROOTS:
+        base = standin.environ({k: v for k, v in os.environ.items() if not k.startswith("TF_")})
+
+        def apply(root: str) -> list[PlannedPool]:
             path = infra / root
             if root.startswith("envs/"):
                 render_env(infra, root.split("/", 1)[1])
             local_backend(path)
-            env = standin.environ({k: v for k, v in os.environ.items() if not k.startswith("TF_")})
-            env["TF_DATA_DIR"] = str(path / ".terraform")
+            env = {**base, "TF_DATA_DIR": str(path / ".terraform")}
             for args in (("init", "-input=false", "-no-color"), ("apply", "-input=false", "-no-color", "-auto-approve")):
                 proc = _tf(path, env, *args)
                 assert proc.returncode == 0, f"{root}: terraform {args[0]}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-            shown = _tf(path, env, "show", "-json")
-            for pool in _pools(root, json.loads(shown.stdout)):
-                pools[f"{root}:{pool.name}"] = pool
-    return pools
+            shown = _tf(path, env, "show", "-json").stdout
+            pools = _pools(root, json.loads(shown))
+            for pool in pools:
+                pool.state, pool.root_dir = shown, path
+            return pools
+
+        with ThreadPoolExecutor(max_workers=len(ROOTS)) as pool_runner:
+            results = list(pool_runner.map(apply, ROOTS))
+    return {f"{pool.root}:{pool.name}": pool for pools in results for pool in pools}
 
 
 def _tf(path: Path, env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
     import subprocess
 
     return subprocess.run([str(TERRAFORM), *args], cwd=path, env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
-@pytest.fixture(scope="session")
-def infra_planned(planned: dict[str, PlannedPool]) -> Iterator[dict[str, PlannedPool]]:
-    yield planned

@@ -49,7 +49,7 @@ locals {
     model_name           = var.model == null ? "" : var.model.name
     model_version        = var.model == null ? "" : var.model.version
     nvme_path            = var.nvme_path
-    agent_bundle_bucket  = var.model_cache.bucket
+    agent_bundle_bucket  = var.agent_bundle.bucket
     agent_bundle_key     = var.agent_bundle.key
     agent_bundle_sha256  = var.agent_bundle.sha256
     spot_watch           = local.is_spot

@@ -413,9 +413,10 @@ variable "tags" {
 variable "agent_bundle" {
   description = "The pyctl-agent bundle in the model-cache bucket: object key and sha256 (hex) of the gzip'd tar the node verifies before installing."
   type = object({
+    bucket = string
     key    = string
     sha256 = string
   })
   nullable = false
-  default  = { key = "", sha256 = "" }
+  default  = { bucket = "", key = "", sha256 = "" }
 }

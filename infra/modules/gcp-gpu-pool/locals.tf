@@ -58,7 +58,7 @@ locals {
     model               = var.pool.model == null ? "" : var.pool.model
     model_version       = var.model_version == null ? "" : var.model_version
     nvme_path           = var.nvme_path
-    agent_bundle_bucket = var.model_cache.bucket
+    agent_bundle_bucket = var.agent_bundle.bucket
     agent_bundle_key    = var.agent_bundle.key
     agent_bundle_sha256 = var.agent_bundle.sha256
     gpu_count           = var.pool.gpus_per_instance
