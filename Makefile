@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
+# The real AWS CLI the node-in-a-box tests (tests/node) run the AWS boot script with, against moto.
+AWSCLI_VENV := .tools/awscli
 ENV ?= dev
 
 .PHONY: install node-wheels test lint fmt render plan plan-offline up bench bench-cli clean
@@ -14,7 +16,7 @@ ENV ?= dev
 NODE_CACHE := $(CURDIR)/.cache/pyctl
 export PYCTL_CACHE_DIR ?= $(NODE_CACHE)
 
-install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov node-wheels
+install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(AWSCLI_VENV)/bin/aws node-wheels
 
 $(BIN)/pyctl: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +26,10 @@ $(BIN)/pyctl: pyproject.toml
 
 node-wheels: $(BIN)/pyctl
 	$(BIN)/python -m pyctl.node_bundle prefetch
+
+$(AWSCLI_VENV)/bin/aws:
+	$(PY) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/pip install --quiet 'awscli>=1.36,<2'
 
 $(CHECKOV_VENV)/bin/checkov:
 	$(PY) -m venv $(CHECKOV_VENV)

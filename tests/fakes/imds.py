@@ -40,7 +40,10 @@ class ImdsState:
         if not path.startswith(META):
             return None
         key = path[len(META) :]
-        notices = {"spot/instance-action": self.instance_action, "events/recommendations/rebalance": self.rebalance}
+        notices = {
+            "spot/instance-action": self.instance_action,
+            "events/recommendations/rebalance": self.rebalance,
+        }
         if key in notices:
             notice = notices[key]
             return None if notice is None else json.dumps(notice)

@@ -85,6 +85,10 @@ class Boot:
 
 class NodeBox:
     def __init__(self, workdir: Path, node: Node) -> None:
+        if node.cloud == "aws" and not AWSCLI.exists():
+            raise RuntimeError(
+                f"{AWSCLI} is missing: `make install` creates it (the AWS boot script needs the real CLI)"
+            )
         self.dir = workdir
         self.node = node
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +147,17 @@ class NodeBox:
             "HOME": "/root",
         }
         proc = subprocess.run(
-            ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", sys.executable, "-m", "fakes.nodebox"]
+            [
+                "unshare",
+                "--mount",
+                "--net",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                sys.executable,
+                "-m",
+                "fakes.nodebox",
+            ]
             + ["--inner", str(config_path)],
             cwd=TESTS,
             env=env,
@@ -154,11 +168,15 @@ class NodeBox:
         )
         result_path = out / "result.json"
         if not result_path.exists():
-            raise RuntimeError(f"node box runner failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+            raise RuntimeError(
+                f"node box runner failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            )
         result = json.loads(result_path.read_text())
-        calls = [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()] if (
-            out / "calls.jsonl"
-        ).exists() else []
+        calls = (
+            [json.loads(line) for line in (out / "calls.jsonl").read_text().splitlines()]
+            if (out / "calls.jsonl").exists()
+            else []
+        )
         units = {p.stem: json.loads(p.read_text()) for p in sorted((out / "units").glob("*.json"))}
         return Boot(result["rc"], (out / "console.log").read_text(errors="replace"), calls, units, out)
 
@@ -185,7 +203,15 @@ def _layout(box: Path, node: dict[str, Any], out: Path) -> Path:
         (layer / "upper").mkdir(parents=True, exist_ok=True)
         (layer / "work").mkdir(parents=True, exist_ok=True)
         lower = f"/{top}"
-        _sh("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={layer}/upper,workdir={layer}/work", lower)
+        _sh(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={lower},upperdir={layer}/upper,workdir={layer}/work",
+            lower,
+        )
     _sh("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run")
     _sh("mount", "-t", "proc", "proc", "/proc")
     hw = box / "hw"
@@ -204,7 +230,9 @@ def _layout(box: Path, node: dict[str, Any], out: Path) -> Path:
     (dev / "md").mkdir()
     by_id = dev / "disk" / "by-id"
     by_id.mkdir(parents=True)
-    prefix = "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS" if node["cloud"] == "aws" else "google-local-nvme-ssd-"
+    prefix = (
+        "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS" if node["cloud"] == "aws" else "google-local-nvme-ssd-"
+    )
     for i in range(node["disks"]):
         (dev / f"nvme{i + 1}n1").touch()
         serial = f"{i:017X}" if node["cloud"] == "aws" else str(i)
@@ -266,7 +294,9 @@ def _serve(node: dict[str, Any]) -> tuple[dict[str, str], list[Any]]:
         from fakes.imds import ImdsState, imds_server
 
         imds = imds_server(
-            ImdsState(instance_id="i-0nodebox000000001", region=node["region"], tags=node["tags"], role="pyctl-node"),
+            ImdsState(
+                instance_id="i-0nodebox000000001", region=node["region"], tags=node["tags"], role="pyctl-node"
+            ),
             host=METADATA_IP,
             port=80,
         )
@@ -277,11 +307,17 @@ def _serve(node: dict[str, Any]) -> tuple[dict[str, str], list[Any]]:
         env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
         keep += [imds, moto]
         session = boto3.Session(
-            aws_access_key_id="seed", aws_secret_access_key="seed", region_name=node["region"]  # noqa: S106
+            aws_access_key_id="seed",
+            aws_secret_access_key="seed",
+            region_name=node["region"],  # noqa: S106
         )
         s3 = session.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
         for bucket, objects in node["objects"].items():
-            extra = {} if node["region"] == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": node["region"]}}
+            extra = (
+                {}
+                if node["region"] == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": node["region"]}}
+            )
             s3.create_bucket(Bucket=bucket, **extra)
             for key, path in objects.items():
                 s3.upload_file(path, bucket, key)
@@ -340,7 +376,9 @@ def inner(config_path: Path) -> int:
         if config["first_boot"] or node["cloud"] == "gcp":
             if not config["first_boot"]:
                 # systemd starts the enabled units; GCE's guest agent runs the startup script again.
-                subprocess.run([str(stubs / "systemctl"), "__boot"], env=env, stdout=console, stderr=console, check=False)
+                subprocess.run(
+                    [str(stubs / "systemctl"), "__boot"], env=env, stdout=console, stderr=console, check=False
+                )
             proc = subprocess.run(
                 ["/bin/bash", str(script)], env=env, stdout=console, stderr=console, timeout=300, check=False
             )

@@ -254,7 +254,11 @@ def run_unit(name: str) -> int:
             rc = 1
     running = []
     for other in (OUT / "units").glob("*.json"):
-        if other.stem != name and is_active(other.stem) and (unit_state(other.stem) or {}).get("ended") is None:
+        if (
+            other.stem != name
+            and is_active(other.stem)
+            and (unit_state(other.stem) or {}).get("ended") is None
+        ):
             running.append(other.stem)
     state.update(ended=time.time(), rc=rc, running_at_end=sorted(running))
     _write_state(name, state)

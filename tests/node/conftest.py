@@ -49,7 +49,9 @@ def _pools(root: str, state: dict[str, Any]) -> list[PlannedPool]:
     resources = [r for r in _resources(state["values"]["root_module"]) if r["mode"] == "managed"]
     for rc in resources:
         after = rc["values"]
-        if rc["type"] in ("aws_s3_object", "google_storage_bucket_object") and after.get("key", after.get("name")):
+        if rc["type"] in ("aws_s3_object", "google_storage_bucket_object") and after.get(
+            "key", after.get("name")
+        ):
             objects[after.get("key") or after["name"]] = after
     for rc in resources:
         after = rc["values"]
@@ -93,7 +95,9 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
     from concurrent.futures import ThreadPoolExecutor
 
     infra = copy_infra(INFRA, tmp_path_factory.mktemp("node-plans") / "infra")
-    with StandinSession(tmp_path_factory.mktemp("node-standin"), fixtures=data_source_fixtures(INFRA)) as standin:
+    with StandinSession(
+        tmp_path_factory.mktemp("node-standin"), fixtures=data_source_fixtures(INFRA)
+    ) as standin:
         base = standin.environ({k: v for k, v in os.environ.items() if not k.startswith("TF_")})
 
         def apply(root: str) -> list[PlannedPool]:
@@ -102,9 +106,14 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
                 render_env(infra, root.split("/", 1)[1])
             local_backend(path)
             env = {**base, "TF_DATA_DIR": str(path / ".terraform")}
-            for args in (("init", "-input=false", "-no-color"), ("apply", "-input=false", "-no-color", "-auto-approve")):
+            for args in (
+                ("init", "-input=false", "-no-color"),
+                ("apply", "-input=false", "-no-color", "-auto-approve"),
+            ):
                 proc = _tf(path, env, *args)
-                assert proc.returncode == 0, f"{root}: terraform {args[0]}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+                assert proc.returncode == 0, (
+                    f"{root}: terraform {args[0]}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+                )
             shown = _tf(path, env, "show", "-json").stdout
             pools = _pools(root, json.loads(shown))
             for pool in pools:
@@ -119,4 +128,6 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
 def _tf(path: Path, env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
     import subprocess
 
-    return subprocess.run([str(TERRAFORM), *args], cwd=path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [str(TERRAFORM), *args], cwd=path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )

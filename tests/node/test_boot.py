@@ -64,7 +64,9 @@ class World:
     def bundle(self, pool: PlannedPool) -> tuple[str, str, Path]:
         bucket, key = readonly(pool.script, "BUNDLE_BUCKET"), readonly(pool.script, "BUNDLE_KEY")
         planned = pool.objects.get(key)
-        assert planned is not None, f"{pool.root}: no bucket object for the agent bundle key {key!r} in the state"
+        assert planned is not None, (
+            f"{pool.root}: no bucket object for the agent bundle key {key!r} in the state"
+        )
         source = Path(planned["source"])
         return bucket, key, source if source.is_absolute() else pool.root_dir / source
 
@@ -81,7 +83,9 @@ class World:
             (source / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
             header = json.dumps({"w": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}).encode()
             (source / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
-            manifest = build_manifest(source, attributes={"name": name, "version": version, "created": "2024-01-01T00:00:00+00:00"})
+            manifest = build_manifest(
+                source, attributes={"name": name, "version": version, "created": "2024-01-01T00:00:00+00:00"}
+            )
             (self.tmp / "models" / f"{name}-{version}.manifest.json").write_text(manifest.to_json())
         base = f"{prefix}models/{name}/{version}/"
         objects = {base + p.name: str(p) for p in sorted(source.iterdir())}
@@ -106,7 +110,9 @@ def make_node(pool: PlannedPool, world: World, **changes: object) -> Node:
         disks = GCP_AUTO_SSDS.get(pool.machine_type, pool.local_ssds)
         region = "us-central1"
     ssm = {name: SECRET_VALUE for _, source, name in boot_secrets(pool.script) if source == "ssm"}
-    secrets = {name: SECRET_VALUE for _, source, name in boot_secrets(pool.script) if source == "secretsmanager"}
+    secrets = {
+        name: SECRET_VALUE for _, source, name in boot_secrets(pool.script) if source == "secretsmanager"
+    }
     node = Node(
         cloud=pool.cloud,
         script=pool.script,
@@ -269,13 +275,18 @@ def test_a_tampered_bundle_is_refused(cloud: str, planned, world: World, tmp_pat
     boot = box.boot()
     assert boot.rc != 0
     sha = readonly(pool.script, "BUNDLE_SHA256")
-    assert re.search(rf"ERROR: agent bundle \S+{re.escape(key)} has sha256 [0-9a-f]{{64}}, expected {sha}: refusing", boot.console)
+    assert re.search(
+        rf"ERROR: agent bundle \S+{re.escape(key)} has sha256 [0-9a-f]{{64}}, expected {sha}: refusing",
+        boot.console,
+    )
     assert not box.root("/opt/pyctl-agent").exists()
     assert not box.root("/etc/systemd/system").exists()
     assert not boot.called("systemctl")
 
 
-def test_an_image_with_python_3_10_fails_naming_the_interpreter(planned, world: World, tmp_path: Path) -> None:
+def test_an_image_with_python_3_10_fails_naming_the_interpreter(
+    planned, world: World, tmp_path: Path
+) -> None:
     python310 = Path("/root/.pyenv/versions/3.10.13/bin/python3.10")
     if not python310.exists():
         pytest.skip("no Python 3.10 interpreter on this machine")
@@ -283,5 +294,7 @@ def test_an_image_with_python_3_10_fails_naming_the_interpreter(planned, world: 
     box = NodeBox(tmp_path / "box", make_node(pool, world, python=str(python310)))
     boot = box.boot()
     assert boot.rc != 0
-    assert re.search(r"ERROR: \S*python3 is Python 3\.10\.\d+: pyctl-agent needs Python 3\.11\+", boot.console)
+    assert re.search(
+        r"ERROR: \S*python3 is Python 3\.10\.\d+: pyctl-agent needs Python 3\.11\+", boot.console
+    )
     assert not box.root("/opt/pyctl-agent").exists()
