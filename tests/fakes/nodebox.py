@@ -47,7 +47,7 @@ TESTS = HERE.parent
 REPO = TESTS.parent
 AWSCLI = REPO / ".tools" / "awscli" / "bin" / "aws"
 METADATA_IP = "169.254.169.254"
-OVERLAID = ("etc", "opt", "var", "usr/local", "root")
+OVERLAID = ("etc", "opt", "var", "usr/local", "root", "mnt")
 # What the machine image brings: the CloudWatch agent (the DLAMI ships it), the Ops Agent (installed).
 CW_CTL = "opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 

@@ -219,7 +219,7 @@ def test_node_boots_and_survives_a_stop_start(kind: str, planned, world: World, 
             assert "pyctl-spot-watch.service" in fetch["running_at_end"]
         # The model landed on the instance-store disks (through the mount), not on the root disk.
         assert model_files(box), "the model is not on the NVMe disks"
-        assert not list(box.root("/mnt").rglob("model.safetensors")) if box.root("/mnt").exists() else True
+        assert not list(box.root("/mnt").rglob("model.safetensors")), "the model went to the root disk"
 
     # NVMe: several disks become one array; disks the image already mounted are reused, never re-created.
     mdadm = first.called("mdadm")
