@@ -57,8 +57,12 @@ locals {
     model         = var.pool.model == null ? "" : var.pool.model
     model_version = var.model_version == null ? "" : var.model_version
     nvme_path     = var.nvme_path
-    agent_package = var.agent_package
     gpu_count     = var.pool.gpus_per_instance
+    # The startup script installs pyctl-agent from this bundle only if its sha256 matches.
+    agent_bundle_bucket = var.agent_bundle.bucket
+    agent_bundle_key    = var.agent_bundle.key
+    agent_bundle_sha256 = var.agent_bundle.sha256
+    agent_package       = "" # transition: dropped with the template's variable
   })
   shutdown_script = templatefile("${local.templates_dir}/shutdown.sh.tftpl", {
     pool           = var.name
