@@ -368,6 +368,10 @@ def _requirements(agent_sha: str, locked: Iterable[LockedWheel]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# (cloud, agent wheel sha256, lock sha256) -> bundle bytes: a render builds each bundle once per process.
+_BUILT: dict[tuple[str, str, str], bytes] = {}
+
+
 def bundle_bytes(
     cloud: Cloud, cache: Path | None = None, root: Path = REPO_ROOT, offline: bool = False
 ) -> bytes:
@@ -375,9 +379,12 @@ def bundle_bytes(
     if cloud not in CLOUDS:
         raise PyctlError(f"node bundle: unknown cloud {cloud!r} (known: {', '.join(CLOUDS)})")
     locked = load_lock(cloud)
-    wheel_paths = ensure_wheels(cloud, cache, offline=offline)
+    wheel_paths = ensure_wheels(cloud, cache, offline=offline)  # verifies every cached wheel's hash
     agent_name, agent_data = agent_wheel(cloud, root)
     agent_sha = hashlib.sha256(agent_data).hexdigest()
+    memo = (cloud, agent_sha, hashlib.sha256(lock_path(cloud).read_bytes()).hexdigest())
+    if memo in _BUILT:
+        return _BUILT[memo]
     entries: dict[str, bytes] = {f"wheels/{agent_name}": agent_data}
     for path, wheel in zip(wheel_paths, locked, strict=True):
         data = path.read_bytes()
@@ -394,7 +401,11 @@ def bundle_bytes(
         "wheels": sorted(name.removeprefix("wheels/") for name in entries if name.startswith("wheels/")),
     }
     entries["BUNDLE.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return tar_gz_bytes(entries)
+    data = tar_gz_bytes(entries)
+    if len(_BUILT) >= 2:  # tens of MB each: keep the newest few
+        _BUILT.pop(next(iter(_BUILT)))
+    _BUILT[memo] = data
+    return data
 
 
 def tar_gz_bytes(entries: dict[str, bytes]) -> bytes:

@@ -25,8 +25,8 @@ SAMPLE: dict[str, Any] = {
     "model_version": "2024-07-23",
     "nvme_path": "/mnt/nvme",
     "agent_bundle_bucket": "acme-prod-gpu-models",
-    "agent_bundle_key": "pyctl/agent/pyctl-agent-0.1.0-aws.tar.gz",
-    "agent_bundle_sha256": "0" * 64,
+    "agent_bundle_key": "agent/" + "ab" * 32 + ".tar.gz",
+    "agent_bundle_sha256": "ab" * 32,
     "spot_watch": True,
     "checkpoint_keep": 5,
     "secrets": [
@@ -118,7 +118,7 @@ def test_spot_pool_fetches_its_model_and_runs_the_spot_watcher(spot_script: str)
     assert "  fetch_model\n" in main and '  start_spot_watcher "$job"\n' in main
     # The watcher is installed before the model fetch starts.
     assert main.index("start_spot_watcher") < main.index("fetch_model")
-    assert f"readonly BUNDLE_SHA256='{'0' * 64}'" in spot_script
+    assert f"readonly BUNDLE_SHA256='{'ab' * 32}'" in spot_script
     # The fetch takes minutes: user data enables the units and does not wait for them.
     assert 'systemctl start --no-block "$name"' in spot_script and "enable --now" not in spot_script
 

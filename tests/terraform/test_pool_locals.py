@@ -83,6 +83,12 @@ def pool_arguments(tfvars: dict[str, Any], name: str, pool: dict[str, Any]) -> d
         if pool["model"] is None
         else {"name": pool["model"], "version": versions[pool["model"]]},
         "nvme_path": tfvars["model_cache"]["nvme_path"],
+        # What the stack passes: aws-model-cache's agent_bundle output (the bundle's key and hash).
+        "agent_bundle": {
+            "bucket": tfvars["model_cache"]["aws"]["bucket"],
+            "key": "agent/" + "ab" * 32 + ".tar.gz",
+            "sha256": "ab" * 32,
+        },
         "boot_secrets": pool.get("boot_secrets", []),
         "auto_shutdown": pool["auto_shutdown"],
         "watchdog_may_terminate": pool["watchdog_may_terminate"],

@@ -64,7 +64,8 @@ def test_applied_env_keeps_its_resources_after_the_refactor(env_name: str, stand
     plan = root.show_json("upgrade.tfplan")
     # Added since that commit and harmless on a live project (enabling an enabled API changes nothing):
     # the APIs the GCP stack turns on (infra/stacks/gcp/services.tf). Nothing else may be created.
-    added = {"google_project_service"}
+    # And the node agent bundle objects in the model-cache buckets (the bundle replaced a pip install by name).
+    added = {"google_project_service", "aws_s3_object", "google_storage_bucket_object"}
     lost = {
         rc["address"]: rc["change"]["actions"]
         for rc in plan["resource_changes"]

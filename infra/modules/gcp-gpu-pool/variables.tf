@@ -201,11 +201,19 @@ variable "boot_disk_kms_key" {
   default     = null
 }
 
-variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the node (e.g. \"pyctl[gcp]==0.3.1\", or a gs:// wheel fetched first)."
-  type        = string
-  nullable    = false
-  default     = "pyctl[gcp]"
+variable "agent_bundle" {
+  description = "The node agent bundle in the model-cache bucket (gcp-model-cache's agent_bundle output): the startup script downloads gs://bucket/key, installs it only if its sha256 matches, with pip --no-index --require-hashes (no public index, no Cloud NAT)."
+  type = object({
+    bucket = string
+    key    = string
+    sha256 = string
+  })
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.agent_bundle.sha256)) && can(regex("^([A-Za-z0-9._-]+/)*agent/[0-9a-f]{64}\\.tar\\.gz$", var.agent_bundle.key)) && endswith(var.agent_bundle.key, "/${var.agent_bundle.sha256}.tar.gz") && can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", var.agent_bundle.bucket))
+    error_message = "agent_bundle must name a GCS bucket, an object [PREFIX/]agent/<sha256>.tar.gz and its 64-hex-digit sha256."
+  }
 }
 
 variable "secure_boot" {
@@ -232,16 +240,4 @@ variable "shutdown_budget_seconds" {
     condition     = var.shutdown_budget_seconds >= 5 && var.shutdown_budget_seconds <= 28
     error_message = "shutdown_budget_seconds must be 5-28: GCE gives a preempted Spot VM about 30 s before it is stopped."
   }
-}
-
-# Placeholder until the agent-bundle branch (b-agentpkg) lands its agent_* inputs.
-variable "agent_bundle" {
-  description = "The pyctl-agent bundle in the model-cache bucket: object key and sha256 (hex) of the gzip'd tar the node verifies before installing."
-  type = object({
-    bucket = string
-    key    = string
-    sha256 = string
-  })
-  nullable = false
-  default  = { bucket = "", key = "", sha256 = "" }
 }
