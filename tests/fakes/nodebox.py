@@ -124,7 +124,13 @@ class NodeBox:
                 if path.is_symlink():
                     snap[rel] = f"-> {os.readlink(path)}"
                 else:
-                    snap[rel] = f"{oct(path.stat().st_mode)} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+                    # small files by content (a rewrite with the same bytes is no change); big ones (the
+                    # venv's libraries) by size and mtime, which a reinstall would change
+                    st = path.stat()
+                    if st.st_size < 1 << 20:
+                        snap[rel] = f"{oct(st.st_mode)} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+                    else:
+                        snap[rel] = f"{oct(st.st_mode)} {st.st_size} {st.st_mtime_ns}"
         return snap
 
     def boot(self, timeout: float = 180) -> Boot:

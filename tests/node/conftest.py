@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +103,11 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
 
         def apply(root: str) -> list[PlannedPool]:
             path = infra / root
+            extra: dict[str, dict[str, Any]] = {}
             if root.startswith("envs/"):
                 render_env(infra, root.split("/", 1)[1])
+            else:
+                extra = _example_bundle(path)
             local_backend(path)
             env = {**base, "TF_DATA_DIR": str(path / ".terraform")}
             for args in (
@@ -118,11 +122,28 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PlannedPool]:
             pools = _pools(root, json.loads(shown))
             for pool in pools:
                 pool.state, pool.root_dir = shown, path
+                pool.objects = {**pool.objects, **extra}
             return pools
 
         with ThreadPoolExecutor(max_workers=len(ROOTS)) as pool_runner:
             results = list(pool_runner.map(apply, ROOTS))
     return {f"{pool.root}:{pool.name}": pool for pools in results for pool in pools}
+
+
+def _example_bundle(root: Path) -> dict[str, dict[str, Any]]:
+    """A module example names its agent bundle by a placeholder hash ("build it, upload it, pass its
+    key"): do that, in the private copy, with the bundle pyctl builds; returns it as a bucket object."""
+    from pyctl.node_bundle import build_bundle
+
+    main = root / "main.tf"
+    text = main.read_text()
+    placeholder = re.search(r'sha256 = "([0-9a-f]{64})"', text)
+    if placeholder is None:
+        return {}
+    cloud = "gcp" if "gcp-gpu-pool" in str(root) else "aws"
+    info = build_bundle(cloud, root / ".pyctl-build")  # type: ignore[arg-type]
+    main.write_text(text.replace(placeholder.group(1), info.sha256))
+    return {info.key: {"key": info.key, "source": str(info.path)}}
 
 
 def _tf(path: Path, env: dict[str, str], *args: str):  # type: ignore[no-untyped-def]

@@ -4,9 +4,9 @@ fake GCS, with recording stubs for the hardware and a small systemd.
 
 One box per pool kind boots twice (first boot, then a stop/start with blank instance store). The agent
 venv is really created and installed from the bundle in the bucket (pip --no-index --require-hashes) on
-the first box of each cloud; the other boxes of that cloud start from a copy of that venv on their root
+every GCP box and on the first AWS box; the other AWS boxes start from a copy of that venv on their root
 disk (the install still runs, download and hash check included: pip finds every pinned requirement
-satisfied), which keeps the run short.
+satisfied), which keeps the run shorter.
 """
 
 from __future__ import annotations
@@ -168,9 +168,9 @@ def test_node_boots_and_survives_a_stop_start(kind: str, planned, world: World, 
     pool = planned[KINDS[kind]]
     premounted = DLAMI_NVME if kind == "aws-on-demand" else None
     box = NodeBox(tmp_path / "box", make_node(pool, world, premounted=premounted))
-    if pool.cloud in Installed.venvs:
+    if pool.cloud == "aws" and pool.cloud in Installed.venvs:
+        # (The GCP script replaces any venv not installed from this very bundle: no shortcut there.)
         shutil.copytree(Installed.venvs[pool.cloud], box.root("/opt/pyctl-agent"), symlinks=True)
-        box.root("/opt/pyctl-agent/.bundle-sha256").unlink(missing_ok=True)
     first = box.boot()
     assert first.rc == 0, first.console[-4000:]
     Installed.venvs.setdefault(pool.cloud, box.root("/opt/pyctl-agent"))
