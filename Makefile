@@ -63,12 +63,14 @@ plan-offline: install
 up: install
 	$(BIN)/pyctl up --env $(ENV)
 
-bench: install
-	$(BIN)/python benchmarks/model_fetch.py
+# Every benchmark, each printing its table (benchmarks/bench_all.sh; figures in benchmarks/RESULTS.md).
+# Only the project venv is needed (not checkov's).
+bench: $(BIN)/pyctl
+	BIN=$(BIN) benchmarks/bench_all.sh
 
 # pyctl's start-up (--help, validate, render) against `python -c "import click"`: benchmarks/RESULTS.md.
-bench-cli: install
-	benchmarks/cli_startup.sh
+bench-cli: $(BIN)/pyctl
+	BIN=$(BIN) benchmarks/cli_startup.sh
 
 clean:
 	rm -rf $(VENV) .tools .cache .pytest_cache .mypy_cache .ruff_cache

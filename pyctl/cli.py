@@ -111,8 +111,19 @@ class PyctlGroup(click.Group):
             return super().invoke(ctx)
         except PyctlError as exc:
             for line in exc.message.splitlines():
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"error: {error_line(line)}", err=True)
             ctx.exit(exc.exit_code)
+
+
+# One problem is one line of at most this many characters, whatever a message quotes from the input.
+MAX_ERROR_LINE = 1000
+
+
+def error_line(line: str) -> str:
+    """A message line made safe to print: control, zero-width and other invisible characters escaped (a
+    terminal escape sequence in env.yaml is shown, not run), and cut to MAX_ERROR_LINE characters."""
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+    return safe if len(safe) <= MAX_ERROR_LINE else safe[: MAX_ERROR_LINE - 3] + "..."
 
 
 class LazyGroup(PyctlGroup):

@@ -36,6 +36,7 @@ from pyctl.terraform import (
     STALE_PLAN_ERROR,
     Terraform,
     TerraformFailed,
+    TerraformInterrupted,
     apply_argv,
     force_unlock_argv,
     init_argv,
@@ -366,7 +367,9 @@ def lock_info(detail: str) -> dict[str, str]:
 
 
 def _explained(exc: TerraformFailed, target: EnvTarget) -> PyctlError:
-    """Terraform's error, with what to do next when it is a held lock or a stale plan."""
+    """Terraform's error, with what to do next when it was interrupted, or it is a held lock or a stale plan."""
+    if isinstance(exc, TerraformInterrupted):
+        return _interrupted(exc, target)
     for diag in exc.result.errors():
         if diag.summary == LOCK_ERROR:
             info = lock_info(diag.detail)
@@ -385,3 +388,22 @@ def _explained(exc: TerraformFailed, target: EnvTarget) -> PyctlError:
                 exit_code=1,
             )
     return exc
+
+
+def _interrupted(exc: TerraformInterrupted, target: EnvTarget) -> PyctlError:
+    """What an interrupted terraform left: for an apply, what it saved and how to see the rest."""
+    head = f"terraform {exc.verb} of env {target.name} was interrupted"
+    if exc.verb != "apply":
+        return PyctlError(
+            f"{head} (exit {exc.result.returncode}); nothing was applied", exit_code=exc.exit_code
+        )
+    if exc.interrupts == 1:
+        how = "stopped gracefully"
+        after = "it saved the state of what it finished and released the lock"
+    else:
+        how = "stopped at once (second interrupt)"
+        after = "the state may lack what was in flight, and the lock may still be held"
+    return PyctlError(
+        f"{head} and {how} (exit {exc.result.returncode}): {after}. See what is left: pyctl plan --env {target.name}",
+        exit_code=exc.exit_code,
+    )

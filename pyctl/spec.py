@@ -2,7 +2,10 @@
 
 Two passes: pydantic checks structure and types (unknown keys, wrong types, ranges); `_semantic_problems`
 then checks what needs the whole document and the catalog (GPU and instance types, counts, regions and
-zones, pool names, model references). Every problem becomes one line `FILE: PATH: message (line N)`.
+zones, pool names, model references) and the providers' limits (tag and label rules, template syntax,
+paths). Every problem becomes one line `FILE: PATH: message (line N)`, with any value it quotes escaped and
+cut (`shown_value`). Before either pass, the file itself must be a regular UTF-8 file under a size cap, and
+the YAML loader bounds nesting and alias expansion and refuses non-scalar and duplicate keys.
 """
 
 from __future__ import annotations
@@ -11,13 +14,23 @@ import difflib
 import ipaddress
 import os
 import re
+import stat
+import unicodedata
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pyctl.catalog import Catalog, InstanceType, load_catalog
 from pyctl.clouds.features import Feature, unsupported
@@ -30,10 +43,59 @@ AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\
 GcpRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+\d$")]
 BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
 CapacityKind = Literal["reserved", "on_demand", "spot"]
+# pydantic's `pattern` is a Rust regex: `^...$` matches the whole text (a trailing newline fails), unlike
+# Python's `re.match` with `$`. Checks written in Python below use `re.fullmatch`.
+
+# Sane maxima: a typo of a few digits (or 10^30) fails here, not at the cloud's API or on the bill.
+MAX_INSTANCES = 10_000  # instances in one pool / reservation
+MAX_HOURLY_USD = 1_000.0  # $/hour of one instance (the largest GPU instances list at about $100)
+MAX_DAYS = 36_500
+# PutRetentionPolicy's retentionInDays values (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html),
+# as infra/modules/aws-gpu-watchdog checks them at plan time: refused here before any plan.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+# env.yaml itself: a regular file, at most this size, UTF-8, nested at most this deep, with at most this
+# many nodes once aliases are expanded (a "billion laughs" document is a few lines long).
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_EXPANDED_NODES = 100_000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity anywhere: YAML's `.nan` / `.inf` are floats, and `inf > 0` passes a `gt=0` bound.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """pydantic takes `true` as 1 for an int field (`max: true`): a number must be written as one."""
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation in (int, float, int | None, float | None):
+                raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        return value
 
 
 class EnvMeta(Strict):
@@ -54,8 +116,9 @@ class AwsCloud(Strict):
 class GcpCloud(Strict):
     project: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
     region: GcpRegion
-    network: str = Field(min_length=1)
-    subnetwork: str = Field(min_length=1)
+    # A name or a self link (https://www.googleapis.com/compute/v1/projects/P/regions/R/subnetworks/N).
+    network: str = Field(min_length=1, max_length=256)
+    subnetwork: str = Field(min_length=1, max_length=256)
 
 
 class Clouds(Strict):
@@ -65,15 +128,15 @@ class Clouds(Strict):
 
 class S3Backend(Strict):
     bucket: BucketName
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, max_length=1024)  # S3 object keys: at most 1,024 bytes
     region: AwsRegion
     use_lockfile: bool = True
-    kms_key_id: str | None = None
+    kms_key_id: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class GcsBackend(Strict):
     bucket: BucketName
-    prefix: str = Field(min_length=1)
+    prefix: str = Field(min_length=1, max_length=512)
 
 
 class Backend(Strict):
@@ -83,14 +146,14 @@ class Backend(Strict):
 
 class SpotSettings(Strict):
     # Further instance types of equal capability (same GPU and count) for the mixed-instances policy (AWS).
-    instance_types: list[str] = []
+    instance_types: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default=[], max_length=20)
     allocation_strategy: Literal[
         "price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price"
     ] = "price-capacity-optimized"
     # The fallback floor: instances always bought on demand before any spot (AWS).
-    on_demand_base: int = Field(default=0, ge=0)
+    on_demand_base: int = Field(default=0, ge=0, le=MAX_INSTANCES)
     on_demand_percentage_above_base: int = Field(default=0, ge=0, le=100)
-    max_price: float | None = Field(default=None, gt=0)
+    max_price: float | None = Field(default=None, gt=0, le=MAX_HOURLY_USD)
     # What to do when spot capacity is scarce: add on-demand capacity, or wait.
     fallback: Literal["on_demand", "none"] = "on_demand"
     capacity_rebalance: bool = True
@@ -106,7 +169,7 @@ class CapacityBlock(Strict):
 
 class ReservationSettings(Strict):
     match: Literal["capacity-reservations-only", "capacity-reservations-first"] = "capacity-reservations-only"
-    instance_count: int | None = Field(default=None, ge=1)
+    instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     end_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
     capacity_block: CapacityBlock | None = None
 
@@ -123,10 +186,10 @@ class Ingress(Strict):
             try:
                 net = ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
-                raise ValueError(f"{cidr!r} is not a CIDR block ({exc})") from None
+                raise ValueError(f"{shown_value(cidr)} is not a CIDR block ({exc})") from None
             if net.prefixlen == 0:
                 raise ValueError(
-                    f"{cidr!r} opens the pool to the whole internet; name the networks that need it"
+                    f"{shown_value(cidr)} opens the pool to the whole internet; name the networks that need it"
                 )
         return value
 
@@ -142,18 +205,18 @@ class BootSecret(Strict):
 class Pool(Strict):
     name: Name
     cloud: Literal["aws", "gcp"]
-    region: str | None = None
-    zones: list[str] = []
-    gpu: str | None = None
-    instance_type: str | None = None
-    gpus_per_instance: int | None = Field(default=None, ge=1)
+    region: str | None = Field(default=None, max_length=32)
+    zones: list[Annotated[str, StringConstraints(max_length=40)]] = Field(default=[], max_length=32)
+    gpu: str | None = Field(default=None, max_length=64)
+    instance_type: str | None = Field(default=None, max_length=64)
+    gpus_per_instance: int | None = Field(default=None, ge=1, le=16)
     capacity: CapacityKind
-    min: int = Field(default=0, ge=0)
-    desired: int | None = Field(default=None, ge=0)
-    max: int = Field(ge=0)
+    min: int = Field(default=0, ge=0, le=MAX_INSTANCES)
+    desired: int | None = Field(default=None, ge=0, le=MAX_INSTANCES)
+    max: int = Field(ge=0, le=MAX_INSTANCES)
     spot: SpotSettings | None = None
     reservation: ReservationSettings | None = None
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=128)
     root_volume_gb: int = Field(default=200, ge=50, le=16384)
     auto_shutdown: bool = True
     # A spot instance from a one-time request cannot be stopped: may the watchdog terminate it instead?
@@ -162,7 +225,7 @@ class Pool(Strict):
     expected_hours_per_month: float | None = Field(default=None, ge=0, le=744)
     ingress: Ingress = Ingress()
     boot_secrets: list[BootSecret] = []
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field(default={}, max_length=64)
 
     @field_validator("gpu", mode="before")
     @classmethod
@@ -194,14 +257,14 @@ class AwsModelCache(Strict):
     bucket: BucketName
     kms_key_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:kms:")
     access_log_bucket: BucketName | None = None
-    noncurrent_version_days: int = Field(default=30, ge=1)
+    noncurrent_version_days: int = Field(default=30, ge=1, le=MAX_DAYS)
 
 
 class GcpModelCache(Strict):
     bucket: BucketName
-    location: str = "US"
+    location: str = Field(default="US", min_length=1, max_length=64)
     kms_key_name: str | None = Field(default=None, pattern=r"^projects/.+/cryptoKeys/.+$")
-    noncurrent_version_days: int = Field(default=30, ge=1)
+    noncurrent_version_days: int = Field(default=30, ge=1, le=MAX_DAYS)
 
 
 class ModelCache(Strict):
@@ -213,8 +276,8 @@ class ModelCache(Strict):
 
 
 class WatchdogMetric(Strict):
-    namespace: str = "CWAgent"
-    name: str = "nvidia_smi_utilization_gpu"
+    namespace: str = Field(default="CWAgent", min_length=1, max_length=255)
+    name: str = Field(default="nvidia_smi_utilization_gpu", min_length=1, max_length=255)
 
 
 class WatchdogNotify(Strict):
@@ -242,7 +305,7 @@ class Watchdog(Strict):
     warn_minutes: int = Field(default=0, ge=0, le=1440)
     metric: WatchdogMetric = WatchdogMetric()
     notify: WatchdogNotify = WatchdogNotify()
-    log_retention_days: int = Field(default=30, ge=1)
+    log_retention_days: int = Field(default=30, ge=1, le=MAX_DAYS)
 
 
 class SpotJob(Strict):
@@ -254,18 +317,18 @@ class SpotJob(Strict):
 
 class SpotRecovery(Strict):
     enabled: bool = True
-    max_interruptions: int = Field(default=3, ge=1)
-    window_hours: float = Field(default=6, gt=0)
-    cooldown_hours: float = Field(default=2, gt=0)
-    checkpoint_retention: int = Field(default=3, ge=1)
+    max_interruptions: int = Field(default=3, ge=1, le=1000)
+    window_hours: float = Field(default=6, gt=0, le=8760)
+    cooldown_hours: float = Field(default=2, gt=0, le=8760)
+    checkpoint_retention: int = Field(default=3, ge=1, le=1000)
     # Jobs that run outside an Auto Scaling group; ASG pools are replaced by capacity rebalancing.
     jobs: list[SpotJob] = []
 
 
 class PriceOverride(Strict):
-    on_demand_hourly: float | None = Field(default=None, gt=0)
-    spot_hourly: float | None = Field(default=None, gt=0)
-    reserved_hourly: float | None = Field(default=None, gt=0)
+    on_demand_hourly: float | None = Field(default=None, gt=0, le=MAX_HOURLY_USD)
+    spot_hourly: float | None = Field(default=None, gt=0, le=MAX_HOURLY_USD)
+    reserved_hourly: float | None = Field(default=None, gt=0, le=MAX_HOURLY_USD)
 
 
 class Pricing(Strict):
@@ -283,7 +346,7 @@ class EnvSpec(Strict):
     watchdog: Watchdog = Watchdog()
     spot_recovery: SpotRecovery = SpotRecovery()
     pricing: Pricing = Pricing()
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field(default={}, max_length=64)
 
     def pool(self, name: str) -> Pool | None:
         return next((p for p in self.pools if p.name == name), None)
@@ -329,10 +392,10 @@ def find_repo_root(start: Path | None = None) -> Path:
 def env_file(env: str) -> Path:
     """Resolve `--env`: a directory holding env.yaml, an env.yaml path, or a name under infra/envs/."""
     as_path = Path(env)
-    if as_path.is_file():
-        return as_path
     if as_path.is_dir():
         return as_path / ENV_FILE
+    if os.path.lexists(as_path) and (env.endswith((".yaml", ".yml")) or "/" in env or os.sep in env):
+        return as_path  # a file (or a FIFO, a device, a symlink loop: refused with its reason when read)
     if "/" in env or os.sep in env:
         raise PyctlError(f"{env}: no such env directory")
     envs_dir = (
@@ -341,9 +404,9 @@ def env_file(env: str) -> Path:
         else find_repo_root() / "infra" / "envs"
     )
     candidate = envs_dir / env / ENV_FILE
-    if not candidate.is_file():
+    if not os.path.lexists(candidate):
         known = sorted(p.parent.name for p in envs_dir.glob(f"*/{ENV_FILE}"))
-        raise PyctlError(f"{envs_dir}: unknown env {env!r} (known: {', '.join(known) or 'none'})")
+        raise PyctlError(f"{envs_dir}: unknown env {shown_value(env)} (known: {', '.join(known) or 'none'})")
     return candidate
 
 
@@ -355,19 +418,79 @@ def load_env(env: str) -> LoadedEnv:
 
 def display_path(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        # abspath, not resolve: a symlinked env.yaml is shown by its own name (and a symlink loop is no error here)
+        return str(Path(os.path.abspath(path)).relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
 
 def load_spec_file(path: Path) -> EnvSpec:
     shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PyctlError(f"{shown}: cannot read: {exc.strerror}") from None
+    text = read_env_text(path, shown)
     data = _parse_yaml(text, shown)
     return validate_spec(data, shown, lines=lambda: key_lines(text))
+
+
+# Byte-order marks of encodings that are not UTF-8 (YAML would allow them; env.yaml is UTF-8 only).
+_FOREIGN_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
+
+
+def read_env_text(path: Path, shown: str) -> str:
+    """env.yaml's text: a regular file of at most MAX_FILE_BYTES, UTF-8 (a UTF-8 BOM is dropped).
+
+    Opened with O_NONBLOCK and checked with fstat before any read, so a FIFO or a device named env.yaml is
+    refused at once instead of blocking (or reading /dev/zero forever)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PyctlError(f"{shown}: cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PyctlError(
+                f"{shown}: not a regular file ({_file_kind(info.st_mode)}); env.yaml must be a file"
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise PyctlError(f"{shown}: {info.st_size} bytes; env.yaml may be at most {MAX_FILE_BYTES} bytes")
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise PyctlError(f"{shown}: cannot read: {exc.strerror}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:  # grew since fstat
+        raise PyctlError(
+            f"{shown}: more than {MAX_FILE_BYTES} bytes; env.yaml may be at most {MAX_FILE_BYTES}"
+        )
+    for bom, encoding in _FOREIGN_BOMS:
+        if raw.startswith(bom):
+            raise PyctlError(f"{shown}: encoded as {encoding} (byte-order mark); save env.yaml as UTF-8")
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PyctlError(
+            f"{shown}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save env.yaml as UTF-8"
+        ) from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def validate_spec(
@@ -377,6 +500,8 @@ def validate_spec(
     lines: Callable[[], Mapping[str, int]] | None = None,
 ) -> EnvSpec:
     """`lines` (built only when there are problems) maps field paths to env.yaml lines for the messages."""
+    if data is None:
+        raise PyctlError(f"{shown}: empty; expected a mapping (env, clouds, backend, pools, ...)")
     if not isinstance(data, dict):
         raise PyctlError(f"{shown}: expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -389,7 +514,11 @@ def validate_spec(
                 for e in exc.errors()
             )
         ) from None
-    problems = list(_semantic_problems(spec, catalog or load_catalog()))
+    # One problem per field: the first found (a `${` in a tag is not also a bad tag character).
+    problems: list[Problem] = []
+    for problem in _semantic_problems(spec, catalog or load_catalog()):
+        if all(p.path != problem.path for p in problems):
+            problems.append(problem)
     if problems:
         found = lines() if lines else {}
         raise PyctlError(
@@ -405,7 +534,7 @@ def key_lines(text: str) -> dict[str, int]:
     def walk(node: yaml.Node, path: str) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                here = f"{path}.{key.value}" if path else str(key.value)
+                here = key_path(path, key.value)
                 found[here] = key.start_mark.line + 1
                 walk(value, here)
         elif isinstance(node, yaml.SequenceNode):
@@ -414,8 +543,8 @@ def key_lines(text: str) -> dict[str, int]:
                 walk(item, f"{path}[{i}]")
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, RecursionError):
         return {}
     if root is not None:
         walk(root, "")
@@ -433,7 +562,62 @@ def _at_line(lines: Mapping[str, int], path: str) -> str:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently)."""
+    """SafeLoader that refuses what PyYAML accepts silently or unboundedly: duplicate keys (it keeps the
+    last one), non-scalar keys, nesting deeper than MAX_DEPTH (it recurses: thousands of levels end in a
+    RecursionError), and documents whose aliases expand to more than MAX_EXPANDED_NODES nodes."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose tree, aliases expanded, exceeds MAX_EXPANDED_NODES (or refers to itself)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to itself", node.start_mark)
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        active.discard(key)
+        if total > MAX_EXPANDED_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"expands to more than {MAX_EXPANDED_NODES} values (aliases repeated inside aliases)",
+                node.start_mark,
+            )
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 def _construct_mapping(
@@ -441,11 +625,19 @@ def _construct_mapping(
 ) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "list"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {kind}", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             # The error's own mark is this (second) place; the message names the first.
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {shown_value(key)} (first at line {seen[key]})",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
@@ -462,17 +654,47 @@ def _parse_yaml(text: str, shown: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise PyctlError(f"{shown}: {where}{problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ESC and other controls)
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        raise PyctlError(
+            f"{shown}: line {line}, column {column}: the character {shown_value(char)} is not allowed in YAML"
+        ) from None
     except yaml.YAMLError as exc:
         raise PyctlError(f"{shown}: invalid YAML: {exc}") from None
+    except RecursionError:  # a guard: compose_node bounds the depth first
+        raise PyctlError(f"{shown}: nested too deep") from None
+
+
+# How a value or key from env.yaml appears in a message: escaped like repr (newlines, control and
+# zero-width characters visible as \n, \x07, \u200b) and cut, so one problem is always one short line.
+MAX_SHOWN = 80
+
+
+def shown_value(value: object, limit: int = MAX_SHOWN) -> str:
+    text = repr(value)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(text) > limit:
+        size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+        text = text[: limit - 3] + "..." + size
+    return text
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/=+@-]{0,62}")
+
+
+def key_path(parent: str, key: object) -> str:
+    """`parent.key`, or `parent['a key']` when the key is not a plain name (escaped and cut)."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{shown_value(key, 40)}]"
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
+        out = f"{out}[{part}]" if isinstance(part, int) else key_path(out, part)
     return out or "(top level)"
 
 
@@ -488,14 +710,18 @@ def _pydantic_message(error: Any) -> str:
         and not isinstance(error["input"], bool)
     ):
         return (
-            f"expected a string, got the number {error['input']!r}: quote it in env.yaml "
-            f'("{error["input"]}"); unquoted YAML numbers lose leading zeros'
+            f"expected a string, got the number {shown_value(error['input'])}: quote it in env.yaml "
+            f'("{shown_value(error["input"])}"); unquoted YAML numbers lose leading zeros'
         )
+    if kind == "int_parsing_size":
+        return f"{shown_value(error['input'])} is too large for a whole number here"
+    if kind == "int_from_float":
+        return f"expected a whole number, got {shown_value(error['input'])}"
     msg = str(error["msg"])
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} is not valid here (expected {error['ctx']['pattern']})"
+        return f"{shown_value(error['input'])} is not valid here (expected {error['ctx']['pattern']})"
     return msg
 
 
@@ -530,7 +756,7 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     if model is None or not isinstance(loc[-1], str):
         return ""
     close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {shown_value(close[0])}?)" if close else ""
 
 
 def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
@@ -540,9 +766,18 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
         yield Problem("backend", "set exactly one of s3, gcs")
     for key in spec.tags:
         if key in RESERVED_TAG_KEYS:
-            yield Problem(f"tags.{key}", f"set by pyctl itself (reserved: {', '.join(RESERVED_TAG_KEYS)})")
-        elif key.lower().startswith("aws:"):
-            yield Problem(f"tags.{key}", "the aws: prefix is reserved by AWS")
+            yield Problem(
+                key_path("tags", key), f"set by pyctl itself (reserved: {', '.join(RESERVED_TAG_KEYS)})"
+            )
+    yield from _template_problems(spec)
+    yield from _tag_problems(spec)
+    if spec.clouds.aws is not None and spec.watchdog.log_retention_days not in LOG_RETENTION_DAYS:
+        yield Problem(
+            "watchdog.log_retention_days",
+            f"{spec.watchdog.log_retention_days} is not a retention CloudWatch Logs accepts "
+            f"({', '.join(map(str, LOG_RETENTION_DAYS))})",
+        )
+    yield from _path_problems(spec)
     model_names = [m.name for m in spec.model_cache.models]
     seen_models: dict[tuple[str, str], int] = {}
     for i, model in enumerate(spec.model_cache.models):
@@ -554,7 +789,8 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
     for i, pool in enumerate(spec.pools):
         if pool.name in seen:
             yield Problem(
-                f"pools[{i}].name", f"duplicate pool name {pool.name!r} (also pools[{seen[pool.name]}])"
+                f"pools[{i}].name",
+                f"duplicate pool name {shown_value(pool.name)} (also pools[{seen[pool.name]}])",
             )
         seen.setdefault(pool.name, i)
         yield from _pool_problems(spec, i, pool, catalog, model_names)
@@ -567,17 +803,19 @@ def _semantic_problems(spec: EnvSpec, catalog: Catalog) -> Iterator[Problem]:
     for i, job in enumerate(spec.spot_recovery.jobs):
         at = f"spot_recovery.jobs[{i}]"
         if job.name in seen_jobs:
-            yield Problem(f"{at}.name", f"duplicate job {job.name!r}")
+            yield Problem(f"{at}.name", f"duplicate job {shown_value(job.name)}")
         seen_jobs.add(job.name)
         job_pool = spec.pool(job.pool)
         if job_pool is None:
             known = ", ".join(p.name for p in spec.pools if p.cloud == "aws") or "none"
-            yield Problem(f"{at}.pool", f"no pool {job.pool!r} (AWS pools: {known})")
+            yield Problem(f"{at}.pool", f"no pool {shown_value(job.pool)} (AWS pools: {known})")
         elif (why := unsupported(job_pool.cloud, Feature.SPOT_RECOVERY_JOBS)) is not None:
-            yield Problem(f"{at}.pool", f"{job.pool!r} is a {job_pool.cloud.upper()} pool: {why}")
+            yield Problem(f"{at}.pool", f"{shown_value(job.pool)} is a {job_pool.cloud.upper()} pool: {why}")
     for name, _ in spec.pricing.overrides.items():
         if catalog.instance_type("aws", name) is None and catalog.instance_type("gcp", name) is None:
-            yield Problem(f"pricing.overrides.{name}", f"unknown instance or machine type {name!r}")
+            yield Problem(
+                key_path("pricing.overrides", name), f"unknown instance or machine type {shown_value(name)}"
+            )
 
 
 def _pool_problems(
@@ -587,18 +825,21 @@ def _pool_problems(
     cloud = spec.clouds.aws if pool.cloud == "aws" else spec.clouds.gcp
     label = "AWS" if pool.cloud == "aws" else "GCP"
     if cloud is None:
-        yield Problem(f"{at}.cloud", f"{pool.cloud!r} but clouds.{pool.cloud} is not configured")
+        yield Problem(f"{at}.cloud", f"{shown_value(pool.cloud)} but clouds.{pool.cloud} is not configured")
     else:
         region = pool.region or cloud.region
         if pool.region is not None and pool.region != cloud.region:
             yield Problem(
                 f"{at}.region",
-                f"{pool.region!r} is not the env's {label} region {cloud.region!r} (one region per cloud per env)",
+                f"{shown_value(pool.region)} is not the env's {label} region {shown_value(cloud.region)} (one region per cloud per env)",
             )
-        zone_re = rf"^{re.escape(region)}[a-z]$" if pool.cloud == "aws" else rf"^{re.escape(region)}-[a-z]$"
+        # fullmatch: `re.match` with `$` would accept a zone with a trailing newline.
+        zone_re = rf"{re.escape(region)}[a-z]" if pool.cloud == "aws" else rf"{re.escape(region)}-[a-z]"
         for j, zone in enumerate(pool.zones):
-            if not re.match(zone_re, zone):
-                yield Problem(f"{at}.zones[{j}]", f"zone {zone!r} is not in region {region!r}")
+            if not re.fullmatch(zone_re, zone):
+                yield Problem(
+                    f"{at}.zones[{j}]", f"zone {shown_value(zone)} is not in region {shown_value(region)}"
+                )
     if len(set(pool.zones)) != len(pool.zones):
         yield Problem(f"{at}.zones", "lists a zone twice")
 
@@ -639,10 +880,12 @@ def _pool_problems(
         yield Problem(f"{at}.distribution", why)
     if pool.model is not None and pool.model not in model_names:
         known = ", ".join(sorted(set(model_names))) or "none"
-        yield Problem(f"{at}.model", f"{pool.model!r} is not in model_cache.models (known: {known})")
+        yield Problem(
+            f"{at}.model", f"{shown_value(pool.model)} is not in model_cache.models (known: {known})"
+        )
     for key in pool.tags:
         if key in RESERVED_TAG_KEYS:
-            yield Problem(f"{at}.tags.{key}", "set by pyctl itself")
+            yield Problem(key_path(f"{at}.tags", key), "set by pyctl itself")
     for j, secret in enumerate(pool.boot_secrets):
         if (secret.ssm_parameter is None) == (secret.secrets_manager_secret is None):
             yield Problem(
@@ -657,7 +900,9 @@ def _instance_type_problems(
 ) -> Generator[Problem, None, InstanceType | None]:
     """Yield the pool's type problems; return its resolved type (None when it has none)."""
     if pool.gpu is not None and catalog.gpu(pool.gpu) is None:
-        yield Problem(f"{at}.gpu", f"unknown GPU {pool.gpu!r} (known: {', '.join(sorted(catalog.gpus))})")
+        yield Problem(
+            f"{at}.gpu", f"unknown GPU {shown_value(pool.gpu)} (known: {', '.join(sorted(catalog.gpus))})"
+        )
         return None
     if pool.instance_type is None and pool.gpu is None:
         yield Problem(f"{at}.instance_type", "set instance_type, or gpu (with gpus_per_instance)")
@@ -667,14 +912,18 @@ def _instance_type_problems(
         family = pool.instance_type.split(".")[0] if pool.cloud == "aws" else pool.instance_type.split("-")[0]
         same_family = sorted(n for n, t in catalog.instance_types[pool.cloud].items() if t.family == family)
         hint = f"known {family}: {', '.join(same_family)}" if same_family else "see `pyctl catalog`"
-        yield Problem(f"{at}.instance_type", f"unknown {label} GPU type {pool.instance_type!r} ({hint})")
+        yield Problem(
+            f"{at}.instance_type", f"unknown {label} GPU type {shown_value(pool.instance_type)} ({hint})"
+        )
         return None
     if itype is None:
         count = pool.gpus_per_instance or 1
         yield Problem(f"{at}.gpus_per_instance", f"no {label} type carries {count} x {pool.gpu}")
         return None
     if pool.gpu is not None and itype.gpu != pool.gpu:
-        yield Problem(f"{at}.gpu", f"{pool.gpu!r} does not match {itype.name}, which carries {itype.gpu}")
+        yield Problem(
+            f"{at}.gpu", f"{shown_value(pool.gpu)} does not match {itype.name}, which carries {itype.gpu}"
+        )
     if itype.attaches_accelerators:
         if pool.gpus_per_instance is None:
             yield Problem(
@@ -720,7 +969,7 @@ def _spot_problems(
     for j, name in enumerate(spot.instance_types):
         other = catalog.instance_type(pool.cloud, name)
         if other is None:
-            yield Problem(f"{at}.spot.instance_types[{j}]", f"unknown AWS GPU type {name!r}")
+            yield Problem(f"{at}.spot.instance_types[{j}]", f"unknown AWS GPU type {shown_value(name)}")
         elif (other.gpu, other.gpu_count) != (itype.gpu, itype.gpu_count):
             yield Problem(
                 f"{at}.spot.instance_types[{j}]",
@@ -739,3 +988,194 @@ def resolve_instance_type(pool: Pool, catalog: Catalog) -> InstanceType | None:
 
 def gpus_per_instance(pool: Pool, itype: InstanceType) -> int:
     return itype.gpu_count if itype.gpu_count is not None else (pool.gpus_per_instance or 1)
+
+
+# --- provider limits on tags and labels ------------------------------------------------------------------
+
+# AWS tags, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions (and the
+# Tag Editor guide, https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html): at most 50 tags
+# per resource; a key 1-128 Unicode characters, a value 0-256; letters, numbers, spaces and `_ . : / = + - @`;
+# the `aws:` prefix is reserved for AWS (its tags do not count against the 50).
+AWS_MAX_TAGS = 50
+AWS_TAG_KEY_MAX = 128
+AWS_TAG_VALUE_MAX = 256
+_AWS_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+_AWS_TAG_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Zs"})
+# The tags pyctl itself puts on a pool's resources (infra/modules/aws-gpu-pool/locals.tf, render.env_tags)
+# and the ones the watchdog and spot recovery add at run time: they come out of the 50.
+PYCTL_AWS_TAGS = frozenset(
+    {
+        "Name", "Env", "ManagedBy", "CostCenter", "Pool", "CapacityKind", "AutoShutdown",
+        "pyctl:env", "pyctl:pool", "pyctl:capacity", "pyctl:gpu", "pyctl:spot-terminate", "pyctl:job",
+        "pyctl:spot-fallback", "pyctl:keep-until", "pyctl:watchdog-acted", "pyctl:watchdog-warned",
+        "pyctl:replaces",
+    }
+)  # fmt: skip
+AWS_USER_TAGS_MAX = AWS_MAX_TAGS - len(PYCTL_AWS_TAGS)
+
+# GCP labels, https://cloud.google.com/compute/docs/labeling-resources#requirements: at most 64 per resource;
+# keys 1-63 characters, starting with a lowercase letter; values 0-63; lowercase letters, digits, `_` and
+# `-`. The GCP stack turns tags into labels (infra/stacks/gcp/locals.tf: CamelCase -> snake_case, lowercase,
+# other characters `_`, cut to 63, keys not starting with a letter dropped): a tag that would be cut, dropped
+# or collide with another is refused here instead.
+GCP_MAX_LABELS = 64
+GCP_LABEL_MAX = 63
+# infra/modules/gcp-gpu-pool/locals.tf (pyctl_labels) and the watchdog's own labels.
+PYCTL_GCP_LABELS = 10
+GCP_USER_LABELS_MAX = GCP_MAX_LABELS - PYCTL_GCP_LABELS
+
+
+def _aws_tag_char_ok(c: str) -> bool:
+    # Unicode letters, numbers and spaces (Z*, but not the line and paragraph separators), or the punctuation.
+    return c in _AWS_TAG_PUNCTUATION or (unicodedata.category(c) in _AWS_TAG_CATEGORIES)
+
+
+def _aws_tag_problems(at: str, tags: Mapping[str, str]) -> Iterator[Problem]:
+    for key, value in tags.items():
+        here = key_path(at, key)
+        if not 1 <= len(key) <= AWS_TAG_KEY_MAX:
+            yield Problem(here, f"an AWS tag key has 1 to {AWS_TAG_KEY_MAX} characters (this has {len(key)})")
+        elif key.lower().startswith("aws:"):
+            yield Problem(here, "the aws: prefix is reserved by AWS")
+        elif key.startswith("pyctl:"):
+            yield Problem(here, "the pyctl: prefix is reserved for the tags pyctl writes itself")
+        elif bad := [c for c in key if not _aws_tag_char_ok(c)]:
+            yield Problem(
+                here,
+                f"AWS tag keys allow letters, digits, spaces and _ . : / = + - @, not {shown_value(bad[0])}",
+            )
+        if len(value) > AWS_TAG_VALUE_MAX:
+            yield Problem(
+                here, f"an AWS tag value has at most {AWS_TAG_VALUE_MAX} characters (this has {len(value)})"
+            )
+        elif bad := [c for c in value if not _aws_tag_char_ok(c)]:
+            yield Problem(
+                here,
+                f"AWS tag values allow letters, digits, spaces and _ . : / = + - @, not {shown_value(bad[0])}",
+            )
+
+
+def _label_key(tag: str) -> str:
+    """The GCP label the GCP stack makes of a tag key (infra/stacks/gcp/locals.tf), before the 63 cut."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", tag)).lower()
+
+
+def _gcp_label_problems(at: str, tags: Mapping[str, str], also: Mapping[str, str]) -> Iterator[Problem]:
+    """`also`: the env's tags, merged with a pool's on its resources (a collision there is a problem too)."""
+    labels: dict[str, str] = {_label_key(k): k for k in also}
+    for key, value in tags.items():
+        here = key_path(at, key)
+        label = _label_key(key)
+        if not re.match(r"[A-Za-z]", key):
+            yield Problem(here, "a GCP label key must start with a letter (the tag would be dropped on GCP)")
+        elif len(label) > GCP_LABEL_MAX:
+            yield Problem(
+                here, f"as a GCP label the key has {len(label)} characters; at most {GCP_LABEL_MAX}"
+            )
+        elif label in labels and labels[label] != key:
+            yield Problem(
+                here, f"becomes the GCP label {shown_value(label)}, like the tag {shown_value(labels[label])}"
+            )
+        labels.setdefault(label, key)
+        if len(value) > GCP_LABEL_MAX:
+            yield Problem(
+                here, f"a GCP label value has at most {GCP_LABEL_MAX} characters (this has {len(value)})"
+            )
+
+
+def _tag_problems(spec: EnvSpec) -> Iterator[Problem]:
+    aws_used = spec.clouds.aws is not None
+    gcp_used = spec.clouds.gcp is not None
+    if aws_used:
+        yield from _aws_tag_problems("tags", spec.tags)
+    if gcp_used:
+        yield from _gcp_label_problems("tags", spec.tags, {})
+    for i, pool in enumerate(spec.pools):
+        at = f"pools[{i}].tags"
+        merged = {**spec.tags, **pool.tags}
+        if pool.cloud == "aws":
+            yield from _aws_tag_problems(at, pool.tags)
+            if len(spec.tags) <= AWS_USER_TAGS_MAX < len(merged):
+                yield Problem(
+                    at,
+                    f"{len(merged)} tags with the env's; AWS allows {AWS_MAX_TAGS} per resource and pyctl "
+                    f"writes {len(PYCTL_AWS_TAGS)} itself: at most {AWS_USER_TAGS_MAX}",
+                )
+        else:
+            yield from _gcp_label_problems(at, pool.tags, spec.tags)
+            if len(merged) > GCP_USER_LABELS_MAX:
+                yield Problem(
+                    at,
+                    f"{len(merged)} labels with the env's tags; GCP allows {GCP_MAX_LABELS} per resource and "
+                    f"pyctl writes {PYCTL_GCP_LABELS} itself: at most {GCP_USER_LABELS_MAX}",
+                )
+    if aws_used and len(spec.tags) > AWS_USER_TAGS_MAX:
+        yield Problem(
+            "tags",
+            f"{len(spec.tags)} tags; at most {AWS_USER_TAGS_MAX} (AWS allows {AWS_MAX_TAGS} per resource, pyctl writes {len(PYCTL_AWS_TAGS)})",
+        )
+
+
+# --- values rendered into HCL, and paths --------------------------------------------------------------
+
+# Terraform reads `${...}` and `%{...}` in an HCL string as a template (backend.hcl, the rendered root);
+# nothing in env.yaml is meant as one, so any value (or key) holding either is refused.
+_TEMPLATE = re.compile(r"[$%]\{")
+
+
+def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            here = key_path(path, key)
+            if isinstance(key, str):
+                yield here, key
+            yield from _walk_strings(item, here)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk_strings(item, f"{path}[{i}]")
+
+
+def _template_problems(spec: EnvSpec) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for path, text in _walk_strings(spec.model_dump(exclude_defaults=True), ""):
+        if _TEMPLATE.search(text) and path not in seen:
+            seen.add(path)
+            yield Problem(
+                path, f"{shown_value(text)}: '${{' and '%{{' are Terraform template syntax; not allowed"
+            )
+
+
+def path_problem(value: str, *, absolute: bool) -> str | None:
+    """Why a slash-separated path from env.yaml is refused (None: fine): `..` or `.` segments, empty
+    segments, and an absolute path where a relative one is meant (or the reverse)."""
+    if absolute != value.startswith("/"):
+        return "must be an absolute path" if absolute else "must be a relative path (no leading /)"
+    segments = value.strip("/").split("/")
+    if any(seg in ("..", ".") for seg in segments):
+        return "a '..' or '.' segment is not allowed"
+    if "" in segments:
+        return "an empty segment ('//') is not allowed"
+    return None
+
+
+def _path_problems(spec: EnvSpec) -> Iterator[Problem]:
+    paths: list[tuple[str, str | None, bool]] = [
+        ("model_cache.nvme_path", spec.model_cache.nvme_path, True),
+        (
+            "watchdog.notify.slack_webhook_ssm_parameter",
+            spec.watchdog.notify.slack_webhook_ssm_parameter,
+            True,
+        ),
+    ]
+    if spec.backend.s3 is not None:
+        paths.append(("backend.s3.key", spec.backend.s3.key, False))
+    if spec.backend.gcs is not None:
+        paths.append(("backend.gcs.prefix", spec.backend.gcs.prefix, False))
+    for i, pool in enumerate(spec.pools):
+        for j, secret in enumerate(pool.boot_secrets):
+            paths.append((f"pools[{i}].boot_secrets[{j}].ssm_parameter", secret.ssm_parameter, True))
+    for where, value, absolute in paths:
+        if value is not None and (why := path_problem(value, absolute=absolute)) is not None:
+            yield Problem(where, f"{shown_value(value)}: {why}")

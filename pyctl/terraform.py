@@ -10,13 +10,16 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pyctl.core.plan import Plan
 from pyctl.errors import PyctlError
@@ -202,16 +205,52 @@ class Terraform:
         env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **self.extra_env}
         ui_events = "-json" in argv and _verb(argv) in _UI_EVENT_COMMANDS
         console = self.console if stream else None
-        proc = subprocess.Popen(
-            [self.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
+        # Its own process group: a Ctrl-C in the terminal reaches pyctl only, which forwards it exactly once
+        # (a second copy from the terminal would count as terraform's "two interrupts: exit immediately").
+        # Its output goes to unlinked temporary files that pyctl follows, not to pipes: if pyctl dies, a pipe
+        # would break and terraform die of SIGPIPE at its next line, holding the lock with its state unsaved;
+        # a file keeps taking its output while it finishes (or stops gracefully) on its own.
+        out_w, out_r = _output_file()
+        err_w, err_r = _output_file()
+        try:
+            proc = subprocess.Popen(
+                [self.executable, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                process_group=0,
+            )
+        except BaseException:
+            out_r.close()
+            err_r.close()
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        with _forwarding_interrupts(proc, console) as interrupts, out_r, err_r:
+            result = self._collect(proc, out_r, err_r, argv, ui_events, console)
+        if interrupts and result.returncode != 0:
+            raise TerraformInterrupted(result, len(interrupts))
+        if result.returncode not in tuple(ok_codes):
+            raise TerraformFailed(result)
+        return result
+
+    def _collect(
+        self,
+        proc: subprocess.Popen[bytes],
+        out: TextIO,
+        err: TextIO,
+        argv: Sequence[str],
+        ui_events: bool,
+        console: Any,
+    ) -> RunResult:
         stderr_lines: list[str] = []
-        reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_lines, console))
+        reader = threading.Thread(target=_drain, args=(_follow(err, proc), stderr_lines, console))
         reader.start()
         stdout_lines: list[str] = []
         diagnostics: list[Diagnostic] = []
-        assert proc.stdout is not None  # stdout=PIPE
-        for line in proc.stdout:
+        for line in _follow(out, proc):
             stdout_lines.append(line)
             event = _json_event(line) if ui_events else None
             if event is not None and event.get("type") == "diagnostic":
@@ -223,10 +262,7 @@ class Terraform:
         stderr = "".join(stderr_lines)
         if not diagnostics:
             diagnostics = _text_diagnostics(stderr) or _text_diagnostics("".join(stdout_lines))
-        result = RunResult(list(argv), returncode, "".join(stdout_lines), stderr, diagnostics)
-        if returncode not in tuple(ok_codes):
-            raise TerraformFailed(result)
-        return result
+        return RunResult(list(argv), returncode, "".join(stdout_lines), stderr, diagnostics)
 
     def version(self) -> str:
         if self.executable not in _VERSIONS:
@@ -257,6 +293,89 @@ class TerraformFailed(PyctlError):
         else:
             detail = _one_line(result.stderr) or f"exit code {result.returncode}"
         super().__init__(f"terraform {verb} failed: {detail}", exit_code=1)
+
+
+class TerraformInterrupted(TerraformFailed):
+    """terraform stopped because pyctl was interrupted (SIGINT/SIGTERM, forwarded to it as SIGINT)."""
+
+    def __init__(self, result: RunResult, interrupts: int) -> None:
+        super().__init__(result)
+        self.interrupts = interrupts
+        self.exit_code = 130  # 128 + SIGINT, as a shell reports an interrupted command
+
+
+@contextmanager
+def _forwarding_interrupts(proc: subprocess.Popen[bytes], console: Any) -> Iterator[list[int]]:
+    """While terraform runs, SIGINT and SIGTERM to pyctl are passed on to it as SIGINT.
+
+    Terraform handles the first interrupt gracefully (no new operations, in-flight ones finish or are
+    cancelled, the state is written and the lock released); a second one makes it exit at once. pyctl
+    waits for it either way, and yields the count (a list, filled in as signals arrive; truthy once
+    interrupted). Outside the main thread signals cannot be caught and nothing is installed."""
+    count: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield count
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        count.append(signum)
+        try:
+            os.kill(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        if console is not None:
+            from rich.text import Text
+
+            if len(count) == 1:
+                note = (
+                    "pyctl: interrupted; asked terraform to stop (it finishes or cancels what is in flight, "
+                    "saves the state and releases the lock). Interrupt again to stop it at once (state may be lost)."
+                )
+            else:
+                note = "pyctl: interrupted again; terraform exits at once"
+            console.print(Text(note, style="bold yellow"))
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield count
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _output_file() -> tuple[int, TextIO]:
+    """A temporary file for terraform's output: the fd it writes, and pyctl's own reader (its own offset).
+    Unlinked at once, so nothing is left behind, even when pyctl is killed."""
+    fd, path = tempfile.mkstemp(prefix="pyctl-terraform-")
+    try:
+        reader = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the caller
+    finally:
+        os.unlink(path)
+    return fd, reader
+
+
+_FOLLOW_INTERVAL = 0.02  # seconds between looks at a quiet output file
+
+
+def _follow(stream: TextIO, proc: subprocess.Popen[bytes]) -> Iterator[str]:
+    """Lines of a file terraform is writing, as they come (like `tail -f`), until it exits and all is read."""
+    pending = ""
+    while True:
+        chunk = stream.readline()
+        if chunk:
+            pending += chunk
+            if pending.endswith("\n"):
+                yield pending
+                pending = ""
+            continue
+        if proc.poll() is not None:
+            rest = pending + stream.read()
+            yield from rest.splitlines(keepends=True)
+            return
+        with suppress(
+            subprocess.TimeoutExpired
+        ):  # returns as soon as terraform exits, else after the interval
+            proc.wait(timeout=_FOLLOW_INTERVAL)
 
 
 def _drain(stream: Any, into: list[str], console: Any) -> None:

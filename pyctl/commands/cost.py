@@ -8,6 +8,7 @@ pyctl/core/cost.py, the catalog's types and prices in pyctl/catalog/.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,19 @@ from pyctl.core.sizing import BYTES_PER_PARAM, DEFAULT_PRECISION, GB, KNOWN_MODE
 
 if TYPE_CHECKING:  # pydantic models load lazily: the catalog is imported by the commands that use it
     from pyctl.catalog.sizing import SizedModel, SizeReport
+
+
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange without NaN and infinity: `float("nan")` passes every range check (all comparisons
+    with NaN are false), and NaN/Infinity are not JSON (`json.dumps` would print them anyway)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 # --- size --------------------------------------------------------------------------------------------
@@ -71,24 +85,43 @@ def _size_json(model: SizedModel, need: Requirement, report: SizeReport, top: in
     help=f"Weight format [default: the config's torch_dtype / quantization_config, else {DEFAULT_PRECISION}].",
 )
 @click.option(
-    "--context", type=click.IntRange(min=1), default=4096, show_default=True, help="Tokens per sequence."
+    "--context",
+    type=click.IntRange(min=1, max=100_000_000),
+    default=4096,
+    show_default=True,
+    help="Tokens per sequence.",
 )
 @click.option(
-    "--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Concurrent sequences."
+    "--batch",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=1,
+    show_default=True,
+    help="Concurrent sequences.",
 )
-@click.option("--layers", type=click.IntRange(min=1), default=None, help="Transformer layers.")
-@click.option("--kv-heads", type=click.IntRange(min=1), default=None, help="Key/value heads (GQA groups).")
-@click.option("--head-dim", type=click.IntRange(min=1), default=None, help="Dimension of one attention head.")
+@click.option("--layers", type=click.IntRange(min=1, max=100_000), default=None, help="Transformer layers.")
+@click.option(
+    "--kv-heads", type=click.IntRange(min=1, max=100_000), default=None, help="Key/value heads (GQA groups)."
+)
+@click.option(
+    "--head-dim",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=None,
+    help="Dimension of one attention head.",
+)
 @click.option(
     "--min-headroom",
     "min_headroom_percent",
-    type=click.FloatRange(0, 99),
+    type=FiniteFloat(0, 99),
     default=0.0,
     show_default=True,
     help="Free GPU memory to keep, %.",
 )
 @click.option(
-    "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Types to list per cloud."
+    "--top",
+    type=click.IntRange(min=1, max=1000),
+    default=5,
+    show_default=True,
+    help="Types to list per cloud.",
 )
 @click.option(
     "--explain", is_flag=True, help="Also list every type left out, with the reason (one line each)."
@@ -109,7 +142,7 @@ def size_cmd(top: int, explain: bool, as_json: bool, **query: Any) -> None:
     sizing = size_model(SizeQuery(**query))
     model, need, report = sizing.model, sizing.need, sizing.report
     if as_json:
-        click.echo(json.dumps(_size_json(model, need, report, top), indent=2))
+        click.echo(json.dumps(_size_json(model, need, report, top), indent=2, allow_nan=False))
         return
     _print_size(model, need, report, top, explain)
 
@@ -209,7 +242,7 @@ def _per_million(hourly: float, tps: float) -> float:
 @click.option("--env", "env", required=True, help=ENV_HELP, shell_complete=complete_env)
 @click.option(
     "--tokens-per-second",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True, max=1e9),
     default=None,
     help="Throughput of one instance; adds $ per 1M tokens per pool.",
 )
@@ -227,7 +260,7 @@ def cost_cmd(env: str, tokens_per_second: float | None, as_json: bool) -> None:
     loaded = load_env(env)
     report = env_outlook(loaded.spec)
     if as_json:
-        click.echo(json.dumps(_cost_json(loaded.name, report, tokens_per_second), indent=2))
+        click.echo(json.dumps(_cost_json(loaded.name, report, tokens_per_second), indent=2, allow_nan=False))
         return
     _print_cost(loaded.name, report, tokens_per_second)
 

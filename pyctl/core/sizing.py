@@ -74,14 +74,19 @@ KNOWN_MODELS: dict[str, ModelShape] = {
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 
 
+MAX_PARAMS = 1e15  # 1000T: far above any model, far below float overflow
+
+
 def parse_params(text: str) -> float:
     """`70B`, `8.03b`, `500M` or a plain number -> parameter count."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmbtKMBT]?)\s*", text)
     if match is None:
-        raise ValueError(f"{text!r} is not a parameter count (e.g. 70B, 8.03B, 500M)")
+        raise ValueError(f"{text[:40]!r} is not a parameter count (e.g. 70B, 8.03B, 500M)")
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if value <= 0:
-        raise ValueError(f"{text!r}: the parameter count must be positive")
+        raise ValueError(f"{text[:40]!r}: the parameter count must be positive")
+    if not value <= MAX_PARAMS:  # also catches inf: 400 digits overflow float
+        raise ValueError(f"{text[:40]!r}: more than {MAX_PARAMS:.0e} parameters")
     return value
 
 

@@ -233,7 +233,7 @@ data "aws_iam_policy_document" "write" {
 resource "aws_s3_object" "agent_bundle" {
   count = var.agent_bundle == null ? 0 : 1
 
-  bucket                 = aws_s3_bucket.this.id
+  bucket                 = aws_s3_bucket.this.bucket # known at plan time (id is computed)
   key                    = "${local.agent_prefix}${var.agent_bundle.sha256}.tar.gz"
   source                 = var.agent_bundle.path
   source_hash            = var.agent_bundle.sha256
