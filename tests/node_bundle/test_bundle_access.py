@@ -58,7 +58,7 @@ def test_objects_are_content_addressed_under_the_agent_prefix_and_encrypted() ->
     assert gcs["kms_key_name"] == "${var.kms_key_name}"
 
 
-def test_pools_hand_the_boot_templates_the_bundle_and_still_the_old_agent_package() -> None:
+def test_pools_hand_the_boot_templates_the_bundle() -> None:
     for pool, local in (("aws-gpu-pool", "user_data"), ("gcp-gpu-pool", "startup_script")):
         expression = str(load_module(INFRA / "modules" / pool).locals()[local])
         args = dict(re.findall(r"(agent_\w+) = ([^,}]+)", expression))
@@ -66,7 +66,6 @@ def test_pools_hand_the_boot_templates_the_bundle_and_still_the_old_agent_packag
             "agent_bundle_bucket": "var.agent_bundle.bucket",
             "agent_bundle_key": "var.agent_bundle.key",
             "agent_bundle_sha256": "var.agent_bundle.sha256",
-            "agent_package": '""',  # until the templates drop it (templatefile fails on a missing variable)
-        }, pool
+        }, pool  # (the templates no longer take agent_package)
         variables = load_module(INFRA / "modules" / pool).labelled("variable")
         assert "agent_package" not in variables and "agent_bundle" in variables
