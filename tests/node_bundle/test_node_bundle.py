@@ -202,6 +202,7 @@ def test_bundle_installs_offline_and_runs_the_agent(
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-compile",  # the node's command byte-compiles too; skipping it here only saves test time
             "--no-index",
             "--find-links",
             str(unpacked / "wheels"),
