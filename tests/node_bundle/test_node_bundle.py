@@ -276,6 +276,7 @@ def test_an_index_serving_other_bytes_under_a_locked_name_is_refused(
         node_bundle.ensure_wheels("aws", cache)
     served = hashlib.sha256((index / victim.filename).read_bytes()).hexdigest()
     assert (
-        f"click=={victim.version} from the index has sha256 {served}, not the lock's; refused" in refused.value.message
+        f"click=={victim.version} from the index has sha256 {served}, not the lock's; refused"
+        in refused.value.message
     )
     assert not (cache / "node-wheels" / victim.filename).exists()
