@@ -21,6 +21,7 @@ install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(AWSCLI_VENV)/bin/aws node-wh
 $(BIN)/pyctl: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip uninstall --quiet --yes pyctl 2>/dev/null || true  # the distribution's name before pyctl-gpu-platform
 	$(BIN)/pip install --quiet -e '.[gcp,dev]'
 	@touch $@
 

