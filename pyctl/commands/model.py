@@ -53,7 +53,12 @@ def cache_buckets(env: str, cloud: str | None, spec: Any = None) -> list[tuple[B
     "--cloud", type=click.Choice(["aws", "gcp"]), default=None, help="Push to one cloud's cache only."
 )
 @click.option(
-    "--allow-pickle", is_flag=True, help="Upload pickle formats (.bin .pt .pth .pkl .ckpt) with a warning."
+    "--allow-pickle",
+    is_flag=True,
+    help=(
+        "Also upload files outside the safe-format allow list (pickle-capable .bin .pt .pth .ckpt .pkl "
+        ".pickle .joblib .npy .pt2 ..., or unknown formats), with a warning per file."
+    ),
 )
 @click.option(
     "--exclude",
@@ -81,8 +86,10 @@ def push(
 ) -> None:
     """Upload the model in SOURCE to the env's cache as models/NAME/VERSION/, manifest last.
 
-    Pickle formats are refused, before anything is uploaded, unless --allow-pickle: loading them runs
-    arbitrary code. A Hugging Face download often holds both: --exclude '*.bin' pushes the safetensors.
+    Only known-safe formats go up (safetensors, gguf, json, txt, md, yaml, jinja, sentencepiece .model,
+    .tiktoken, LICENSE/NOTICE/README): anything else is refused before anything is uploaded, unless
+    --allow-pickle, because loading a pickle-capable file runs arbitrary code. A Hugging Face download
+    often holds both: --exclude '*.bin' pushes the safetensors.
     Versions are immutable: pushing an existing version is refused. Prints the version on stdout, and the
     env.yaml lines that make nodes fetch it on stderr.
     """
