@@ -86,7 +86,7 @@ def test_missing_model_and_bucket(gcs_fake: GcsFake, tmp_path: Path) -> None:
     )
     gcs_fake.buckets.clear()
     result = fetch(tmp_path / "out")
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # a failed cloud call (README's exit codes), not invalid input
     assert f"bucket gs://{BUCKET} does not exist" in result.output
 
 
