@@ -272,7 +272,7 @@ class _PartialFile:
     def fd(self) -> int:
         with self._lock:
             if self._fd is None:
-                self._fd = os.open(self.transfer.local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._fd = os.open(self.transfer.local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.ftruncate(self._fd, self.transfer.entry.size)
             return self._fd
 
@@ -301,7 +301,12 @@ class _PartialFile:
                     self._hashing = False
                     return
                 start = self._frontier
-            data = os.pread(self.fd, min(ahead, READ_SIZE * 8), start)
+            try:
+                data = os.pread(self.fd, min(ahead, READ_SIZE * 8), start)
+            except OSError:
+                with self._lock:
+                    self._hashing = False  # the frontier stops: the model cache hashes the file instead
+                raise
             self._digest.update(data)
             with self._lock:
                 self._frontier += len(data)
