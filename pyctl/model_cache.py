@@ -3,7 +3,7 @@
 rename, refetch a corrupted file once, then report).
 
 The object-store I/O is a `pyctl.core.object_store.ObjectStore` (S3 or GCS, from
-`pyctl.clouds.store.open_store`); the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
+`pyctl.clouds.store.open_store`); the rules (names, key layout, the format allow list) are in `pyctl/core/models.py`.
 """
 
 from __future__ import annotations

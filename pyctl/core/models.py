@@ -1,5 +1,5 @@
 """Model-cache rules: which files a model may hold, where it lives in the bucket, how it is split for
-ranged downloads. Pure: the object-store I/O is in `pyctl/clouds/<cloud>/models.py`.
+ranged downloads. Pure: the object-store I/O is in `pyctl/clouds/<cloud>/storage.py`.
 
 Bucket layout (PREFIX is optional):
 

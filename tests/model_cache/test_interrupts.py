@@ -214,3 +214,37 @@ class _Quiet:
     def file_done(self, *args: object) -> None: ...
 
     def end(self) -> None: ...
+
+
+def test_sigint_stops_model_push_before_its_manifest(s3_bucket: str, model_dir: Path, tmp_path: Path) -> None:
+    from pyctl.clouds.aws import client
+
+    with (model_dir / "model-00003-of-00003.safetensors").open("wb") as handle:
+        handle.truncate(192 * 1024 * 1024)  # 6 multipart parts, sent one at a time below
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    argv = ["model", "push", str(model_dir), "--name", "llama", "--env", str(dev_env(tmp_path))]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PYCTL, *argv, "--version", "v1", "--cloud", "aws", "--concurrency", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    while not any(line.startswith("hashing") for line in lines):
+        line = proc.stderr.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    time.sleep(0.5)  # uploading
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=10)
+    took = time.monotonic() - sent
+    stderr = "".join(lines) + proc.stderr.read()
+    assert code == 130, stderr
+    assert took < 1.5, f"took {took:.2f} s to stop"
+    assert "Traceback" not in stderr and "Aborted!" not in stderr
+    assert f"pyctl model push: interrupted: no manifest written to s3://{BUCKET}" in stderr
+    listed = client("s3").list_objects_v2(Bucket=BUCKET, Prefix="models/llama/v1/").get("Contents", [])
+    assert "models/llama/v1/manifest.json" not in {o["Key"] for o in listed}  # the version does not exist
