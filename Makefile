@@ -50,7 +50,7 @@ up: install
 	$(BIN)/pyctl up --env $(ENV)
 
 bench: install
-	$(BIN)/python benchmarks/model_fetch.py --quick
+	$(BIN)/python benchmarks/model_fetch.py
 
 # pyctl's start-up (--help, validate, render) against `python -c "import click"`: benchmarks/RESULTS.md.
 bench-cli: install
