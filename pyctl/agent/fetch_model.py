@@ -6,12 +6,10 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from pyctl import model_cache
-from pyctl.clouds.store import open_store
 from pyctl.core.manifest import FileEntry
 from pyctl.core.models import DEFAULT_CONCURRENCY, MAX_AUTO_PART_SIZE, MIB, MIN_AUTO_PART_SIZE, parse_bucket
 from pyctl.errors import PyctlError
@@ -82,6 +80,17 @@ class ProgressBar:
         self._progress.stop()
 
 
+def exit_interrupted(message: str) -> NoReturn:
+    """After Ctrl-C: one line, exit 130 at once. `os._exit`, because a normal exit joins the transfer
+    threads still blocked in a socket read (seconds to minutes); files were already cleaned up."""
+    import os
+
+    click.echo(message, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def _stderr_console() -> Any:
     from rich.console import Console
 
@@ -104,7 +113,8 @@ def _stderr_console() -> Any:
     "--cloud",
     type=click.Choice(["aws", "gcp"]),
     default=None,
-    help="Cloud of a bare bucket name [default: aws].",
+    envvar="PYCTL_CLOUD",
+    help="Cloud of a bare bucket name (env PYCTL_CLOUD, as the node's agent.env sets it) [default: aws].",
 )
 @click.option("--region", default=None, help="AWS region of the bucket (default: the environment's).")
 @click.option(
@@ -140,8 +150,13 @@ def fetch_model(
 ) -> None:
     """Fetch model NAME from the model cache into --to, verifying every file's sha256.
 
-    S3 endpoints honour AWS_ENDPOINT_URL; GCS honours STORAGE_EMULATOR_HOST.
+    S3 endpoints honour AWS_ENDPOINT_URL; GCS honours STORAGE_EMULATOR_HOST. Exit codes: 0 done, 1 the
+    store failed (unreachable, no credentials, access denied) or a file failed verification after its
+    retry, 2 invalid input (model or version not found, a bad manifest), 130 interrupted (Ctrl-C).
     """
+    from pyctl import model_cache
+    from pyctl.clouds.store import open_store
+
     show_bar = sys.stderr.isatty() if progress is None else progress
     try:
         store = open_store(
@@ -156,6 +171,11 @@ def fetch_model(
     except PyctlError as exc:
         click.echo(f"pyctl-agent fetch-model: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        exit_interrupted(
+            "pyctl-agent fetch-model: interrupted: only verified files were kept; "
+            "run it again to fetch the rest"
+        )
     rate = result.bytes_fetched / result.seconds / MIB if result.seconds else 0.0
     click.echo(
         f"fetch-model: {name} version {result.version} ready in {dest}: {len(result.fetched)} fetched, "

@@ -53,7 +53,12 @@ def cache_buckets(env: str, cloud: str | None, spec: Any = None) -> list[tuple[B
     "--cloud", type=click.Choice(["aws", "gcp"]), default=None, help="Push to one cloud's cache only."
 )
 @click.option(
-    "--allow-pickle", is_flag=True, help="Upload pickle formats (.bin .pt .pth .pkl .ckpt) with a warning."
+    "--allow-pickle",
+    is_flag=True,
+    help=(
+        "Also upload files outside the safe-format allow list (pickle-capable .bin .pt .pth .ckpt .pkl "
+        ".pickle .joblib .npy .pt2 ..., or unknown formats), with a warning per file."
+    ),
 )
 @click.option(
     "--exclude",
@@ -81,10 +86,13 @@ def push(
 ) -> None:
     """Upload the model in SOURCE to the env's cache as models/NAME/VERSION/, manifest last.
 
-    Pickle formats are refused, before anything is uploaded, unless --allow-pickle: loading them runs
-    arbitrary code. A Hugging Face download often holds both: --exclude '*.bin' pushes the safetensors.
+    Only known-safe formats go up (safetensors, gguf, json, txt, md, yaml, jinja, sentencepiece .model,
+    .tiktoken, LICENSE/NOTICE/README): anything else is refused before anything is uploaded, unless
+    --allow-pickle, because loading a pickle-capable file runs arbitrary code. A Hugging Face download
+    often holds both: --exclude '*.bin' pushes the safetensors.
     Versions are immutable: pushing an existing version is refused. Prints the version on stdout, and the
-    env.yaml lines that make nodes fetch it on stderr.
+    env.yaml lines that make nodes fetch it on stderr. Exit 1 when a store fails (unreachable, no
+    credentials, access denied), 130 on Ctrl-C (no manifest is written: the version does not exist).
     """
     from datetime import UTC, datetime
 
@@ -104,19 +112,27 @@ def push(
     # Refuse a bad directory before any store is opened or any byte is sent.
     model_cache.checked_model_files(source, exclude=excludes, allow_pickle=allow_pickle)
     for ref, region in buckets:
-        store = open_store(ref, region=region, concurrency=concurrency)
-        log(f"pushing {name} version {version} to {ref.url()}")
-        model_cache.push_model(
-            store,
-            source,
-            name,
-            version,
-            allow_pickle=allow_pickle,
-            log=log,
-            now=now,
-            exclude=excludes,
-            progress=_progress() if sys.stderr.isatty() else None,
-        )
+        try:
+            store = open_store(ref, region=region, concurrency=concurrency)
+            log(f"pushing {name} version {version} to {ref.url()}")
+            model_cache.push_model(
+                store,
+                source,
+                name,
+                version,
+                allow_pickle=allow_pickle,
+                log=log,
+                now=now,
+                exclude=excludes,
+                progress=_progress() if sys.stderr.isatty() else None,
+            )
+        except KeyboardInterrupt:
+            from pyctl.agent.fetch_model import exit_interrupted
+
+            exit_interrupted(
+                f"pyctl model push: interrupted: no manifest written to {ref.url()}, "
+                f"so {name} version {version} does not exist there; push it again"
+            )
     click.echo(version)
     for line in env_yaml_snippet(loaded, name, version):
         log(line)

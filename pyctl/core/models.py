@@ -1,5 +1,5 @@
 """Model-cache rules: which files a model may hold, where it lives in the bucket, how it is split for
-ranged downloads. Pure: the object-store I/O is in `pyctl/clouds/<cloud>/models.py`.
+ranged downloads. Pure: the object-store I/O is in `pyctl/clouds/<cloud>/storage.py`.
 
 Bucket layout (PREFIX is optional):
 
@@ -19,8 +19,37 @@ from pathlib import PurePosixPath
 from pyctl.core.manifest import Manifest
 from pyctl.errors import PyctlError
 
-# torch.load / pickle.load run arbitrary code from the file: a model cache must not hand those to nodes.
-PICKLE_SUFFIXES: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+# What `model push` uploads without --allow-pickle: an ALLOW list of formats that load without running code
+# (weights as safetensors or GGUF, text configs, tokenizer files). Anything else is refused, because a
+# format a loader may unpickle (torch.load, numpy allow_pickle, joblib) runs arbitrary code on the node.
+SAFE_SUFFIXES: tuple[str, ...] = (
+    ".safetensors",  # weights: a JSON header and raw tensors
+    ".gguf",  # llama.cpp weights: typed key/values and tensors
+    ".json",  # config.json, tokenizer.json, vocab.json, *.safetensors.index.json
+    ".txt",  # merges.txt, vocab.txt, LICENSE.txt
+    ".md",  # README.md, model card
+    ".model",  # sentencepiece (tokenizer.model, spiece.model): a protobuf
+    ".tiktoken",  # tiktoken BPE ranks: base64 text
+    ".jinja",  # chat templates
+    ".yaml",
+    ".yml",
+)
+# Files without a suffix that model repositories carry (text).
+SAFE_NAMES: frozenset[str] = frozenset({"LICENSE", "NOTICE", "COPYING", "README", "USE_POLICY"})
+# Formats known to be pickle-capable (named as such in the refusal): torch.load, pickle, joblib, numpy.
+PICKLE_SUFFIXES: tuple[str, ...] = (
+    ".bin",
+    ".pt",
+    ".pth",
+    ".pth.tar",
+    ".pt2",
+    ".pkl",
+    ".pickle",
+    ".ckpt",
+    ".joblib",
+    ".npy",
+    ".npz",
+)
 MANIFEST_NAME = "manifest.json"
 MIB = 1024 * 1024
 
@@ -65,9 +94,27 @@ def default_version(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def is_safe_format(path: str) -> bool:
+    """Whether `path` is on the allow list (SAFE_SUFFIXES, case-insensitive, or a SAFE_NAMES file)."""
+    base = path.rsplit("/", 1)[-1]
+    return base.lower().endswith(SAFE_SUFFIXES) or base in SAFE_NAMES
+
+
 def pickle_files(paths: Iterable[str]) -> list[str]:
-    """The paths whose suffix is a pickle format, sorted."""
+    """The paths whose suffix is a known pickle-capable format, sorted."""
     return sorted(p for p in paths if p.lower().endswith(PICKLE_SUFFIXES))
+
+
+def unsafe_files(paths: Iterable[str]) -> list[str]:
+    """The paths not on the allow list (pickle-capable or unknown formats), sorted."""
+    return sorted(p for p in paths if not is_safe_format(p))
+
+
+def _suffix(path: str) -> str:
+    """The format suffix a refusal names: the longest known one (`.pth.tar`), else the last."""
+    lower = path.lower()
+    known = [s for s in PICKLE_SUFFIXES if lower.endswith(s)]
+    return max(known, key=len) if known else PurePosixPath(lower).suffix
 
 
 def _join(*parts: str) -> str:
@@ -205,26 +252,36 @@ def parse_bucket(bucket: str, prefix: str = "", cloud: str | None = None) -> Buc
 def check_model_files(paths: Sequence[str], *, allow_pickle: bool) -> list[str]:
     """Refuse what a model push must not upload; return the warnings for what it may.
 
-    Pickle formats are refused unless allowed (then warned about); a root `manifest.json` would collide
-    with the cache's own manifest key.
+    Only the allow list (SAFE_SUFFIXES, SAFE_NAMES) goes up by default; every other file (a pickle-capable
+    format, or one this list does not know) is refused unless `allow_pickle`, then warned about. A root
+    `manifest.json` would collide with the cache's own manifest key.
     """
     if not paths:
         raise PyctlError("model directory holds no files to push")
     if MANIFEST_NAME in paths:
         raise PyctlError(f"{MANIFEST_NAME} at the model root is reserved for the cache manifest: rename it")
-    pickled = pickle_files(paths)
-    if pickled and not allow_pickle:
-        safetensors = any(p.lower().endswith(".safetensors") for p in paths)
-        suffixes = " ".join(
-            f"--exclude '*{s}'" for s in sorted({PurePosixPath(p).suffix.lower() for p in pickled})
-        )
+    refused = unsafe_files(paths)
+    pickled = set(pickle_files(refused))
+    if refused and not allow_pickle:
+        safe_weights = any(p.lower().endswith((".safetensors", ".gguf")) for p in paths)
+        suffixes = " ".join(f"--exclude '*{s}'" for s in sorted({_suffix(p) for p in refused} - {""}))
         fix = (
-            f"the safetensors are there too: leave the pickles out with {suffixes}"
-            if safetensors
+            f"the safetensors are there too: leave the others out with {suffixes}"
+            if safe_weights and suffixes and all(_suffix(p) for p in refused)
             else "convert to safetensors, or pass --allow-pickle"
         )
-        raise PyctlError(
-            f"refusing pickle-format file(s) {', '.join(pickled)}: loading them runs arbitrary code; "
-            f"nothing was uploaded; {fix}"
-        )
-    return [f"{p} is a pickle format: loading it runs arbitrary code" for p in pickled]
+        kinds = []
+        if pickled:
+            kinds.append(
+                f"pickle-capable file(s) {', '.join(sorted(pickled))}: loading them runs arbitrary code"
+            )
+        others = [p for p in refused if p not in pickled]
+        if others:
+            kinds.append(f"file(s) of a format not on the safe list {', '.join(others)}")
+        raise PyctlError(f"refusing {'; and '.join(kinds)}; nothing was uploaded; {fix}")
+    return [
+        f"{p} is a pickle-capable format: loading it runs arbitrary code"
+        if p in pickled
+        else f"{p} is not a known-safe format (uploaded because of --allow-pickle)"
+        for p in refused
+    ]

@@ -33,7 +33,16 @@ DownloadDone = Callable[[Transfer, BaseException | None, str | None], None]
 
 
 class BucketUnavailable(PyctlError):
-    """The bucket does not exist or refuses access: one clear line; the SDK's error is the __cause__."""
+    """The bucket does not exist, refuses access, cannot be reached or no credentials were found: one
+    clear line naming the store; the SDK's error is the __cause__. Exit 1 (a failed cloud call)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message, exit_code)
+
+
+class TransferCancelled(Exception):
+    """Raised by a transfer callback (`advance`) once the caller cancelled (Ctrl-C): the store stops the
+    transfer at once, without retrying it."""
 
 
 class SizeMismatch(Exception):

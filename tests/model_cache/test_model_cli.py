@@ -41,7 +41,7 @@ def test_a_hugging_face_dir_with_pytorch_bin_is_refused_before_anything_and_name
     assert result.exit_code == 2
     assert "pushing" not in result.output  # refused before a store was opened
     assert (
-        "nothing was uploaded; the safetensors are there too: leave the pickles out with --exclude '*.bin'"
+        "nothing was uploaded; the safetensors are there too: leave the others out with --exclude '*.bin'"
         in result.output
     )
     assert keys() == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -17,6 +18,7 @@ from pyctl.core.models import (
     check_model_name,
     check_version,
     default_version,
+    is_safe_format,
     latest_version,
     manifest_key,
     model_manifest,
@@ -138,11 +140,11 @@ def test_upload_part_size(size: int, preferred: int, expected: int) -> None:
 def test_check_model_files() -> None:
     assert check_model_files(["a.safetensors", "config.json"], allow_pickle=False) == []
     with pytest.raises(
-        PyctlError, match=r"refusing pickle-format file\(s\) pytorch_model.bin: .*--allow-pickle"
+        PyctlError, match=r"refusing pickle-capable file\(s\) pytorch_model.bin: .*--allow-pickle"
     ):
         check_model_files(["pytorch_model.bin", "config.json"], allow_pickle=False)
     assert check_model_files(["pytorch_model.bin"], allow_pickle=True) == [
-        "pytorch_model.bin is a pickle format: loading it runs arbitrary code"
+        "pytorch_model.bin is a pickle-capable format: loading it runs arbitrary code"
     ]
     with pytest.raises(PyctlError, match="reserved"):
         check_model_files(["manifest.json"], allow_pickle=False)
@@ -187,3 +189,96 @@ def test_bucket_url() -> None:
 )
 def test_auto_part_size(total: int, concurrency: int, expected: int) -> None:
     assert auto_part_size(total, concurrency) == expected
+
+
+# A real Hugging Face / llama.cpp / sentencepiece / tiktoken layout: every file on the allow list.
+SAFE_MODEL = [
+    "model-00001-of-00002.safetensors",
+    "model.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "tokenizer.model",
+    "original/tokenizer.model",
+    "cl100k_base.tiktoken",
+    "chat_template.jinja",
+    "README.md",
+    "LICENSE",
+    "USE_POLICY.md",
+    "params.yaml",
+    "llama-3-8b.Q4_K_M.GGUF",
+]
+
+
+def test_every_file_of_a_safe_model_is_allowed_without_a_warning() -> None:
+    assert check_model_files(SAFE_MODEL, allow_pickle=False) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "pytorch_model.bin",
+        "model.pt",
+        "adapter.pth",
+        "optimizer.pth.tar",
+        "exported.pt2",
+        "tokenizer.pkl",
+        "features.pickle",
+        "pipeline.joblib",
+        "embeddings.npy",
+        "arrays.npz",
+        "last.ckpt",
+        "sub/dir/Model.PT",  # case and nesting do not help
+    ],
+)
+def test_pickle_capable_formats_are_refused_and_named_as_such(path: str) -> None:
+    with pytest.raises(PyctlError) as caught:
+        check_model_files([*SAFE_MODEL, path], allow_pickle=False)
+    message = caught.value.message
+    assert f"refusing pickle-capable file(s) {path}: loading them runs arbitrary code" in message
+    assert "nothing was uploaded" in message and "\n" not in message
+    assert check_model_files([*SAFE_MODEL, path], allow_pickle=True) == [
+        f"{path} is a pickle-capable format: loading it runs arbitrary code"
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "modeling_llama.py",
+        "model.h5",
+        "flax_model.msgpack",
+        "model.onnx",
+        "weights.tar",
+        "run.sh",
+        "Makefile",
+    ],
+)
+def test_formats_not_on_the_allow_list_are_refused_too(path: str) -> None:
+    """An allow list, not a deny list: a format nobody listed is refused (code, Keras h5 lambdas, ...)."""
+    with pytest.raises(PyctlError, match=rf"format not on the safe list {re.escape(path)};"):
+        check_model_files(["model.safetensors", path], allow_pickle=False)
+    assert check_model_files([path], allow_pickle=True) == [
+        f"{path} is not a known-safe format (uploaded because of --allow-pickle)"
+    ]
+
+
+def test_the_refusal_names_the_exclude_for_each_suffix() -> None:
+    with pytest.raises(PyctlError) as caught:
+        check_model_files(["model.safetensors", "a.pth.tar", "b.bin", "c.bin"], allow_pickle=False)
+    assert caught.value.message.endswith(
+        "the safetensors are there too: leave the others out with --exclude '*.bin' --exclude '*.pth.tar'"
+    )
+    with pytest.raises(PyctlError) as caught:
+        check_model_files(["model.safetensors", "Makefile"], allow_pickle=False)
+    assert caught.value.message.endswith("convert to safetensors, or pass --allow-pickle")
+
+
+def test_safe_names_are_exact_file_names() -> None:
+    assert is_safe_format("LICENSE") and is_safe_format("sub/NOTICE")
+    assert not is_safe_format("LICENSE.sh") and not is_safe_format("license")

@@ -38,6 +38,7 @@ from pyctl.core.object_store import (
     SizeMismatch,
     StoredObject,
     Transfer,
+    TransferCancelled,
     TransferDone,
 )
 
@@ -142,32 +143,41 @@ class S3Store(BucketStore):
         self, transfers: Sequence[Transfer], advance: Callable[[int], None], done: DownloadDone
     ) -> None:
         part_size = self.part_size or auto_part_size(sum(t.entry.size for t in transfers), self.concurrency)
+        stop = threading.Event()  # set once a callback cancelled: queued ranges then end at once
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
             for transfer in transfers:
                 target = _PartialFile(transfer, plan_ranges(transfer.entry.size, part_size), done)
                 if not target.ranges:
                     target.close()
                 for byte_range in target.ranges:
-                    pool.submit(self._fetch_range, target, byte_range, advance)
+                    pool.submit(self._fetch_range, target, byte_range, advance, stop)
 
     def _fetch_range(
-        self, target: _PartialFile, byte_range: ByteRange, advance: Callable[[int], None]
+        self,
+        target: _PartialFile,
+        byte_range: ByteRange,
+        advance: Callable[[int], None],
+        stop: threading.Event,
     ) -> None:
         from botocore.exceptions import ClientError
 
         error: BaseException | None = None
-        if target.failed:
-            target.part_finished(None)
+        if target.failed or stop.is_set():
+            target.part_finished(error if target.failed else TransferCancelled("cancelled"))
             return
         for attempt in range(1, PART_ATTEMPTS + 1):
             try:
                 self._stream_range(target, byte_range, advance)
                 error = None
                 break
+            except TransferCancelled as exc:
+                stop.set()
+                error = exc
+                break
             except (ClientError, SizeMismatch) as exc:  # botocore retried transient errors already
                 error = exc
                 break
-            except Exception as exc:  # a connection cut mid-body: fetch the range again
+            except Exception as exc:  # a connection cut mid-body: fetch the rest of the range again
                 error = exc
                 if attempt < PART_ATTEMPTS:
                     time.sleep(RETRY_BASE_SECONDS * attempt * random.uniform(0.5, 1.5))
@@ -176,23 +186,27 @@ class S3Store(BucketStore):
     def _stream_range(
         self, target: _PartialFile, byte_range: ByteRange, advance: Callable[[int], None]
     ) -> None:
+        """GET what is still missing of `byte_range` (a retry resumes where the cut left off), pwrite each
+        piece at its offset and hand it to the file's in-order sha256."""
         fd = target.fd
-        response = self._s3.get_object(Bucket=self.bucket, Key=target.transfer.key, Range=byte_range.header())
+        offset = byte_range.start + target.written(byte_range)
+        if offset > byte_range.end:
+            return
+        response = self._s3.get_object(
+            Bucket=self.bucket, Key=target.transfer.key, Range=f"bytes={offset}-{byte_range.end}"
+        )
         body = response["Body"]
         total = response.get("ContentRange", "").rpartition("/")[2]
         if total.isdigit() and int(total) != target.transfer.entry.size:
             body.close()
             raise SizeMismatch(f"object is {total} bytes, the manifest says {target.transfer.entry.size}")
-        offset = byte_range.start
-        digest = hashlib.sha256() if len(target.ranges) == 1 else None
         try:
             while offset <= byte_range.end:
                 chunk = body.read(min(self.read_size, byte_range.end + 1 - offset))
                 if not chunk:
                     break
-                if digest is not None:
-                    digest.update(chunk)
                 os.pwrite(fd, chunk, offset)
+                target.wrote(byte_range, offset, chunk)
                 offset += len(chunk)
                 advance(len(chunk))
         finally:
@@ -201,13 +215,12 @@ class S3Store(BucketStore):
             raise OSError(
                 f"{target.transfer.key}: range {byte_range.header()} ended after {offset - byte_range.start} bytes"
             )
-        if digest is not None:
-            target.sha256 = digest.hexdigest()
 
     @contextlib.contextmanager
     def _bucket_errors(self) -> Iterator[None]:
-        """Turn the errors a user can fix (wrong bucket, no access) into one clear line."""
-        from botocore.exceptions import ClientError
+        """Turn every SDK error (wrong bucket, no access, no credentials, no endpoint) into one clear line
+        naming the bucket (BucketUnavailable, exit 1)."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             yield
@@ -217,7 +230,13 @@ class S3Store(BucketStore):
                 raise BucketUnavailable(f"bucket s3://{self.bucket} does not exist") from exc
             if code in ("AccessDenied", "403"):
                 raise BucketUnavailable(f"access denied to s3://{self.bucket}: {exc}") from exc
-            raise
+            raise BucketUnavailable(f"s3://{self.bucket}: {_one_line(exc)}") from exc
+        except NoCredentialsError as exc:
+            raise BucketUnavailable(
+                f"s3://{self.bucket}: no AWS credentials found (environment, profile, SSO or instance role)"
+            ) from exc
+        except BotoCoreError as exc:  # no endpoint, timeouts, unparseable answers
+            raise BucketUnavailable(f"cannot reach s3://{self.bucket}: {_one_line(exc)}") from exc
 
 
 class _PartialFile:
@@ -225,6 +244,11 @@ class _PartialFile:
 
     Opened by its first range (not when queued), so a model of thousands of files holds only about
     `concurrency` descriptors at a time.
+
+    sha256 in order, while the ranges arrive: the bytes at the hash frontier are hashed from memory by
+    the thread that just wrote them; bytes written ahead of the frontier (a later range that finished
+    first) are read back (page cache) and hashed by whichever thread moves the frontier onto them. One
+    thread hashes at a time (`_hashing`); a file is never re-read whole after its last range.
     """
 
     def __init__(self, transfer: Transfer, ranges: list[ByteRange], done: DownloadDone) -> None:
@@ -235,8 +259,10 @@ class _PartialFile:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.error: BaseException | None = None
-        # A file fetched in one range is hashed as it streams (no second read); else by the model cache.
-        self.sha256: str | None = None
+        self._written = dict.fromkeys((r.start for r in ranges), 0)  # bytes written from each range's start
+        self._digest = hashlib.sha256()
+        self._frontier = 0  # bytes hashed so far (a prefix of the file)
+        self._hashing = False
 
     @property
     def failed(self) -> bool:
@@ -246,9 +272,56 @@ class _PartialFile:
     def fd(self) -> int:
         with self._lock:
             if self._fd is None:
-                self._fd = os.open(self.transfer.local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._fd = os.open(self.transfer.local, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.ftruncate(self._fd, self.transfer.entry.size)
             return self._fd
+
+    def written(self, byte_range: ByteRange) -> int:
+        with self._lock:
+            return self._written[byte_range.start]
+
+    def wrote(self, byte_range: ByteRange, offset: int, chunk: bytes) -> None:
+        """`chunk` is now at `offset` in the file (inside `byte_range`)."""
+        with self._lock:
+            self._written[byte_range.start] += len(chunk)
+            if self._hashing or offset != self._frontier:
+                return  # ahead of the frontier (read back later) or another thread is hashing
+            self._hashing = True
+        self._digest.update(chunk)
+        with self._lock:
+            self._frontier += len(chunk)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Hash what is already written past the frontier (read back), then give up the hashing role."""
+        while True:
+            with self._lock:
+                ahead = self._contiguous_after_frontier()
+                if ahead == 0 or self.error is not None:
+                    self._hashing = False
+                    return
+                start = self._frontier
+            try:
+                data = os.pread(self.fd, min(ahead, READ_SIZE * 8), start)
+            except OSError:
+                with self._lock:
+                    self._hashing = False  # the frontier stops: the model cache hashes the file instead
+                raise
+            self._digest.update(data)
+            with self._lock:
+                self._frontier += len(data)
+
+    def _contiguous_after_frontier(self) -> int:
+        """Bytes written from the frontier on without a gap (lock held)."""
+        for r in self.ranges:
+            if r.start <= self._frontier <= r.end:
+                return r.start + self._written[r.start] - self._frontier
+        return 0
+
+    @property
+    def sha256(self) -> str | None:
+        """The sha256 of the whole file if every byte went through the in-order hash, else None."""
+        return self._digest.hexdigest() if self._frontier == self.transfer.entry.size else None
 
     def part_finished(self, error: BaseException | None) -> None:
         with self._lock:
@@ -256,12 +329,21 @@ class _PartialFile:
                 self.error = error
             self._remaining -= 1
             last = self._remaining == 0
+            claim = last and not self._hashing and self.error is None
+            if claim:
+                self._hashing = True
+        if claim:
+            self._catch_up()  # bytes nobody was positioned to hash (a range that landed ahead)
         if last:
             self.close()
 
     def close(self) -> None:
         os.close(self.fd)  # an empty file is created here, by its first and last use
-        self._done(self.transfer, self.error, self.sha256)
+        self._done(self.transfer, self.error, self.sha256 if self.error is None else None)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
 
 
 def _client(region: str | None, concurrency: int) -> Any:

@@ -23,6 +23,7 @@ from pyctl.core.object_store import (
     SizeMismatch,
     StoredObject,
     Transfer,
+    TransferCancelled,
     TransferDone,
 )
 from pyctl.errors import PyctlError
@@ -47,15 +48,17 @@ class GcsStore(BucketStore):
         client: Any = None,
     ) -> None:
         super().__init__(bucket, prefix, concurrency, part_size)
-        self._client = client or storage_client(project, max_pool_connections=concurrency)
+        with self._bucket_errors():
+            self._client = client or storage_client(project, max_pool_connections=concurrency)
         self._bucket = self._client.bucket(self.bucket)
 
     @property
     def errors(self) -> tuple[type[BaseException], ...]:
         from google.api_core.exceptions import GoogleAPIError
+        from google.auth.exceptions import GoogleAuthError
         from requests.exceptions import RequestException
 
-        return (GoogleAPIError, RequestException)
+        return (GoogleAPIError, GoogleAuthError, RequestException)
 
     def list(self, key_prefix: str) -> list[StoredObject]:
         with self._bucket_errors():
@@ -126,18 +129,30 @@ class GcsStore(BucketStore):
                         worker_type=transfer_manager.THREAD,
                         crc32c_checksum=True,
                     )
+            except BucketUnavailable as exc:
+                if _fatal(exc.__cause__):  # no such bucket, no access, no credentials: stop here
+                    raise
+                done(transfer, exc.__cause__ or exc, None)  # a hiccup: this file is refetched
+                continue
             except PyctlError:
                 raise
             except Exception as exc:  # reported per file; the caller decides to refetch or give up
                 done(transfer, exc, None)
                 continue
-            advance(transfer.entry.size)
+            try:
+                advance(transfer.entry.size)
+            except TransferCancelled as exc:
+                done(transfer, exc, None)
+                return
             done(transfer, None, None)
 
     @contextlib.contextmanager
     def _bucket_errors(self) -> Iterator[None]:
-        """Turn the errors a user can fix (wrong bucket, no access) into one clear line."""
-        from google.api_core.exceptions import Forbidden, NotFound
+        """Turn the errors a user can fix (wrong bucket, no access, no credentials, no endpoint) into one
+        clear line naming the bucket (BucketUnavailable, exit 1)."""
+        from google.api_core.exceptions import Forbidden, GoogleAPIError, NotFound
+        from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
+        from requests.exceptions import RequestException
 
         try:
             yield
@@ -147,6 +162,24 @@ class GcsStore(BucketStore):
             raise
         except Forbidden as exc:
             raise BucketUnavailable(f"access denied to gs://{self.bucket}: {exc.message}") from exc
+        except DefaultCredentialsError as exc:
+            raise BucketUnavailable(
+                f"gs://{self.bucket}: no Google credentials found (Application Default Credentials: "
+                "gcloud auth application-default login, GOOGLE_APPLICATION_CREDENTIALS or the VM's account)"
+            ) from exc
+        except (GoogleAuthError, RequestException, GoogleAPIError) as exc:
+            raise BucketUnavailable(f"cannot reach gs://{self.bucket}: {_one_line(exc)}") from exc
+
+
+def _fatal(cause: BaseException | None) -> bool:
+    from google.api_core.exceptions import Forbidden, NotFound
+    from google.auth.exceptions import DefaultCredentialsError
+
+    return isinstance(cause, (NotFound, Forbidden, DefaultCredentialsError))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
 
 
 def _is_missing_bucket(exc: Exception) -> bool:
