@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pyctl.core import idle
-from pyctl.core.idle import Decision, GpuSeries, Instance, Settings, Window
+from pyctl.core.idle import Decision, GpuReading, GpuSeries, Instance, Settings, Window
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Candidates:
 class Utilization:
     """What `read_utilization` read: series by `Instance.key` (None: could not be read) and what it cost."""
 
-    series: Mapping[str, list[GpuSeries] | None]
+    series: Mapping[str, Sequence[GpuSeries | GpuReading] | None]
     requests: list[int] = field(default_factory=list)  # per request: queries (AWS) or instances named (GCP)
     errors: list[str] = field(default_factory=list)
 
