@@ -255,34 +255,46 @@ def run_command(
             "without --env the watchdog would act on every env's instances there: "
             "name the env (--env NAME) or say --all-envs"
         )
-    results = []
+    results: list[RunResult] = []
+    names: list[str] = []
+    failures: list[str] = []  # a cloud whose pass could not even start (one line each; the others go on)
     if aws is not None:
-        from pyctl.clouds.aws import watchdog
-
         where, settings, pricing = aws
-        results.append(
-            watchdog.run(
-                where,
-                _override(settings, **flags),
-                prices=hourly_prices(where, pricing),
-                all_envs=all_envs,
+        aws_settings = _override(settings, **flags)
+        try:
+            from pyctl.clouds.aws import watchdog
+
+            results.append(
+                watchdog.run(where, aws_settings, prices=hourly_prices(where, pricing), all_envs=all_envs)
             )
-        )
+            names.append("AWS")
+        except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
+            failures.append(f"aws {','.join(where)}: {_one_line(exc)}")
     if gcp is not None:
-        results.append(run_gcp(gcp, _override(gcp.settings, **flags), all_envs=all_envs))
+        gcp_settings = _override(gcp.settings, **flags)
+        try:
+            results.append(run_gcp(gcp, gcp_settings, all_envs=all_envs))
+            names.append("GCP")
+        except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
+            failures.append(f"gcp {gcp.project}: {_one_line(exc)}")
     decisions = [d for r in results for d in r.decisions]
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
     else:
         for d in decisions:
             click.echo(decision_line(d))
-        for r in results:
-            click.echo(r.summary.text().splitlines()[0])
-    errors = [e for r in results for e in r.errors]
+        for name, r in zip(names, results, strict=True):
+            click.echo(r.summary.text(f"pyctl GPU watchdog ({name})").splitlines()[0])
+    errors = [e for r in results for e in r.errors] + failures
     for error in errors:
         click.echo(f"error: {error}", err=True)
     if errors or any(r.summary.failed for r in results):
         sys.exit(1)
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @watchdog_group.command("keep")

@@ -248,7 +248,9 @@ def discover_series(
         "RecentlyActive": "PT3H",
     }
     if len(wanted) <= PER_INSTANCE_DISCOVERY_MAX:
-        requests: list[dict[str, Any]] = [{**base, "Dimensions": [{"Name": "InstanceId", "Value": iid}]} for iid in sorted(wanted)]
+        requests: list[dict[str, Any]] = [
+            {**base, "Dimensions": [{"Name": "InstanceId", "Value": iid}]} for iid in sorted(wanted)
+        ]
     else:
         requests = [base]
     paginator = cloudwatch.get_paginator("list_metrics")
