@@ -23,7 +23,11 @@ def no_gcp_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    for name in ("PYCTL_GCP_COMPUTE_ENDPOINT", "PYCTL_GCP_MONITORING_ENDPOINT", "GOOGLE_APPLICATION_CREDENTIALS"):
+    for name in (
+        "PYCTL_GCP_COMPUTE_ENDPOINT",
+        "PYCTL_GCP_MONITORING_ENDPOINT",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
