@@ -235,7 +235,9 @@ def run_command(
     the env's instances (tag pyctl:env, GCP label pyctl-env). --region/--project without --env would cover
     every env there: refused unless --all-envs.
 
-    Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials
+    Exits 1 when an action, a region or a whole cloud failed (missing credentials included): one
+    `error:` line each on stderr, the other results still printed (with --json: the decisions that were
+    made). Honours AWS_ENDPOINT_URL and the usual AWS credentials
     (GCP: PYCTL_GCP_*_ENDPOINT and Application Default Credentials).
     """
     flags = {
