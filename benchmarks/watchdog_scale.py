@@ -342,26 +342,10 @@ def child(mode: str, out: str, now_text: str) -> None:
         from pyctl.cli import cli
 
         buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            try:
-                cli(
-                    [
-                        "watchdog",
-                        "run",
-                        "--region",
-                        REGION,
-                        "--all-envs",
-                        "--dry-run",
-                        "--json",
-                        "--max-actions",
-                        "1000000",
-                        "--min-uptime-minutes",
-                        "0",
-                    ],
-                    standalone_mode=False,
-                )
-            except SystemExit:
-                pass
+        argv = ["watchdog", "run", "--region", REGION, "--all-envs", "--dry-run", "--json"]
+        argv += ["--max-actions", "1000000", "--min-uptime-minutes", "0"]
+        with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):  # exit 1: errors
+            cli(argv, standalone_mode=False)
         verdicts = {d["instance_id"]: d["verdict"] for d in json.loads(buffer.getvalue())}
         extra: dict[str, Any] = {}
     elif mode == "lambda":
