@@ -257,6 +257,8 @@ def run_command(
             "without --env the watchdog would act on every env's instances there: "
             "name the env (--env NAME) or say --all-envs"
         )
+    from pyctl.core.watchdog import one_line
+
     results: list[RunResult] = []
     names: list[str] = []
     failures: list[str] = []  # a cloud whose pass could not even start (one line each; the others go on)
@@ -271,14 +273,14 @@ def run_command(
             )
             names.append("AWS")
         except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
-            failures.append(f"aws {','.join(where)}: {_one_line(exc)}")
+            failures.append(f"aws {','.join(where)}: {one_line(exc)}")
     if gcp is not None:
         gcp_settings = _override(gcp.settings, **flags)
         try:
             results.append(run_gcp(gcp, gcp_settings, all_envs=all_envs))
             names.append("GCP")
         except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
-            failures.append(f"gcp {gcp.project}: {_one_line(exc)}")
+            failures.append(f"gcp {gcp.project}: {one_line(exc)}")
     decisions = [d for r in results for d in r.decisions]
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
@@ -292,11 +294,6 @@ def run_command(
         click.echo(f"error: {error}", err=True)
     if errors or any(r.summary.failed for r in results):
         sys.exit(1)
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @watchdog_group.command("keep")

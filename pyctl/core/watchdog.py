@@ -65,6 +65,12 @@ class RunResult:
     errors: list[str]  # failures not tied to one instance (the pass went on)
 
 
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """Any failure as one short line (its type and text): how errors of a pass are written."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class UnscopedRun(ValueError):
     """A pass without `settings.env` that was not asked to cover every env."""
 

@@ -20,7 +20,7 @@ from typing import Any
 from pyctl.clouds.aws import client as make_client
 from pyctl.core import idle
 from pyctl.core.idle import Decision, GpuReading, Instance, Settings, Window
-from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, one_line, run_pass
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -441,11 +441,9 @@ def describe_error(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, Mapping) and response.get("Error"):
         err = response["Error"]
-        text = f"{err.get('Code')}: {err.get('Message')}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= 300 else one_line[:297] + "..."
+        text = " ".join(f"{err.get('Code')}: {err.get('Message')}".split())
+        return text if len(text) <= 300 else text[:297] + "..."
+    return one_line(exc)
 
 
 def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -> Decision:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pyctl.clouds.gcp import compute, monitoring, recovery
 from pyctl.core.idle import SUMMARY_TOP, Decision, Instance, Settings, Window
-from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, one_line, run_pass
 
 
 def iam_permissions(recover_spot: bool = True) -> dict[str, tuple[str, ...]]:
@@ -98,12 +98,6 @@ class GcpWatchdog:
                 d if d.action == "none" else replace(d, outcome="failed", alert=True, error=error)
                 for _, d in planned
             ]
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """Any exception as one short line: its type and text."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run(
