@@ -640,6 +640,8 @@ def print_row(row: dict[str, Any]) -> None:
         ("lambda", "Lambda handler"),
         ("seed", "seed algorithm"),
     ):
+        if mode not in row:
+            continue
         r = row[mode]
         ratio = r.get("ratio_to_lower_bound", round(r["total_calls"] / row["lower_bound"], 2))
         ops = ", ".join(f"{k.split(':')[1]} {v}" for k, v in sorted(r["calls"].items()))
@@ -695,6 +697,7 @@ def main() -> None:
         mixes = args.gpus or (["1", "8", "mixed"] if n <= 1000 else ["8"])
         for gpus in mixes:
             row = one_fleet(n, gpus, args.seed, tuple(args.modes))
+            print(json.dumps(row), flush=True)  # the raw row first: the table below is its view
             print_row(row)
             sys.stdout.flush()
             rows.append(row)
