@@ -152,7 +152,7 @@ variable "kms_key_arn" {
 }
 
 variable "timeout_seconds" {
-  description = "Function timeout. Sized for 10,000 8-GPU instances in one region (docs/watchdog.md, Sizing): about 340 API calls; a few hundred instances take seconds."
+  description = "Function timeout. Sized for 10,000 8-GPU instances in one region (module README, Sizing): about 300 API calls; a few hundred instances take seconds."
   type        = number
   nullable    = false
   default     = 600
@@ -164,7 +164,7 @@ variable "timeout_seconds" {
 }
 
 variable "memory_size" {
-  description = "Function memory in MB; it also sets the CPU share (1,769 MB = one vCPU). Default sized for 10,000 8-GPU instances (docs/watchdog.md, Sizing: 128 MB + 32 MB per 1,000 8-GPU instances, doubled, at least 512)."
+  description = "Function memory in MB; it also sets the CPU share (1,769 MB = one vCPU). Default sized for 10,000 8-GPU instances (module README, Sizing: 2 x (80 MB + 25 MB per 1,000 instances), at least 512)."
   type        = number
   nullable    = false
   default     = 1024
