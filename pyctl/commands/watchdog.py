@@ -235,7 +235,9 @@ def run_command(
     the env's instances (tag pyctl:env, GCP label pyctl-env). --region/--project without --env would cover
     every env there: refused unless --all-envs.
 
-    Exits 1 when an action or a region failed. Honours AWS_ENDPOINT_URL and the usual AWS credentials
+    Exits 1 when an action, a region or a whole cloud failed (missing credentials included): one
+    `error:` line each on stderr, the other results still printed (with --json: the decisions that were
+    made). Honours AWS_ENDPOINT_URL and the usual AWS credentials
     (GCP: PYCTL_GCP_*_ENDPOINT and Application Default Credentials).
     """
     flags = {
@@ -255,30 +257,39 @@ def run_command(
             "without --env the watchdog would act on every env's instances there: "
             "name the env (--env NAME) or say --all-envs"
         )
-    results = []
-    if aws is not None:
-        from pyctl.clouds.aws import watchdog
+    from pyctl.core.watchdog import one_line
 
+    results: list[RunResult] = []
+    names: list[str] = []
+    failures: list[str] = []  # a cloud whose pass could not even start (one line each; the others go on)
+    if aws is not None:
         where, settings, pricing = aws
-        results.append(
-            watchdog.run(
-                where,
-                _override(settings, **flags),
-                prices=hourly_prices(where, pricing),
-                all_envs=all_envs,
+        aws_settings = _override(settings, **flags)
+        try:
+            from pyctl.clouds.aws import watchdog
+
+            results.append(
+                watchdog.run(where, aws_settings, prices=hourly_prices(where, pricing), all_envs=all_envs)
             )
-        )
+            names.append("AWS")
+        except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
+            failures.append(f"aws {','.join(where)}: {one_line(exc)}")
     if gcp is not None:
-        results.append(run_gcp(gcp, _override(gcp.settings, **flags), all_envs=all_envs))
+        gcp_settings = _override(gcp.settings, **flags)
+        try:
+            results.append(run_gcp(gcp, gcp_settings, all_envs=all_envs))
+            names.append("GCP")
+        except Exception as exc:  # noqa: BLE001 - one line per failed cloud, never a traceback
+            failures.append(f"gcp {gcp.project}: {one_line(exc)}")
     decisions = [d for r in results for d in r.decisions]
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
     else:
         for d in decisions:
             click.echo(decision_line(d))
-        for r in results:
-            click.echo(r.summary.text().splitlines()[0])
-    errors = [e for r in results for e in r.errors]
+        for name, r in zip(names, results, strict=True):
+            click.echo(r.summary.text(f"pyctl GPU watchdog ({name})").splitlines()[0])
+    errors = [e for r in results for e in r.errors] + failures
     for error in errors:
         click.echo(f"error: {error}", err=True)
     if errors or any(r.summary.failed for r in results):

@@ -288,6 +288,36 @@ class GpuSeries:
     values: Sequence[float]
 
 
+@dataclass
+class GpuReading:
+    """One GPU's series reduced, point by point as the pages arrive, to what the verdict needs: the maximum,
+    the datapoints inside the window and which of its periods have one (a bit per period). Nothing is kept
+    per datapoint, so memory does not grow with the window or the fleet's datapoints."""
+
+    index: str
+    window: Window
+    maximum: float | None = None
+    datapoints: int = 0
+    covered: int = 0  # bit p set: period p of the window has a datapoint
+
+    def add(self, when: datetime, value: float) -> None:
+        """One datapoint stamped with the start of its period; points outside the window are ignored."""
+        offset = (when - self.window.start).total_seconds()
+        if offset < 0 or when >= self.window.end:
+            return
+        self.datapoints += 1
+        self.covered |= 1 << (int(offset) // self.window.period_seconds)
+        if self.maximum is None or value > self.maximum:
+            self.maximum = value
+
+    def merge(self, other: GpuReading) -> None:
+        """The same GPU under another dimension set (the agent's config changed): one reading."""
+        self.datapoints += other.datapoints
+        self.covered |= other.covered
+        if other.maximum is not None and (self.maximum is None or other.maximum > self.maximum):
+            self.maximum = other.maximum
+
+
 @dataclass(frozen=True)
 class GpuEvidence:
     index: str
@@ -304,16 +334,17 @@ class GpuEvidence:
         }
 
 
-def gpu_evidence(series: GpuSeries, window: Window) -> GpuEvidence:
+def gpu_evidence(series: GpuSeries | GpuReading, window: Window) -> GpuEvidence:
     """Maximum and coverage of one series, counting only datapoints inside the window."""
-    inside = [
-        (ts, v)
-        for ts, v in zip(series.timestamps, series.values, strict=True)
-        if window.start <= ts < window.end
-    ]
-    buckets = {int((ts - window.start).total_seconds()) // window.period_seconds for ts, _ in inside}
-    maximum = max((v for _, v in inside), default=None)
-    return GpuEvidence(series.index, maximum, len(inside), len(buckets) / max(window.periods, 1))
+    periods = max(window.periods, 1)
+    if isinstance(series, GpuReading):
+        return GpuEvidence(
+            series.index, series.maximum, series.datapoints, series.covered.bit_count() / periods
+        )
+    reading = GpuReading(series.index, window)
+    for ts, v in zip(series.timestamps, series.values, strict=True):
+        reading.add(ts, v)
+    return gpu_evidence(reading, window)
 
 
 @dataclass(frozen=True)
@@ -444,7 +475,7 @@ def needs_metrics(instance: Instance, settings: Settings, now: datetime) -> bool
 
 def data_verdict(
     instance: Instance,
-    series: Sequence[GpuSeries] | None,
+    series: Sequence[GpuSeries | GpuReading] | None,
     window: Window,
     settings: Settings,
     now: datetime,
@@ -533,7 +564,7 @@ def choose_action(instance: Instance, settings: Settings, now: datetime) -> tupl
 
 def decide(
     instance: Instance,
-    series: Sequence[GpuSeries] | None,
+    series: Sequence[GpuSeries | GpuReading] | None,
     window: Window,
     settings: Settings,
     now: datetime,
@@ -652,6 +683,12 @@ def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+# The summary names at most this many instances per kind; the rest are counted (the log has them all).
+SUMMARY_TOP = 20
+SUMMARY_MAX_BYTES = 32_000  # far below SNS's 256 KB and a Slack message's practical size
+_LINE_PART = 300  # a reason or error longer than this is cut in the summary (the log has it whole)
+
+
 @dataclass(frozen=True)
 class Summary:
     """Counts per verdict and outcome, and the lines worth sending to a human."""
@@ -672,22 +709,59 @@ class Summary:
     def hourly_saved(self) -> float:
         return sum(d.hourly_cost_saved or 0.0 for d in self.acted if d.outcome == "done")
 
-    def text(self, title: str = "pyctl GPU watchdog") -> str:
+    def text(self, title: str = "pyctl GPU watchdog", *, top: int = SUMMARY_TOP, log: str = "") -> str:
+        """The notification: the counts, then at most `top` lines per kind (failed first, costliest first),
+        how many more there are and where the full record is (`log`: one JSON line per decision there).
+        Bounded at any fleet size: at most `SUMMARY_MAX_BYTES` of UTF-8 (SNS takes 256 KB)."""
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)
         lines = [f"{title}{' (dry run)' if self.dry_run else ''}: {counts or 'no candidates'}"]
-        for label, group in (("acted", self.acted), ("FAILED", self.failed), ("attention", self.alerts)):
-            for d in group:
+        tally = [
+            f"{len(group)} {label}"
+            for label, group in (("acted", self.acted), ("failed", self.failed), ("attention", self.alerts))
+            if group
+        ]
+        if self.errors:
+            tally.append(f"{len(self.errors)} errors")
+        if tally:
+            lines.append(", ".join(tally))
+        hidden = 0
+        for label, group in (("FAILED", self.failed), ("acted", self.acted), ("attention", self.alerts)):
+            ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
+            for d in ranked[:top]:
                 shown = "WARNING" if d.action == "warn" and label == "acted" else label
                 cost = f" ${d.hourly_cost:.2f}/h" if d.hourly_cost is not None else ""
-                extra = f" error: {d.error}" if d.error else ""
+                extra = f" error: {_cut(d.error)}" if d.error else ""
                 lines.append(
                     f"- {shown}: {d.instance_id} {d.location} {d.instance_type}{cost} {d.verdict} "
-                    f"-> {d.action} [{d.outcome or 'not acted'}]: {d.reason}{extra}"
+                    f"-> {d.action} [{d.outcome or 'not acted'}]: {_cut(d.reason)}{extra}"
                 )
-        lines.extend(f"- error: {e}" for e in self.errors)
+            if len(ranked) > top:
+                hidden += len(ranked) - top
+                lines.append(f"- ... and {len(ranked) - top} more {label.lower()}")
+        lines.extend(f"- error: {_cut(e)}" for e in self.errors[:top])
+        if len(self.errors) > top:
+            hidden += len(self.errors) - top
+            lines.append(f"- ... and {len(self.errors) - top} more errors")
         if self.hourly_saved:
             lines.append(f"saved about ${self.hourly_saved:.2f} per hour")
-        return "\n".join(lines)
+        if hidden or log:
+            lines.append(f"every decision, one JSON line each: {log or 'the run log'}")
+        return _bounded("\n".join(lines), SUMMARY_MAX_BYTES)
+
+
+def _cut(text: str, limit: int = _LINE_PART) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
+
+
+def _bounded(text: str, limit: int) -> str:
+    """`text` cut at a line boundary to at most `limit` bytes of UTF-8, saying so."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    note = "\n- ... cut here (summary size limit); the log has every decision"
+    kept = data[: limit - len(note.encode())].decode(errors="ignore")
+    return kept.rsplit("\n", 1)[0] + note
 
 
 def summarize(decisions: Sequence[Decision], dry_run: bool, errors: Sequence[str] = ()) -> Summary:

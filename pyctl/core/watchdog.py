@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from pyctl.core import idle
-from pyctl.core.idle import Decision, GpuSeries, Instance, Settings, Window
+from pyctl.core.idle import Decision, GpuReading, GpuSeries, Instance, Settings, Window
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Candidates:
 class Utilization:
     """What `read_utilization` read: series by `Instance.key` (None: could not be read) and what it cost."""
 
-    series: Mapping[str, list[GpuSeries] | None]
+    series: Mapping[str, Sequence[GpuSeries | GpuReading] | None]
     requests: list[int] = field(default_factory=list)  # per request: queries (AWS) or instances named (GCP)
     errors: list[str] = field(default_factory=list)
 
@@ -63,6 +63,12 @@ class RunResult:
     summary: idle.Summary
     metric_requests: list[int]  # per metric request: queries (AWS GetMetricData) or VMs named (GCP)
     errors: list[str]  # failures not tied to one instance (the pass went on)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """Any failure as one short line (its type and text): how errors of a pass are written."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class UnscopedRun(ValueError):

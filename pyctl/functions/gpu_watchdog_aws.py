@@ -49,4 +49,10 @@ class WatchdogEnvironment:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     config = WatchdogEnvironment.from_environ(os.environ)
-    return watchdog.run_and_notify(list(config.regions), config.settings, config.notify, prices=config.prices)
+    return watchdog.run_and_notify(
+        list(config.regions),
+        config.settings,
+        config.notify,
+        prices=config.prices,
+        log_pointer=watchdog.log_location(os.environ),
+    )

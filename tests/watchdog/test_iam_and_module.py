@@ -102,4 +102,6 @@ def test_a_failed_notification_is_reported_not_raised(fleet: Fleet) -> None:
         all_envs=True,
     )
     assert out["acted"] and [e.split(":")[0] for e in out["errors"]] == ["sns", "slack"]
+    # Reported in the result, not only logged: the run did its work but is not ok.
+    assert out["ok"] is False and out["notified"] is False and out["notify_errors"] == out["errors"]
     assert json.loads(lines[-1])["message"] == "gpu-watchdog error"

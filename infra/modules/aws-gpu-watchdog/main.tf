@@ -190,6 +190,7 @@ module "function" {
   code_policy_name   = "watchdog-code"
   code_policy_json   = data.aws_iam_policy_document.code.json
   timeout_seconds    = var.timeout_seconds
+  memory_size        = var.memory_size
   log_retention_days = var.log_retention_days
   kms_key_arn        = var.kms_key_arn
   tags               = local.tags

@@ -152,14 +152,26 @@ variable "kms_key_arn" {
 }
 
 variable "timeout_seconds" {
-  description = "Function timeout. A run over a few hundred instances takes seconds."
+  description = "Function timeout. Sized for 10,000 8-GPU instances in one region (module README, Sizing): about 300 API calls; a few hundred instances take seconds."
   type        = number
   nullable    = false
-  default     = 120
+  default     = 600
 
   validation {
     condition     = var.timeout_seconds >= 10 && var.timeout_seconds <= 900
-    error_message = "timeout_seconds must be between 10 and 900."
+    error_message = "timeout_seconds must be between 10 and 900 (Lambda's maximum)."
+  }
+}
+
+variable "memory_size" {
+  description = "Function memory in MB; it also sets the CPU share (1,769 MB = one vCPU). Default sized for 10,000 8-GPU instances (module README, Sizing: 2 x (80 MB + 25 MB per 1,000 instances), at least 512)."
+  type        = number
+  nullable    = false
+  default     = 1024
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "memory_size must be a whole number of MB between 128 and 10240 (Lambda's range)."
   }
 }
 

@@ -143,9 +143,9 @@ resource "google_cloudfunctions2_function" "watchdog" {
     max_instance_count               = 1
     max_instance_request_concurrency = 1
     min_instance_count               = 0
-    available_memory                 = "512Mi"
+    available_memory                 = var.memory
     # Waits for operations: at most 240 s for the watchdog's, 180 s for the recovery pass's.
-    timeout_seconds = 540
+    timeout_seconds = var.timeout_seconds
     # Cloud Scheduler requests count as internal traffic; nothing else needs to reach the function.
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true

@@ -185,3 +185,27 @@ variable "labels" {
   nullable    = false
   default     = {}
 }
+
+variable "memory" {
+  description = "Memory of the function (Cloud Functions gen2 `available_memory`, e.g. \"1Gi\"); the CPU share follows it. Default sized for 10,000 8-GPU VMs (docs/gcp-watchdog.md, Sizing)."
+  type        = string
+  nullable    = false
+  default     = "1Gi"
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi)$", var.memory))
+    error_message = "memory must be a size such as \"512Mi\" or \"2Gi\"."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "Function timeout (an HTTP gen2 function allows up to 3600 s). The run waits at most 240 s for its operations and 180 s for the recovery pass's, after listing and reading."
+  type        = number
+  nullable    = false
+  default     = 540
+
+  validation {
+    condition     = var.timeout_seconds >= 60 && var.timeout_seconds <= 3600
+    error_message = "timeout_seconds must be between 60 and 3600."
+  }
+}

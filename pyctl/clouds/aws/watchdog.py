@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pyctl.clouds.aws import client as make_client
 from pyctl.core import idle
-from pyctl.core.idle import Decision, GpuSeries, Instance, Settings, Window
-from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
+from pyctl.core.idle import Decision, GpuReading, Instance, Settings, Window
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, one_line, run_pass
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -48,13 +48,35 @@ def describe_running(ec2: Any, opt_in_only: bool, env: str = "") -> list[dict[st
         filters.append({"Name": "tag-key", "Values": [idle.OPT_IN_TAG]})
     if env:
         filters.append({"Name": f"tag:{idle.ENV_SCOPE_TAG}", "Values": [env]})
-    found = []
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+    found: list[dict[str, Any]] = []
+    # MaxResults 1000 (the API's maximum, allowed with filters, not with InstanceIds) as AWS recommends.
+    pages = ec2.get_paginator("describe_instances").paginate(
+        Filters=filters, PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE}
+    )
+    for page in pages:
         for reservation in page["Reservations"]:
-            found.extend(reservation["Instances"])
+            found.extend(_slim(i) for i in reservation["Instances"])
     if env:
         found = [i for i in found if _tag(i, idle.ENV_SCOPE_TAG) == env]
     return found
+
+
+DESCRIBE_PAGE_SIZE = 1000
+# What the watchdog reads of an instance; the rest of each DescribeInstances item (block devices, network
+# interfaces...) is dropped as each page arrives, so memory follows the fleet's size, not the API's verbosity.
+_INSTANCE_KEYS = (
+    "InstanceId",
+    "InstanceType",
+    "LaunchTime",
+    "Tags",
+    "InstanceLifecycle",
+    "CapacityReservationId",
+    "SpotInstanceRequestId",
+)
+
+
+def _slim(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: raw[k] for k in _INSTANCE_KEYS if k in raw}
 
 
 def _tag(raw: Mapping[str, Any], key: str) -> str | None:
@@ -202,101 +224,144 @@ def describe_instances(
 
 METRIC_PERMISSIONS = ("cloudwatch:ListMetrics", "cloudwatch:GetMetricData")
 
+# At most this many instances: one ListMetrics call each (Dimensions InstanceId=<id>); more: one scan of the
+# metric in the region (500 series a page), cheaper from about ceil(series in the region / 500) instances on.
+# Measured in benchmarks/watchdog_scale.py (discovery section of benchmarks/RESULTS.md).
+PER_INSTANCE_DISCOVERY_MAX = 10
 
-def discover_series(cloudwatch: Any, settings: Settings, instance_ids: Iterable[str]) -> dict[str, list[Any]]:
-    """instance id -> the GPU metrics (full dimension sets) ListMetrics knows for it, one call for the region."""
+Dimensions = tuple[tuple[str, str], ...]  # one series' dimension set, as (name, value) pairs in API order
+
+
+def discover_series(
+    cloudwatch: Any, settings: Settings, instance_ids: Iterable[str]
+) -> dict[str, list[Dimensions]]:
+    """instance id -> the dimension sets of its GPU series that ListMetrics knows (recently active: 3 h).
+
+    Few instances: ListMetrics per instance (a dimension filter); many: one scan of the metric in the
+    region, keeping only the series of `instance_ids` (other instances' series are not kept).
+    """
     wanted = set(instance_ids)
-    found: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, str]]]] = {}
-    pages = cloudwatch.get_paginator("list_metrics").paginate(
-        Namespace=settings.metric_namespace, MetricName=settings.metric_name, RecentlyActive="PT3H"
-    )
-    for page in pages:
-        for metric in page["Metrics"]:
-            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
-            instance_id = dims.get("InstanceId")
-            if instance_id in wanted and "index" in dims:
-                key = tuple(sorted(dims.items()))
-                found.setdefault(instance_id, {})[key] = metric["Dimensions"]
+    found: dict[str, dict[Dimensions, Dimensions]] = {}
+    base: dict[str, Any] = {
+        "Namespace": settings.metric_namespace,
+        "MetricName": settings.metric_name,
+        "RecentlyActive": "PT3H",
+    }
+    if len(wanted) <= PER_INSTANCE_DISCOVERY_MAX:
+        requests: list[dict[str, Any]] = [
+            {**base, "Dimensions": [{"Name": "InstanceId", "Value": iid}]} for iid in sorted(wanted)
+        ]
+    else:
+        requests = [base]
+    paginator = cloudwatch.get_paginator("list_metrics")
+    for request in requests:
+        for page in paginator.paginate(**request):
+            for metric in page["Metrics"]:
+                dims = tuple((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+                names = dict(dims)
+                instance_id = names.get("InstanceId")
+                if instance_id in wanted and "index" in names:
+                    found.setdefault(instance_id, {}).setdefault(tuple(sorted(dims)), dims)
     return {iid: list(series.values()) for iid, series in found.items()}
 
 
 @dataclass
 class MetricRequests:
-    """What reading cost: GetMetricData requests and the number of queries in each."""
+    """What reading cost: GetMetricData requests and the number of queries in each; what failed."""
 
     queries_per_request: list[int]
+    errors: list[str] = field(default_factory=list)
 
 
 def read_gpu_series(
     cloudwatch: Any, settings: Settings, window: Window, instance_ids: Sequence[str]
-) -> tuple[dict[str, list[GpuSeries] | None], MetricRequests]:
-    """instance id -> its GPU series in the window (None when a query for it failed).
+) -> tuple[dict[str, list[GpuReading] | None], MetricRequests]:
+    """instance id -> its GPU readings in the window (None when a request for it failed).
 
-    One ListMetrics scan for the region, then GetMetricData with at most 500 queries and 100,800 datapoints
-    per request: never one call per instance.
+    Discovery (`discover_series`), then GetMetricData with at most 500 queries and 100,800 datapoints per
+    request: never one call per instance. Each page is reduced as it arrives (`GpuReading`: maximum and
+    covered periods); a failed request marks only its own instances unreadable and the others go on.
     """
     dimensions = discover_series(cloudwatch, settings, instance_ids)
-    queries: list[tuple[str, str, list[dict[str, str]]]] = []  # (query id, instance id, dimensions)
+    queries: list[tuple[str, str, Dimensions]] = []  # (instance id, GPU index, dimensions)
     for instance_id in instance_ids:
         for dims in dimensions.get(instance_id, []):
-            queries.append((f"q{len(queries)}", instance_id, dims))
-    result: dict[str, list[GpuSeries] | None] = {iid: [] for iid in instance_ids}
-    index_of = {qid: ({d["Name"]: d["Value"] for d in dims}["index"], iid) for qid, iid, dims in queries}
+            queries.append((instance_id, dict(dims)["index"], dims))
+    result: dict[str, list[GpuReading] | None] = {iid: [] for iid in instance_ids}
     cost = MetricRequests([])
-    for batch in idle.batches(queries, idle.queries_per_request(window.periods)):
-        request = [
-            {
-                "Id": qid,
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": settings.metric_namespace,
-                        "MetricName": settings.metric_name,
-                        "Dimensions": dims,
-                    },
-                    "Period": window.period_seconds,
-                    "Stat": "Maximum",
-                },
-                "ReturnData": True,
-            }
-            for qid, _, dims in batch
-        ]
-        points: dict[str, tuple[list[datetime], list[float]]] = {}
-        failed: set[str] = set()
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "MetricDataQueries": request,
-                "StartTime": window.start,
-                "EndTime": window.end,
-                "ScanBy": "TimestampAscending",
-            }
-            if token:
-                kwargs["NextToken"] = token
-            cost.queries_per_request.append(len(request))
-            page = cloudwatch.get_metric_data(**kwargs)
-            for res in page["MetricDataResults"]:
-                ts, vs = points.setdefault(res["Id"], ([], []))
-                ts.extend(res.get("Timestamps", []))
-                vs.extend(float(v) for v in res.get("Values", []))
-                if res.get("StatusCode") in ("InternalError", "Forbidden"):
-                    failed.add(res["Id"])
-            token = page.get("NextToken")
-            if not token:
-                break
-        for qid, (ts, vs) in points.items():
-            index, instance_id = index_of[qid]
+    for number, batch in enumerate(idle.batches(queries, idle.queries_per_request(window.periods))):
+        try:
+            readings = _read_batch(cloudwatch, settings, window, batch, cost)
+        except Exception as exc:  # noqa: BLE001 - any failure (incl. unparseable answers): these are unread
+            for instance_id, _, _ in batch:
+                result[instance_id] = None
+            cost.errors.append(
+                f"GetMetricData request {number + 1} failed ({len(batch)} series): {describe_error(exc)}"
+            )
+            continue
+        for (instance_id, index, _), reading in zip(batch, readings, strict=True):
             series = result[instance_id]
-            if qid in failed:
+            if reading is None:
                 result[instance_id] = None
             elif series is not None:
                 same = next((s for s in series if s.index == index), None)
                 if same is None:
-                    series.append(GpuSeries(index=index, timestamps=ts, values=vs))
-                else:  # one GPU under two dimension sets (agent config changed): one series
-                    series[series.index(same)] = GpuSeries(
-                        index, [*same.timestamps, *ts], [*same.values, *vs]
-                    )
+                    series.append(reading)
+                else:  # one GPU under two dimension sets (agent config changed): one reading
+                    same.merge(reading)
     return result, cost
+
+
+def _read_batch(
+    cloudwatch: Any,
+    settings: Settings,
+    window: Window,
+    batch: Sequence[tuple[str, str, Dimensions]],
+    cost: MetricRequests,
+) -> list[GpuReading | None]:
+    """One GetMetricData request (all its pages): a reading per query, None where the query failed."""
+    request = [
+        {
+            "Id": f"q{n}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": settings.metric_namespace,
+                    "MetricName": settings.metric_name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
+                },
+                "Period": window.period_seconds,
+                "Stat": "Maximum",
+            },
+            "ReturnData": True,
+        }
+        for n, (_, _, dims) in enumerate(batch)
+    ]
+    readings: list[GpuReading | None] = [GpuReading(index, window) for _, index, _ in batch]
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": request,
+            "StartTime": window.start,
+            "EndTime": window.end,
+            "ScanBy": "TimestampAscending",
+        }
+        if token:
+            kwargs["NextToken"] = token
+        cost.queries_per_request.append(len(request))
+        page = cloudwatch.get_metric_data(**kwargs)
+        for res in page["MetricDataResults"]:
+            n = int(res["Id"][1:])
+            reading = readings[n]
+            if res.get("StatusCode") in ("InternalError", "Forbidden"):
+                readings[n] = None
+            elif reading is not None:
+                for when, value in zip(res.get("Timestamps", []), res.get("Values", []), strict=False):
+                    reading.add(when, float(value))
+        token = page.get("NextToken")
+        del page  # the page's datapoints are not kept while the next one is read
+        if not token:
+            break
+    return readings
 
 
 # --- acting --------------------------------------------------------------------------------------------------
@@ -356,7 +421,8 @@ MARK_PERMISSIONS = (
 
 
 def mark_acted(clients: RegionClients, d: Decision, now: datetime) -> None:
-    """Record the action on the instance first: a second run in the same window then leaves it alone."""
+    """Record a SUCCEEDED action on the instance: a later run in the same window leaves it alone. Written
+    after the action, never before: a failed action leaves no mark, so the next run tries again."""
     clients.ec2.create_tags(
         Resources=[d.instance_id], Tags=[{"Key": idle.ACTED_TAG, "Value": now.isoformat(timespec="seconds")}]
     )
@@ -369,10 +435,20 @@ def mark_warned(clients: RegionClients, d: Decision, now: datetime) -> None:
     )
 
 
-def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -> Decision:
-    """Carry out one decision; an API error is recorded on the decision, never raised."""
-    from botocore.exceptions import BotoCoreError, ClientError
+def describe_error(exc: BaseException) -> str:
+    """One line for any failure around a cloud call: the API's code and message, else the exception's
+    type and text (botocore's ResponseParserError for an HTML 502 or a cut body is a plain Exception)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping) and response.get("Error"):
+        err = response["Error"]
+        text = " ".join(f"{err.get('Code')}: {err.get('Message')}".split())
+        return text if len(text) <= 300 else text[:297] + "..."
+    return one_line(exc)
 
+
+def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -> Decision:
+    """Carry out one decision; any failure is recorded on the decision (outcome "failed", alerted), never
+    raised. The acted mark follows a succeeded action only (a failed one is retried by the next run)."""
     if d.action == "none":
         return d
     if dry_run:
@@ -381,13 +457,15 @@ def execute(clients: RegionClients, d: Decision, now: datetime, dry_run: bool) -
         if d.action == "warn":  # no acted mark: it would block the stop the warning announces
             mark_warned(clients, d, now)
         else:
-            mark_acted(clients, d, now)
             ACTIONS[d.action].call(clients, d)
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        return replace(d, outcome="failed", alert=True, error=f"{err.get('Code')}: {err.get('Message')}")
-    except BotoCoreError as exc:
-        return replace(d, outcome="failed", alert=True, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes this instance's failure line
+        return replace(d, outcome="failed", alert=True, error=describe_error(exc))
+    if d.action != "warn":
+        try:
+            mark_acted(clients, d, now)
+        except Exception as exc:  # noqa: BLE001 - the action itself succeeded; the instance is leaving
+            note = f"done, but the {idle.ACTED_TAG} tag could not be written: {describe_error(exc)}"
+            return replace(d, outcome="done", alert=True, error=note)
     return replace(d, outcome="done")
 
 
@@ -443,16 +521,19 @@ class Notify:
     region: str = "us-east-1"  # of the SSM parameter; the topic's region comes from its ARN
 
 
-def notify(target: Notify, summary: idle.Summary, factory: ClientFactory = make_client) -> list[str]:
-    """Send the summary; returns errors (a failed notification never fails the run)."""
+def notify(
+    target: Notify, summary: idle.Summary, factory: ClientFactory = make_client, log: str = ""
+) -> list[str]:
+    """Send the summary (bounded: `idle.Summary.text`; `log` says where every decision is); returns the
+    errors, which the run reports (result and exit), never raises."""
     errors = []
-    text = summary.text()
+    text = summary.text(log=log)
     if target.sns_topic_arn:
         try:
             sns = factory("sns", target.sns_topic_arn.split(":")[3])
             sns.publish(TopicArn=target.sns_topic_arn, Subject="pyctl GPU watchdog", Message=text)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            errors.append(f"sns: {exc}")
+            errors.append(f"sns: {describe_error(exc)}")
     if target.slack_webhook_parameter:
         try:
             ssm = factory("ssm", target.region)
@@ -461,8 +542,18 @@ def notify(target: Notify, summary: idle.Summary, factory: ClientFactory = make_
             ]
             post_slack(url, text)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            errors.append(f"slack: {exc}")
+            errors.append(f"slack: {describe_error(exc)}")
     return errors
+
+
+def log_location(environ: Mapping[str, str]) -> str:
+    """Where this run's decision lines are: the Lambda's log group and stream (the runtime's reserved
+    AWS_LAMBDA_LOG_GROUP_NAME / AWS_LAMBDA_LOG_STREAM_NAME), or "" outside Lambda."""
+    group = environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+    stream = environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+    if not group:
+        return ""
+    return f"CloudWatch Logs {group}" + (f" stream {stream}" if stream else "")
 
 
 def post_slack(url: str, text: str) -> None:
@@ -512,16 +603,14 @@ class AwsWatchdog:
         return self._clients[region]
 
     def list_candidates(self, settings: Settings, *, opt_in_only: bool) -> Candidates:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         found = Candidates([])
         for region in self.regions:
             try:
                 instances, room = describe_instances(
                     self.clients(region), opt_in_only, self.prices, settings.env
                 )
-            except (ClientError, BotoCoreError) as exc:
-                found.errors.append(f"{region}: describe failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one line per failed region; the others go on
+                found.errors.append(f"aws {region}: listing instances failed: {describe_error(exc)}")
                 continue
             found.instances.extend(instances)
             found.room.update(room)
@@ -530,10 +619,8 @@ class AwsWatchdog:
     def read_utilization(
         self, instances: Sequence[Instance], window: Window, settings: Settings
     ) -> Utilization:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         used = Utilization({})
-        series: dict[str, list[GpuSeries] | None] = {}
+        series: dict[str, list[GpuReading] | None] = {}
         for region in self.regions:
             here = [i for i in instances if i.region == region]
             if not here:
@@ -541,10 +628,12 @@ class AwsWatchdog:
             ids = [i.instance_id for i in here]
             try:
                 read, cost = read_gpu_series(self.clients(region).cloudwatch, settings, window, ids)
-                used.requests.extend(cost.queries_per_request)
-            except (ClientError, BotoCoreError) as exc:
-                used.errors.append(f"{region}: metrics could not be read: {exc}")
+            except Exception as exc:  # noqa: BLE001 - discovery failed: the region's instances are unread
+                used.errors.append(f"aws {region}: metrics could not be read: {describe_error(exc)}")
                 read = dict.fromkeys(ids)
+            else:
+                used.requests.extend(cost.queries_per_request)
+                used.errors.extend(f"aws {region}: {e}" for e in cost.errors)
             series.update({i.key: read.get(i.instance_id) for i in here})
         used.series = series
         return used
@@ -581,10 +670,11 @@ def run_and_notify(
     now: datetime | None = None,
     factory: ClientFactory = make_client,
     all_envs: bool = False,
+    log_pointer: str = "",
 ) -> dict[str, Any]:
     """One run as the scheduled function does it; returns the summary as JSON."""
     result = run(regions, settings, now=now, prices=prices, factory=factory, all_envs=all_envs)
-    return publish_run(result, target, log=log, factory=factory)
+    return publish_run(result, target, log=log, factory=factory, log_pointer=log_pointer)
 
 
 def publish_run(
@@ -593,22 +683,41 @@ def publish_run(
     *,
     log: Callable[[str], None] = print,
     factory: ClientFactory = make_client,
+    log_pointer: str = "",
 ) -> dict[str, Any]:
-    """A JSON log line per decision; the summary sent only when something was done or is wrong."""
+    """A JSON log line per decision; the summary sent only when something was done or is wrong.
+
+    The returned summary names at most `idle.SUMMARY_TOP` instances per kind (`*_total` counts them all;
+    the log lines have every one) and says `ok: false` when an action, a region, a metric read or the
+    notification failed."""
     for d in result.decisions:
         log(json.dumps({"message": "gpu-watchdog decision", **d.to_json()}, sort_keys=True))
     errors = list(result.errors)
-    if result.summary.notify:
-        errors += notify(target, result.summary, factory)
+    notify_errors = notify(target, result.summary, factory, log=log_pointer) if result.summary.notify else []
+    errors += notify_errors
     for e in errors:
         log(json.dumps({"message": "gpu-watchdog error", "error": e}))
+    summary = result.summary
+    top = idle.SUMMARY_TOP
+
+    def named(group: Sequence[Decision]) -> list[str]:
+        ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
+        return [d.instance_id for d in ranked[:top]]
+
     return {
-        "dry_run": result.summary.dry_run,
-        "counts": dict(result.summary.counts),
-        "acted": [d.instance_id for d in result.summary.acted],
-        "failed": [d.instance_id for d in result.summary.failed],
-        "alerts": [d.instance_id for d in result.summary.alerts],
-        "notified": result.summary.notify,
-        "errors": errors,
+        "ok": not errors and not summary.failed,
+        "dry_run": summary.dry_run,
+        "counts": dict(summary.counts),
+        "acted": named(summary.acted),
+        "acted_total": len(summary.acted),
+        "failed": named(summary.failed),
+        "failed_total": len(summary.failed),
+        "alerts": named(summary.alerts),
+        "alerts_total": len(summary.alerts),
+        "notified": summary.notify and not notify_errors,
+        "notify_errors": notify_errors,
+        "errors": errors[:top],
+        "errors_total": len(errors),
         "metric_requests": len(result.metric_requests),
+        "log": log_pointer,
     }

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from pyctl.core import idle
-from pyctl.core.idle import GpuSeries, Window
+from pyctl.core.idle import GpuReading, Window
 
 ENDPOINT_VARIABLE = "PYCTL_GCP_MONITORING_ENDPOINT"
 GPU_UTILIZATION = "agent.googleapis.com/gpu/utilization"
@@ -62,8 +62,8 @@ class MetricRequests:
 
 def read_gpu_series(
     client: Any, project: str, window: Window, instance_ids: Sequence[str]
-) -> tuple[dict[str, list[GpuSeries]], MetricRequests]:
-    """numeric instance id -> one GpuSeries per `gpu_number`, maxima per period.
+) -> tuple[dict[str, list[GpuReading]], MetricRequests]:
+    """numeric instance id -> one GpuReading per `gpu_number` (maximum and covered periods of the window).
 
     A point of an aligned series is stamped with the END of its period; the core counts a datapoint by the
     start of its period, so timestamps are shifted back one period here.
@@ -72,7 +72,7 @@ def read_gpu_series(
     from google.protobuf.timestamp_pb2 import Timestamp
 
     period = timedelta(seconds=window.period_seconds)
-    result: dict[str, dict[str, tuple[list[Any], list[float]]]] = {i: {} for i in instance_ids}
+    result: dict[str, dict[str, GpuReading]] = {i: {} for i in instance_ids}
     cost = MetricRequests()
     start, end = Timestamp(), Timestamp()
     start.FromDatetime(window.start)
@@ -97,12 +97,8 @@ def read_gpu_series(
                 gpu = series.metric.labels.get(GPU_LABEL, "")
                 if instance_id not in result or not gpu:
                     continue
-                ts, vs = result[instance_id].setdefault(gpu, ([], []))
-                for point in series.points:
-                    ts.append(point.interval.end_time - period)
-                    vs.append(float(point.value.double_value or point.value.int64_value))
-    out = {
-        iid: [GpuSeries(index=gpu, timestamps=ts, values=vs) for gpu, (ts, vs) in gpus.items()]
-        for iid, gpus in result.items()
-    }
-    return out, cost
+                reading = result[instance_id].setdefault(gpu, GpuReading(gpu, window))
+                for point in series.points:  # reduced as the page arrives: nothing kept per point
+                    value = float(point.value.double_value or point.value.int64_value)
+                    reading.add(point.interval.end_time - period, value)
+    return {iid: list(gpus.values()) for iid, gpus in result.items()}, cost

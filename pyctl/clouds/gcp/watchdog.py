@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pyctl.clouds.gcp import compute, monitoring, recovery
-from pyctl.core.idle import Decision, Instance, Settings, Window
-from pyctl.core.watchdog import Candidates, RunResult, Utilization, run_pass
+from pyctl.core.idle import SUMMARY_TOP, Decision, Instance, Settings, Window
+from pyctl.core.watchdog import Candidates, RunResult, Utilization, one_line, run_pass
 
 
 def iam_permissions(recover_spot: bool = True) -> dict[str, tuple[str, ...]]:
@@ -59,8 +60,6 @@ class GcpWatchdog:
         return self._clients
 
     def list_candidates(self, settings: Settings, *, opt_in_only: bool) -> Candidates:
-        from google.api_core.exceptions import GoogleAPICallError
-
         try:
             vms, room, missed = compute.describe_instances(
                 self.clients,
@@ -70,21 +69,19 @@ class GcpWatchdog:
                 opt_in_only=opt_in_only,
                 env=settings.env,
             )
-        except GoogleAPICallError as exc:
-            return Candidates([], errors=[f"{self.project}: listing instances failed: {exc}"])
+        except Exception as exc:  # noqa: BLE001 - missing credentials, API errors, unparseable answers
+            return Candidates([], errors=[f"gcp {self.project}: listing instances failed: {one_line(exc)}"])
         return Candidates(vms, room, [f"{self.project}: {problem}" for problem in missed])
 
     def read_utilization(
         self, instances: Sequence[Instance], window: Window, settings: Settings
     ) -> Utilization:
-        from google.api_core.exceptions import GoogleAPICallError
-
         ids = {vm.key: compute.gce_ref(vm).numeric_id for vm in instances}
         try:
             metrics = self._metrics if self._metrics is not None else monitoring.metric_client()
             series, cost = monitoring.read_gpu_series(metrics, self.project, window, list(ids.values()))
-        except GoogleAPICallError as exc:
-            error = f"{self.project}: metrics could not be read: {exc}"
+        except Exception as exc:  # noqa: BLE001 - never idle on a failed read: every VM here is unread
+            error = f"gcp {self.project}: metrics could not be read: {one_line(exc)}"
             return Utilization(dict.fromkeys(ids), errors=[error])
         return Utilization(
             {key: series.get(numeric) for key, numeric in ids.items()}, cost.instances_per_request
@@ -93,7 +90,14 @@ class GcpWatchdog:
     def act(
         self, planned: Sequence[tuple[Instance, Decision]], now: datetime, dry_run: bool
     ) -> list[Decision]:
-        return compute.execute(self.clients, self.project, planned, dry_run)
+        try:
+            return compute.execute(self.clients, self.project, planned, dry_run)
+        except Exception as exc:  # noqa: BLE001 - every planned action is reported failed, none is lost
+            error = one_line(exc)
+            return [
+                d if d.action == "none" else replace(d, outcome="failed", alert=True, error=error)
+                for _, d in planned
+            ]
 
 
 def run(
@@ -132,6 +136,7 @@ def run_and_log(
     clients: compute.ComputeClients | None = None,
     metrics: Any = None,
     all_envs: bool = False,
+    log_pointer: str = "",
 ) -> dict[str, Any]:
     """A run as the Cloud Function does it: one JSON log line per decision (Cloud Logging parses them),
     and the summary returned as JSON."""
@@ -150,18 +155,33 @@ def run_and_log(
     for e in result.errors:
         log(json.dumps({"message": "gpu-watchdog error", "cloud": "gcp", "severity": "ERROR", "error": e}))
     summary = result.summary
+    top = SUMMARY_TOP
+
+    def named(group: Sequence[Decision]) -> list[str]:
+        ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
+        return [d.instance_id for d in ranked[:top]]
+
+    # Bounded at any fleet size: at most SUMMARY_TOP names per kind (`*_total` counts them all); the log
+    # lines above have every decision.
     return {
         "cloud": "gcp",
         "project": project,
+        "ok": not result.errors and not summary.failed,
         "dry_run": settings.dry_run,
         "counts": dict(summary.counts),
-        "acted": [d.instance_id for d in summary.acted],
-        "failed": [d.instance_id for d in summary.failed],
-        "alerts": [d.instance_id for d in summary.alerts],
+        "acted": named(summary.acted),
+        "acted_total": len(summary.acted),
+        "failed": named(summary.failed),
+        "failed_total": len(summary.failed),
+        "alerts": named(summary.alerts),
+        "alerts_total": len(summary.alerts),
         "hourly_saved": round(summary.hourly_saved, 4),
-        "errors": result.errors,
+        "errors": result.errors[:top],
+        "errors_total": len(result.errors),
         "metric_requests": len(result.metric_requests),
-        "text": summary.text("pyctl GPU watchdog (GCP)"),
+        "text": summary.text(
+            "pyctl GPU watchdog (GCP)", log=log_pointer or "Cloud Logging (this function's logs)"
+        ),
     }
 
 
@@ -176,12 +196,10 @@ def recover_and_log(
 ) -> dict[str, Any]:
     """The Spot recovery pass (pyctl.clouds.gcp.recovery) with one JSON log line per VM considered:
     `{"vms": [...], "errors": [...]}` (a failed listing is an error, never an exception)."""
-    from google.api_core.exceptions import GoogleAPICallError
-
     try:
         found = recovery.recover_spot_vms(project, zones, clients=clients, dry_run=dry_run, env=env)
-    except GoogleAPICallError as exc:
-        error = f"{project}: spot recovery could not list instances: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one line, the response still goes out
+        error = f"gcp {project}: spot recovery could not list instances: {one_line(exc)}"
         log(
             json.dumps(
                 {"message": "spot-recovery error", "cloud": "gcp", "severity": "ERROR", "error": error}
