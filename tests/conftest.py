@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +41,34 @@ class MotoServer:
             resp.read()
 
 
+def _dynamodb_writes_are_atomic() -> None:
+    """DynamoDB applies each write (and its condition) atomically per item; moto's threaded server does not
+    lock, so two concurrent conditional UpdateItems can both pass their condition and one overwrites the
+    other. One lock around moto's item writes gives the fake the guarantee the real service documents
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_pyctl_atomic", False):
+        return
+    lock = threading.RLock()
+
+    def locked(method: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return run
+
+    for name in ("put_item", "update_item", "delete_item", "get_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._pyctl_atomic = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def _moto_process() -> Iterator[MotoServer]:
     from moto.server import ThreadedMotoServer
+
+    _dynamodb_writes_are_atomic()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
