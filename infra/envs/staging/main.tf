@@ -56,5 +56,6 @@ module "gcp" {
   pools             = var.gcp_pools
   model_cache       = var.model_cache
   watchdog          = var.watchdog
+  spot_recovery     = var.spot_recovery
   function_packages = var.function_packages
 }
