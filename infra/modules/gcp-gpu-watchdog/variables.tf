@@ -195,6 +195,7 @@ variable "fallback" {
       twin_group = string
       location   = string
       regional   = bool
+      zones      = optional(list(string), [])
     }))
     max_interruptions = optional(number, 3)
     window_hours      = optional(number, 6)

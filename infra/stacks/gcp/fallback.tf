@@ -26,6 +26,7 @@ locals {
       twin_group = pool.fallback.twin_group
       location   = pool.fallback.location
       regional   = pool.fallback.regional
+      zones      = pool.fallback.zones
     } if pool.fallback != null
   ]
   fallback = var.spot_recovery.enabled && length(local.fallback_groups) > 0 && local.cache != null ? {
