@@ -483,6 +483,7 @@ def run_fallback(
     """One fallback pass over every configured pool. A pool's failure is its outcome, never an exception
     that stops the others."""
     from google.api_core.exceptions import GoogleAPICallError, PreconditionFailed
+    from requests.exceptions import RequestException  # a lost answer, as the REST transports raise it
 
     clients = clients or compute.compute_clients()
     if bucket is None:
@@ -505,7 +506,7 @@ def run_fallback(
                     group.pool, "spot", "none", "state changed by another pass: next pass", "conflict"
                 )
             )
-        except (GoogleAPICallError, compute.OperationError, ValueError) as exc:
+        except (GoogleAPICallError, RequestException, compute.OperationError, ValueError) as exc:
             out.append(FallbackOutcome(group.pool, "spot", "none", compute.describe_error(exc), "failed"))
     return out
 
