@@ -263,3 +263,53 @@ def test_the_state_role_grants_exactly_what_the_state_store_calls() -> None:
     assert set(role.body["permissions"]) == set(recovery.iam_permissions()["fallback_state"])
     [grant] = [r for r in load_module(module).resources() if r.type == "google_storage_bucket_iam_member"]
     assert "fallback/" in str(grant.body["condition"])  # only the state objects, not the models
+
+
+GCP_ENV = """\
+env: {name: dev, protected: false}
+clouds:
+  gcp:
+    project: acme-ml-dev
+    region: us-central1
+    network: projects/acme-ml-dev/global/networks/gpu
+    subnetwork: projects/acme-ml-dev/regions/us-central1/subnetworks/gpu
+pools:
+  - name: l4
+    cloud: gcp
+    zones: [us-central1-a, us-central1-b]
+    instance_type: g2-standard-24
+    capacity: spot
+    min: 0
+    desired: 0
+    max: 4
+    spot: {termination_action: STOP}
+backend:
+  gcs: {bucket: acme-tfstate-dev, prefix: gpu-platform/dev}
+model_cache:
+  gcp: {bucket: BUCKET}
+"""
+
+
+def test_jobs_status_shows_a_gcp_pool_on_demand_since_until(
+    compute_fake: ComputeFake, gcs: GcsFake, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from pyctl.commands.jobs import jobs
+
+    (tmp_path / "env.yaml").write_text(GCP_ENV.replace("BUCKET", BUCKET))
+    runner = CliRunner()
+    quiet = runner.invoke(jobs, ["status", "--env", str(tmp_path)])
+    assert quiet.exit_code == 0 and "no GCP pool has shifted" in quiet.output
+
+    pool(compute_fake)
+    for i in range(3):
+        preempt(compute_fake, f"pyctl-dev-l4-j{i}j{i}", NOW - timedelta(minutes=5 + i))
+    config = recovery.FallbackConfig(CONFIG.groups, BUCKET, "")  # the env's bucket, no key prefix
+    assert run(NOW, config=config).action == "shift"
+    out = runner.invoke(jobs, ["status", "--env", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    header, row = out.output.splitlines()
+    assert header.split() == ["group", "market", "since", "until", "reason"]
+    assert row.split()[:4] == [SPOT, "on-demand", "2026-11-22T12:00:30Z", "2026-11-22T14:00:30Z"]
+    assert "3 preemptions within 6h" in row

@@ -553,3 +553,40 @@ def _fallback_pool(
         store.write(key, replace(current, phase="settled").to_json(group))
     log.info("spot fallback: %s %s -> %s", group.pool, action, step.reason)
     return FallbackOutcome(group.pool, mode, action, step.reason, "done", since, until)
+
+
+@dataclass(frozen=True)
+class PoolFallbackStatus:
+    """A GCP spot pool's fallback as `pyctl jobs status` shows it (the fields of AWS's GroupStatus)."""
+
+    group: str
+    market: str  # "spot" | "on-demand"
+    on_demand_since: datetime | None
+    on_demand_until: datetime | None
+    reason: str
+
+
+def fallback_statuses(bucket: Any, prefix: str = "") -> list[PoolFallbackStatus]:
+    """Every pool the fallback has shifted at least once, from its state objects. On demand from the shift
+    until the pass has moved it back (a shift to spot still in progress shows as on-demand)."""
+    out = []
+    for blob in bucket.list_blobs(prefix=f"{prefix}fallback/"):
+        if not blob.name.endswith(".json"):
+            continue
+        try:
+            doc = json.loads(blob.download_as_bytes())
+            state = FallbackState.from_json(doc)
+        except ValueError:
+            log.warning("spot fallback: %s is not a state object", blob.name)
+            continue
+        on_demand = state.mode == "on-demand" or state.phase == "shifting"
+        out.append(
+            PoolFallbackStatus(
+                group=str(doc.get("spot_group") or blob.name),
+                market="on-demand" if on_demand else "spot",
+                on_demand_since=state.since if on_demand else None,
+                on_demand_until=state.until if on_demand else None,
+                reason=state.reason if on_demand else "",
+            )
+        )
+    return sorted(out, key=lambda s: s.group)
