@@ -313,3 +313,16 @@ def test_jobs_status_shows_a_gcp_pool_on_demand_since_until(
     assert header.split() == ["group", "market", "since", "until", "reason"]
     assert row.split()[:4] == [SPOT, "on-demand", "2026-11-22T12:00:30Z", "2026-11-22T14:00:30Z"]
     assert "3 preemptions within 6h" in row
+
+
+def test_the_function_reads_the_fallback_from_its_environment() -> None:
+    from pyctl.functions.gpu_watchdog_gcp import WatchdogEnvironment
+
+    base = {"WATCHDOG_PROJECT": PROJECT, "WATCHDOG_ENV": "dev"}
+    assert WatchdogEnvironment.from_environ({**base, "WATCHDOG_FALLBACK": ""}).fallback is None
+    group = {"pool": "l4", "spot_group": SPOT, "twin_group": TWIN, "location": REGION, "regional": True,
+             "zones": list(ZONES)}  # fmt: skip
+    doc = {"groups": [group], "max_interruptions": 3, "window_hours": 6, "cooldown_hours": 2,
+           "state_bucket": BUCKET, "state_prefix": "models/"}  # fmt: skip
+    parsed = WatchdogEnvironment.from_environ({**base, "WATCHDOG_FALLBACK": json.dumps(doc)}).fallback
+    assert parsed == CONFIG
