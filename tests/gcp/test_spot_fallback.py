@@ -326,3 +326,23 @@ def test_the_function_reads_the_fallback_from_its_environment() -> None:
            "state_bucket": BUCKET, "state_prefix": "models/"}  # fmt: skip
     parsed = WatchdogEnvironment.from_environ({**base, "WATCHDOG_FALLBACK": json.dumps(doc)}).fallback
     assert parsed == CONFIG
+
+
+def test_no_spot_capacity_on_the_way_back_starts_another_on_demand_period(
+    compute_fake: ComputeFake, gcs: GcsFake
+) -> None:
+    spot, _ = pool(compute_fake)
+    for i in range(3):
+        preempt(compute_fake, f"pyctl-dev-l4-w{i}w{i}", NOW - timedelta(minutes=5 + i))
+    run(NOW)
+    run(NOW + timedelta(minutes=15))
+    later = NOW + timedelta(hours=2, minutes=1)
+    assert run(later).action == "shift" and size(compute_fake, SPOT) == 3  # on the way back
+    error = {"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": "no resources"}
+    compute_fake.set_managed(
+        spot, [{"currentAction": "CREATING", "lastAttempt": {"errors": {"errors": [error]}}}]
+    )
+    again = run(later + timedelta(minutes=15))
+    assert (again.mode, again.action) == ("on-demand", "shift")
+    assert "on the way back" in again.reason and again.until == "2026-11-22T16:16:30Z"
+    assert (size(compute_fake, SPOT), size(compute_fake, TWIN)) == (0, 3)  # the twin never lost its VMs

@@ -331,6 +331,12 @@ def fallback_step(
             return replace(step, write=back, reason=f"{state.until.isoformat()} reached: back to spot")
         return FallbackStep(None, None, None, False, f"on-demand until {state.until}")
     if state is not None and state.phase == "shifting":  # returning to spot
+        if capacity_errors:  # spot is still short: another on-demand period; the twin kept its VMs
+            why = f"spot capacity on the way back: {', '.join(sorted(set(capacity_errors)))}"
+            again = FallbackState(
+                "on-demand", "shifting", twin.target, now, now + _hours(config.cooldown_hours), why
+            )
+            return replace(_shift_step(again, twin, "twin"), write=again, reason=why)
         return _shift_step(state, spot, "spot")
     # Spot: only preemptions after the last on-demand period count, so a shift back does not at once shift
     # again for the preemptions that caused the last one.
@@ -346,9 +352,13 @@ def fallback_step(
         return FallbackStep(None, None, None, False, f"spot: {len(counted)} preemptions in the window")
     if spot.target == 0:
         return FallbackStep(None, None, None, False, f"{why}; spot group is empty: nothing to shift")
-    until = now + timedelta(hours=config.cooldown_hours)
+    until = now + _hours(config.cooldown_hours)
     shift = FallbackState("on-demand", "shifting", spot.target, now, until, why)
     return replace(_shift_step(shift, twin, "twin"), write=shift, reason=why)
+
+
+def _hours(hours: float) -> timedelta:
+    return timedelta(hours=hours)
 
 
 def _shift_step(state: FallbackState, receiver: GroupSize, side: str) -> FallbackStep:
@@ -527,8 +537,8 @@ def _fallback_pool(
     preemptions: list[datetime] = []
     capacity: list[str] = []
     if state is None or state.mode == "spot":
-        zones = group.group_zones
-        preemptions = _preemptions(clients, project, group, zones)
+        if state is None or state.phase == "settled":
+            preemptions = _preemptions(clients, project, group, group.group_zones)
         capacity = _capacity_errors(clients, project, group) if spot.target > 0 else []
     step = fallback_step(state, spot, twin, preemptions, capacity, now, config)
     current = step.write or state
