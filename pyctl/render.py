@@ -30,6 +30,8 @@ TFVARS_FILE = "terraform.tfvars.json"
 BACKEND_FILE = "backend.hcl"
 # Function zips and their hashes are build artifacts (git-ignored): Terraform loads *.auto.tfvars.json itself.
 FUNCTIONS_FILE = "functions.auto.tfvars.json"
+# The node agent bundles (one per cloud the env uses) and the variables naming them: build artifacts too.
+AGENT_BUNDLES_FILE = "agent_bundles.auto.tfvars.json"
 BUILD_DIR = ".pyctl-build"
 
 
@@ -61,7 +63,8 @@ def render_env(loaded: LoadedEnv, catalog: Catalog | None = None) -> Rendered:
     clouds = [c for c in ("aws", "gcp") if getattr(spec.clouds, c) is not None]
     backend = "s3" if spec.backend.s3 is not None else "gcs"
     files.update(render_root(loaded.dir, spec.env.name, clouds, backend, _render_template))
-    return Rendered(env_dir=loaded.dir, files=files, generated=_function_packages(spec))
+    generated = {**_function_packages(spec), **_agent_bundles(clouds)}
+    return Rendered(env_dir=loaded.dir, files=files, generated=generated)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -93,6 +96,23 @@ def _function_packages(spec: EnvSpec) -> dict[str, bytes]:
         variables[name] = {"path": rel, "base64sha256": digest}
     if variables:
         generated[FUNCTIONS_FILE] = _json_bytes({"function_packages": variables})
+    return generated
+
+
+def _agent_bundles(clouds: list[str]) -> dict[str, bytes]:
+    """Each cloud's node agent bundle (pyctl.node_bundle) and `<cloud>_agent_bundle = {path, sha256}`."""
+    from pyctl.node_bundle import bundle_bytes, bundle_filename
+
+    generated: dict[str, bytes] = {}
+    variables: dict[str, dict[str, str]] = {}
+    for cloud in clouds:
+        assert cloud in ("aws", "gcp")
+        data = bundle_bytes("aws" if cloud == "aws" else "gcp")
+        rel = f"{BUILD_DIR}/{bundle_filename('aws' if cloud == 'aws' else 'gcp')}"
+        generated[rel] = data
+        variables[f"{cloud}_agent_bundle"] = {"path": rel, "sha256": hashlib.sha256(data).hexdigest()}
+    if variables:
+        generated[AGENT_BUNDLES_FILE] = _json_bytes(variables)
     return generated
 
 

@@ -23,6 +23,8 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's fake credentials
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# The node bundle's dependency wheels: `make install` prefetches them here, so tests never download.
+os.environ.setdefault("PYCTL_CACHE_DIR", str(REPO_ROOT / ".cache" / "pyctl"))
 
 
 class MotoServer:

@@ -70,7 +70,36 @@ def _node_cloud(cloud: str | None, bucket: str, prefix: str, region: str | None)
         raise click.UsageError(exc.message) from None
 
 
-@click.group()
+def _version() -> str:
+    """The installed distribution's version (the node bundle's), else the package's own."""
+    from importlib import metadata
+
+    from pyctl import __version__
+
+    for dist in metadata.packages_distributions().get("pyctl", []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return __version__
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"pyctl-agent {_version()}")
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option("--log-level", default="INFO", show_default=True, envvar="PYCTL_AGENT_LOG_LEVEL")
 def main(log_level: str) -> None:
     """pyctl node agent: spot watch and checkpoint sync, resume, model fetch."""

@@ -37,7 +37,10 @@ def render(env: str, check: bool) -> None:
     """Render terraform.tfvars.json and backend.hcl from env.yaml, byte-identically on every run.
 
     Also builds the env's function zips (watchdog, spot recovery) into .pyctl-build/ and names them,
-    with their hashes, in functions.auto.tfvars.json: build artifacts, not committed, not --check'ed.
+    with their hashes, in functions.auto.tfvars.json, and one node agent bundle per cloud
+    (.pyctl-build/agent-<cloud>.tar.gz, named with its sha256 in agent_bundles.auto.tfvars.json; its
+    dependency wheels come hash-pinned from $PYCTL_CACHE_DIR, fetched once through pip's configured
+    index): build artifacts, not committed, not --check'ed.
     """
     from pyctl.render import check_rendered, render_env, write_rendered
     from pyctl.spec import display_path, load_env

@@ -1,11 +1,13 @@
 """A local fake of the GCE metadata server: `instance/preempted` with `wait_for_change` semantics (a request
 whose `last_etag` matches the current value waits until the value changes or `timeout_sec` passes; any
-other request answers at once), and `instance/maintenance-event` (plain reads). Requests without
-`Metadata-Flavor: Google` get 403."""
+other request answers at once), `instance/maintenance-event` (plain reads), and for a booting node the
+instance's id, zone, custom metadata (`instance/attributes/KEY`) and its service account's access token.
+Requests without `Metadata-Flavor: Google` get 403."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 
 PREEMPTED_PATH = "/computeMetadata/v1/instance/preempted"
 MAINTENANCE_PATH = "/computeMetadata/v1/instance/maintenance-event"
+INSTANCE = "/computeMetadata/v1/instance/"
+TOKEN_PATH = INSTANCE + "service-accounts/default/token"
 
 
 @dataclass
@@ -22,6 +26,10 @@ class MetadataFake:
     maintenance: str = "NONE"
     requests: list[dict[str, str]] = field(default_factory=list)
     host: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    instance_id: str = "4567890123456789012"
+    zone: str = "projects/123456789012/zones/us-central1-a"
+    access_token: str = "ya29.fake-node-access-token"
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -41,7 +49,19 @@ class MetadataFake:
                 self._changed.wait_for(lambda: query["last_etag"] != self.etag, timeout=timeout)
             return self.value, self.etag
 
-    def serve(self) -> ThreadingHTTPServer:
+    def plain(self, path: str) -> str | None:
+        """The instance documents a booting node reads (None: 404)."""
+        if path == TOKEN_PATH:
+            return json.dumps({"access_token": self.access_token, "expires_in": 3599, "token_type": "Bearer"})
+        if path == INSTANCE + "id":
+            return self.instance_id
+        if path == INSTANCE + "zone":
+            return self.zone
+        if path.startswith(INSTANCE + "attributes/"):
+            return self.attributes.get(path.removeprefix(INSTANCE + "attributes/"))
+        return None
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,7 +75,8 @@ class MetadataFake:
                 elif parsed.path == MAINTENANCE_PATH:
                     status, body, etag = 200, fake.maintenance, ""
                 elif parsed.path != PREEMPTED_PATH:
-                    status, body, etag = 404, "not found", ""
+                    document = fake.plain(parsed.path)
+                    status, body, etag = (404, "not found", "") if document is None else (200, document, "")
                 else:
                     body, etag = fake.answer({k: v[-1] for k, v in parse_qs(parsed.query).items()})
                     status = 200
@@ -69,8 +90,8 @@ class MetadataFake:
                 self.end_headers()
                 self.wfile.write(data)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer((host, port), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.host = f"127.0.0.1:{server.server_address[1]}"
+        self.host = f"{host}:{server.server_address[1]}"
         return server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -106,7 +107,12 @@ def test_render_is_identical_across_processes(prod_copy: Path) -> None:
                 [sys.executable, "-c", code],
                 capture_output=True,
                 check=True,
-                env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+                # The bundle wheels' cache (prefetched): a render here never downloads.
+                env={
+                    "PYTHONHASHSEED": seed,
+                    "PATH": "/usr/bin:/bin",
+                    "PYCTL_CACHE_DIR": os.environ["PYCTL_CACHE_DIR"],
+                },
             ).stdout
         )
     assert outputs[0] == outputs[1]
@@ -170,3 +176,37 @@ def test_watchdog_gets_hourly_prices_with_the_envs_discount(prod_copy: Path) -> 
         discounted["p5.48xlarge:spot"] == listed["p5.48xlarge:spot"]
     )  # a negotiated discount is not a spot one
     assert "a3-highgpu-8g" in listed and "a3-highgpu-8g:spot" in listed  # the GCP watchdog prices its VMs too
+
+
+def test_agent_bundles_are_built_per_cloud_and_named_with_their_hash(prod_copy: Path) -> None:
+    import hashlib
+    import tarfile
+
+    from pyctl.node_bundle import build_bundle
+
+    assert CliRunner().invoke(cli, ["render", "--env", str(prod_copy)]).exit_code == 0
+    variables = json.loads((prod_copy / "agent_bundles.auto.tfvars.json").read_text())
+    assert sorted(variables) == ["aws_agent_bundle", "gcp_agent_bundle"]  # prod uses both clouds
+    for cloud in ("aws", "gcp"):
+        entry = variables[f"{cloud}_agent_bundle"]
+        assert entry["path"] == f".pyctl-build/agent-{cloud}.tar.gz"  # relative: machine-independent
+        data = (prod_copy / entry["path"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        # The same bytes as the builder's own (what another tool or a node checks against).
+        assert build_bundle(cloud, prod_copy / "again", offline=True).sha256 == entry["sha256"]
+        with tarfile.open(prod_copy / entry["path"]) as archive:
+            manifest = json.loads(archive.extractfile("BUNDLE.json").read())
+        assert manifest["cloud"] == cloud and manifest["distribution"] == "pyctl-gpu-node-agent"
+    # --check compares committed files only: the bundles are build artifacts, rebuilt by every render.
+    (prod_copy / "agent_bundles.auto.tfvars.json").unlink()
+    assert CliRunner().invoke(cli, ["render", "--env", str(prod_copy), "--check"]).exit_code == 0
+
+
+def test_an_aws_only_env_gets_only_the_aws_bundle(tmp_path: Path) -> None:
+    env_dir = tmp_path / "dev"
+    env_dir.mkdir()
+    shutil.copy(REPO / "infra" / "envs" / "dev" / "env.yaml", env_dir / "env.yaml")
+    assert CliRunner().invoke(cli, ["render", "--env", str(env_dir)]).exit_code == 0
+    variables = json.loads((env_dir / "agent_bundles.auto.tfvars.json").read_text())
+    assert list(variables) == ["aws_agent_bundle"]
+    assert not (env_dir / ".pyctl-build" / "agent-gcp.tar.gz").exists()

@@ -346,3 +346,27 @@ def test_no_spot_capacity_on_the_way_back_starts_another_on_demand_period(
     assert (again.mode, again.action) == ("on-demand", "shift")
     assert "on the way back" in again.reason and again.until == "2026-11-22T16:16:30Z"
     assert (size(compute_fake, SPOT), size(compute_fake, TWIN)) == (0, 3)  # the twin never lost its VMs
+
+
+def test_the_twin_template_is_the_spot_template_but_for_its_scheduling() -> None:
+    """twin.tf repeats the spot template (a resource cannot be cloned in HCL): any other difference is a
+    drift between the two that a change to main.tf forgot to carry over."""
+    from pathlib import Path
+
+    from tests.terraform.tfconfig import body_items, load_module
+
+    module = Path(__file__).resolve().parents[2] / "infra" / "modules" / "gcp-gpu-pool"
+    templates = {
+        r.name: dict(body_items(r.body))
+        for r in load_module(module).resources()
+        if r.type == "google_compute_instance_template"
+    }
+    spot, twin = templates["this"], templates["twin"]
+    own = {"count", "name_prefix", "description", "labels", "scheduling", "reservation_affinity"}
+    same = json.dumps({k: v for k, v in spot.items() if k not in own}, sort_keys=True)
+    # The twin's labels say what it is, on the template and its boot disk alike.
+    twin_same = json.dumps({k: v for k, v in twin.items() if k not in own}, sort_keys=True)
+    assert twin_same.replace("local.twin_labels", "local.labels") == same
+    [scheduling] = twin["scheduling"]
+    assert scheduling["provisioning_model"] == "STANDARD" and scheduling["preemptible"] is False
+    assert "instance_termination_action" not in scheduling

@@ -41,10 +41,12 @@ _STACK_OUTPUTS = ["labels", "pools", "model_versions"]
 
 def rendered_tfvars(env: str) -> dict[str, Any]:
     """What `pyctl render --env ENV` writes to terraform.tfvars.json, from the committed env.yaml."""
-    from pyctl.render import TFVARS_FILE, render_env
+    from pyctl.render import AGENT_BUNDLES_FILE, TFVARS_FILE, render_env
     from pyctl.spec import load_env
 
-    data: dict[str, Any] = json.loads(render_env(load_env(env)).files[TFVARS_FILE])
+    rendered = render_env(load_env(env))
+    data: dict[str, Any] = json.loads(rendered.files[TFVARS_FILE])
+    data.update(json.loads(rendered.generated.get(AGENT_BUNDLES_FILE, b"{}")))  # Terraform loads it too
     return data
 
 
@@ -57,6 +59,14 @@ def stack_arguments(tfvars: dict[str, Any]) -> dict[str, Any]:
         "pools": tfvars["gcp_pools"],
         "model_cache": tfvars["model_cache"],
     }
+
+
+# The node agent bundle a call gets unless it names its own (the stack passes gcp-model-cache's output).
+SAMPLE_BUNDLE = {
+    "bucket": "acme-gpu-models-gcs",
+    "key": "agent/" + "ab" * 32 + ".tar.gz",
+    "sha256": "ab" * 32,
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +112,14 @@ class EvalTree:
         `../infra/modules/gcp-gpu-pool-eval/templates`)."""
         calls: dict[str, Any] = {}
         for name, args in pools.items():
-            calls[name] = {"source": "../infra/modules/gcp-gpu-pool-eval", **args}
+            calls[name] = {
+                "source": "../infra/modules/gcp-gpu-pool-eval",
+                "agent_bundle": SAMPLE_BUNDLE,
+                **args,
+            }
         for name, args in stacks.items():
-            calls[name] = {"source": "../infra/stacks/gcp-eval", **args}
+            bundle = {"path": "agent-gcp.tar.gz", "sha256": SAMPLE_BUNDLE["sha256"]}
+            calls[name] = {"source": "../infra/stacks/gcp-eval", "agent_bundle": bundle, **args}
         outputs = {name: {"value": f"${{module.{name}}}"} for name in calls}
         outputs.update({name: {"value": f"${{{expr}}}"} for name, expr in (expressions or {}).items()})
         (self.root / "main.tf.json").write_text(json.dumps({"module": calls, "output": outputs}, indent=1))

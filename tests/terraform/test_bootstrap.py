@@ -24,9 +24,10 @@ SAMPLE: dict[str, Any] = {
     "model_name": "llama-3-70b-instruct",
     "model_version": "2024-07-23",
     "nvme_path": "/mnt/nvme",
-    "agent_package": "pyctl==0.1.0",
+    "agent_bundle_bucket": "acme-prod-gpu-models",
+    "agent_bundle_key": "agent/" + "ab" * 32 + ".tar.gz",
+    "agent_bundle_sha256": "ab" * 32,
     "spot_watch": True,
-    "job": "h100-spot-burst",
     "checkpoint_keep": 5,
     "secrets": [
         {"env_var": "HF_TOKEN", "source": "ssm", "name": "/pyctl/prod/hf-token"},
@@ -111,11 +112,13 @@ def test_spot_pool_fetches_its_model_and_runs_the_spot_watcher(spot_script: str)
         r"pyctl-agent fetch-model \$MODEL_NAME --version \$MODEL_VERSION --to .* --bucket", spot_script
     )
     assert re.search(
-        r"pyctl-agent watch --job \$SPOT_JOB --checkpoint-dir .* --bucket \$CACHE_BUCKET", spot_script
+        r"pyctl-agent watch --job \$job --checkpoint-dir .* --bucket \$CACHE_BUCKET", spot_script
     )
     main = spot_script.split("main() {", 1)[1]
-    assert "  fetch_model\n" in main and "  start_spot_watcher\n" in main
-    assert "readonly AGENT_PACKAGE='pyctl==0.1.0'" in spot_script
+    assert "  fetch_model\n" in main and '  start_spot_watcher "$job"\n' in main
+    # The watcher is installed before the model fetch starts.
+    assert main.index("start_spot_watcher") < main.index("fetch_model")
+    assert f"readonly BUNDLE_SHA256='{'ab' * 32}'" in spot_script
     # The fetch takes minutes: user data enables the units and does not wait for them.
     assert 'systemctl start --no-block "$name"' in spot_script and "enable --now" not in spot_script
 
@@ -123,7 +126,7 @@ def test_spot_pool_fetches_its_model_and_runs_the_spot_watcher(spot_script: str)
 def test_on_demand_pool_without_model_runs_neither_fetch_nor_watcher(on_demand_script: str) -> None:
     main = on_demand_script.split("main() {", 1)[1]
     assert "  fetch_model\n" not in main
-    assert "  start_spot_watcher\n" not in main
+    assert "  start_spot_watcher" not in main
     assert "  load_secrets\n" in main
 
 
@@ -148,7 +151,8 @@ def _exec_start_argv(script: str, unit: str) -> list[str]:
     """The ExecStart of a unit the script installs, with the script's readonly values substituted."""
     values = dict(re.findall(r"^readonly (\w+)='([^']*)'$", script, flags=re.M))
     values.update(dict(re.findall(r"^readonly (\w+)=(/\S+)$", script, flags=re.M)))
-    body = script.split(f"install_unit {unit} <<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    values["job"] = SAMPLE["pool"]  # the pyctl:job tag the node reads through IMDS (no spot_job set)
+    body = script.split(f"install_unit {unit} <<UNIT\n", 1)[1].split("\nUNIT\n", 1)[0]
     command = next(line for line in body.splitlines() if line.startswith("ExecStart="))
     command = command.removeprefix("ExecStart=").replace("${prefix_arg[*]}", "")
     command = re.sub(r"\$(\w+)", lambda m: values[m.group(1)], command)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pyctl.render import TFVARS_FILE, render_env
+from pyctl.render import AGENT_BUNDLES_FILE, TFVARS_FILE, render_env
 from pyctl.spec import load_env
 
 from .tfconfig import INFRA, load_module
@@ -30,6 +30,8 @@ STACK_VARIABLES = INFRA / "stacks" / "aws" / "variables.tf"
 def rendered_tfvars(env: str) -> dict[str, Any]:
     rendered = render_env(load_env(str(INFRA / "envs" / env)))
     data: dict[str, Any] = json.loads(rendered.files[TFVARS_FILE])
+    # Terraform also loads the generated *.auto.tfvars.json (function zips, agent bundles).
+    data.update(json.loads(rendered.generated.get(AGENT_BUNDLES_FILE, b"{}")))
     return data
 
 

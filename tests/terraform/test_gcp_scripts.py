@@ -92,21 +92,30 @@ def _steps(script: str) -> list[str]:
 
 def test_spot_node_startup_mounts_monitors_fetches_and_watches(scripts: dict[str, Any]) -> None:
     text = scripts["text"]["spot_startup"]
+    # The watcher and resume units are installed before the model fetch starts (and do not wait for it).
     assert _steps(text) == [
-        "mount_local_ssd",
-        "configure_ops_agent",
+        'local job=""',
+        "check_python",
+        'job="$(read_job)"',
         "install_agent",
+        'write_agent_env "$job"',
+        "install_local_ssd_unit",
+        'start_preemption_watcher "$job"',
         "fetch_model",
-        "start_preemption_watcher",
+        "configure_ops_agent",
     ]
+    assert 'systemctl enable --now --no-block "$name"' in text
     assert "readonly MODEL_VERSION='2024-07-18'" in text and "readonly KEY_PREFIX='team-a/'" in text
 
 
 def test_reserved_node_without_model_skips_fetch_and_watcher(scripts: dict[str, Any]) -> None:
     assert _steps(scripts["text"]["reserved_startup"]) == [
-        "mount_local_ssd",
-        "configure_ops_agent",
+        'local job=""',
+        "check_python",
         "install_agent",
+        'write_agent_env "$job"',
+        "install_local_ssd_unit",
+        "configure_ops_agent",
     ]
     assert "readonly PYCTL_CAPACITY='reserved'" in scripts["text"]["reserved_startup"]
 
@@ -114,7 +123,8 @@ def test_reserved_node_without_model_skips_fetch_and_watcher(scripts: dict[str, 
 def test_startup_script_carries_names_not_secrets(scripts: dict[str, Any]) -> None:
     for name in ("spot_startup", "reserved_startup"):
         text = scripts["text"][name]
-        assert not re.search(r"(?i)(secret|password|token)\s*=\s*\S", text)
+        # (`token="$(metadata_get ...)"`: the node's access token, read at boot from the metadata server)
+        assert not re.search(r"(?i)(secret|password|token)\s*=\s*(?!\"\$\(metadata_get )\S", text)
         assert not re.search(r"-----BEGIN|AKIA[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}", text)
 
 
@@ -126,7 +136,7 @@ def _units(scripts: dict[str, Any], tmp_path: Path) -> dict[str, str]:
 source <(sed -e '/^exec > >(tee/d' -e '/^main$/d' {shlex.quote(str(scripts["files"]["spot_startup"]))})
 install_unit() {{ cat >"{units}/$1"; }}
 fetch_model
-start_preemption_watcher
+start_preemption_watcher l4-overflow
 """
     result = subprocess.run(["bash", "-c", harness], capture_output=True, text=True, check=False)  # noqa: S603, S607
     assert result.returncode == 0, result.stdout + result.stderr

@@ -83,6 +83,12 @@ def pool_arguments(tfvars: dict[str, Any], name: str, pool: dict[str, Any]) -> d
         if pool["model"] is None
         else {"name": pool["model"], "version": versions[pool["model"]]},
         "nvme_path": tfvars["model_cache"]["nvme_path"],
+        # What the stack passes: aws-model-cache's agent_bundle output (the bundle's key and hash).
+        "agent_bundle": {
+            "bucket": tfvars["model_cache"]["aws"]["bucket"],
+            "key": "agent/" + "ab" * 32 + ".tar.gz",
+            "sha256": "ab" * 32,
+        },
         "boot_secrets": pool.get("boot_secrets", []),
         "auto_shutdown": pool["auto_shutdown"],
         "watchdog_may_terminate": pool["watchdog_may_terminate"],
@@ -198,10 +204,10 @@ def test_user_data_follows_the_env(evaluated: dict[str, dict[str, Any]]) -> None
     baseline = evaluated["prod--h100-baseline"]["user_data"]
     assert "readonly MODEL_NAME='llama-3-70b-instruct'" in baseline
     assert "readonly MODEL_VERSION='2024-07-23'" in baseline
-    assert "  start_spot_watcher\n" not in baseline.split("main() {", 1)[1]
+    assert "  start_spot_watcher" not in baseline.split("main() {", 1)[1]
     burst = evaluated["prod--h100-spot-burst"]["user_data"]
     main = burst.split("main() {", 1)[1]
-    assert "  start_spot_watcher\n" in main and "  fetch_model\n" not in main  # no model in env.yaml
+    assert '  start_spot_watcher "$job"\n' in main and "  fetch_model\n" not in main  # no model in env.yaml
     secrets = evaluated["extra--secrets"]["user_data"]
     assert "'HF_TOKEN=ssm:/pyctl/dev/hf-token' 'WANDB_API_KEY=secretsmanager:dev/wandb'" in secrets
     assert "readonly KEY_PREFIX='team-a/'" in secrets

@@ -66,7 +66,8 @@ def test_applied_env_keeps_its_resources_after_the_refactor(env_name: str, stand
     # the APIs the GCP stack turns on (infra/stacks/gcp/services.tf). Nothing else may be created.
     # And the spot pools' on-demand fallback (docs/spot-recovery.md): the rules, targets and permissions of
     # its Auto Scaling launch failures and its schedule, new resources next to the existing rules.
-    added = {"google_project_service"}
+    # And the node agent bundle objects in the model-cache buckets (the bundle replaced a pip install by name).
+    added = {"google_project_service", "aws_s3_object", "google_storage_bucket_object"}
     added_keys = ('["fallback-schedule"]', '["launch-unsuccessful"]')
     gcp_added = (".twin[0]", ".fallback_state[0]")
     lost = {

@@ -36,4 +36,5 @@ module "aws" {
   watchdog          = var.watchdog
   spot_recovery     = var.spot_recovery
   function_packages = var.function_packages
+  agent_bundle      = var.aws_agent_bundle
 }

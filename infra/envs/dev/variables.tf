@@ -91,6 +91,15 @@ variable "spot_recovery" {
   nullable = false
 }
 
+variable "aws_agent_bundle" {
+  description = "The AWS node agent bundle built by pyctl render: { path (relative to this directory), sha256 }."
+  type = object({
+    path   = string
+    sha256 = string
+  })
+  nullable = false
+}
+
 variable "model_cache" {
   description = "Model-cache buckets per cloud, the models to cache, and the node NVMe cache path."
   type = object({

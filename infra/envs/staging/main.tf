@@ -40,6 +40,7 @@ module "aws" {
   watchdog          = var.watchdog
   spot_recovery     = var.spot_recovery
   function_packages = var.function_packages
+  agent_bundle      = var.aws_agent_bundle
 }
 
 provider "google" {
@@ -58,4 +59,5 @@ module "gcp" {
   watchdog          = var.watchdog
   spot_recovery     = var.spot_recovery
   function_packages = var.function_packages
+  agent_bundle      = var.gcp_agent_bundle
 }

@@ -91,6 +91,15 @@ variable "spot_recovery" {
   nullable = false
 }
 
+variable "aws_agent_bundle" {
+  description = "The AWS node agent bundle built by pyctl render: { path (relative to this directory), sha256 }."
+  type = object({
+    path   = string
+    sha256 = string
+  })
+  nullable = false
+}
+
 variable "gcp" {
   description = "GCP project, region and network."
   type = object({
@@ -127,6 +136,15 @@ variable "gcp_pools" {
     fallback               = optional(string, "none") # spot pools: on_demand gets an on-demand twin group
   }))
   default  = {}
+  nullable = false
+}
+
+variable "gcp_agent_bundle" {
+  description = "The GCP node agent bundle built by pyctl render: { path (relative to this directory), sha256 }."
+  type = object({
+    path   = string
+    sha256 = string
+  })
   nullable = false
 }
 

@@ -49,9 +49,10 @@ locals {
     model_name           = var.model == null ? "" : var.model.name
     model_version        = var.model == null ? "" : var.model.version
     nvme_path            = var.nvme_path
-    agent_package        = var.agent_package
+    agent_bundle_bucket  = var.agent_bundle.bucket
+    agent_bundle_key     = var.agent_bundle.key
+    agent_bundle_sha256  = var.agent_bundle.sha256
     spot_watch           = local.is_spot
-    job                  = local.job
     checkpoint_keep      = var.checkpoint_retention
     secrets              = local.secrets
     cloudwatch_namespace = var.cloudwatch_namespace

@@ -146,6 +146,8 @@ resource "aws_launch_template" "this" {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
+    # The node reads its own pyctl:job tag (the job it runs) through IMDS: tags/instance/pyctl:job.
+    instance_metadata_tags = "enabled"
   }
 
   monitoring {

@@ -185,10 +185,10 @@ variable "ami_id" {
 }
 
 variable "ami_ssm_parameter" {
-  description = "SSM public parameter holding the GPU AMI id, used when ami_id is null. The default is the Deep Learning Base AMI with the NVIDIA driver (Ubuntu 22.04, x86_64)."
+  description = "SSM public parameter holding the GPU AMI id, used when ami_id is null. The default is the Deep Learning Base OSS AMI with the NVIDIA driver (Ubuntu 24.04, x86_64), which ships Python 3.12 (pyctl-agent needs 3.11+)."
   type        = string
   nullable    = false
-  default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
+  default     = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
 }
 
 variable "root_device_name" {
@@ -310,15 +310,18 @@ variable "nvme_path" {
   }
 }
 
-variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the nodes (pin a version, or point at your own index/wheel URL: the default installs whatever the node's index serves under that name)."
-  type        = string
-  nullable    = false
-  default     = "pyctl"
+variable "agent_bundle" {
+  description = "The node agent bundle in the model-cache bucket (aws-model-cache's agent_bundle output): the bootstrap downloads s3://bucket/key, installs it only if its sha256 matches, with pip --no-index --require-hashes (no public index, no NAT)."
+  type = object({
+    bucket = string
+    key    = string
+    sha256 = string
+  })
+  nullable = false
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9._:/@=<>!~+\\[\\],-]+$", var.agent_package))
-    error_message = "agent_package must be a pip requirement without spaces or quotes."
+    condition     = can(regex("^[0-9a-f]{64}$", var.agent_bundle.sha256)) && can(regex("^([A-Za-z0-9._-]+/)*agent/[0-9a-f]{64}\\.tar\\.gz$", var.agent_bundle.key)) && endswith(var.agent_bundle.key, "/${var.agent_bundle.sha256}.tar.gz") && can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.agent_bundle.bucket))
+    error_message = "agent_bundle must name an S3 bucket, a key [PREFIX/]agent/<sha256>.tar.gz and its 64-hex-digit sha256."
   }
 }
 

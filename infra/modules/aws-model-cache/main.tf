@@ -9,6 +9,7 @@ locals {
   # The same layout pyctl's model push, fetch-model and checkpoint agent use (pyctl/core/models.py, checkpoint.py).
   model_prefix      = "${var.key_prefix}models/"
   checkpoint_prefix = "${var.key_prefix}checkpoints/"
+  agent_prefix      = "${var.key_prefix}agent/"
 }
 
 resource "aws_s3_bucket" "this" {
@@ -171,6 +172,13 @@ data "aws_iam_policy_document" "read" {
     resources = ["${local.bucket_arn}/${local.model_prefix}*"]
   }
 
+  # The node agent bundle (content-addressed, so the bootstrap names the exact key; no listing needed).
+  statement {
+    sid       = "ReadAgentBundle"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/${local.agent_prefix}*"]
+  }
+
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
 
@@ -217,4 +225,31 @@ data "aws_iam_policy_document" "write" {
       resources = [statement.value]
     }
   }
+}
+
+# The node agent bundle: nodes install pyctl-agent from it (no public index, no NAT). The key is the bundle's
+# sha256, so a new bundle is a new object and a node never sees a half-replaced one; the boot script checks
+# the hash again before installing. SSE-KMS like the bucket's default (the same key), SHA256-checked by S3.
+resource "aws_s3_object" "agent_bundle" {
+  count = var.agent_bundle == null ? 0 : 1
+
+  bucket                 = aws_s3_bucket.this.bucket # known at plan time (id is computed)
+  key                    = "${local.agent_prefix}${var.agent_bundle.sha256}.tar.gz"
+  source                 = var.agent_bundle.path
+  source_hash            = var.agent_bundle.sha256
+  content_type           = "application/gzip"
+  checksum_algorithm     = "SHA256"
+  server_side_encryption = "aws:kms"
+  kms_key_id             = var.kms_key_arn
+  bucket_key_enabled     = true
+  tags                   = var.tags # S3 allows 10 tags per object (default_tags included)
+
+  lifecycle {
+    precondition {
+      condition     = try(filesha256(var.agent_bundle.path), "") == var.agent_bundle.sha256
+      error_message = "agent_bundle: ${var.agent_bundle.path} is missing or its sha256 is not agent_bundle.sha256; run `pyctl render`."
+    }
+  }
+
+  depends_on = [aws_s3_bucket_server_side_encryption_configuration.this, aws_s3_bucket_public_access_block.this]
 }

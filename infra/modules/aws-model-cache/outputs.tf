@@ -37,3 +37,17 @@ output "write_policy_json" {
   description = "IAM policy document: list, read, write and prune the checkpoint prefix (and encrypt with the customer key)."
   value       = data.aws_iam_policy_document.write.json
 }
+
+output "agent_prefix" {
+  description = "Key prefix of the node agent bundles (the read policy lets nodes get objects under it)."
+  value       = local.agent_prefix
+}
+
+output "agent_bundle" {
+  description = "Where the nodes find the agent bundle: { bucket, key, sha256 } (pass it to aws-gpu-pool's agent_bundle), or null."
+  value = var.agent_bundle == null ? null : {
+    bucket = aws_s3_object.agent_bundle[0].bucket
+    key    = aws_s3_object.agent_bundle[0].key
+    sha256 = var.agent_bundle.sha256
+  }
+}

@@ -20,6 +20,8 @@ locals {
   hyperdisk_only  = can(regex("^(a3-ultragpu|a4|a4x)-", var.pool.machine_type))
   boot_disk_type  = coalesce(var.boot_disk_type, local.hyperdisk_only ? "hyperdisk-balanced" : "pd-balanced")
 
+  gvnic = can(regex("^(a2|a3|a4|a4x|g2)-", var.pool.machine_type))
+
   reservation_name = local.base_name
   job              = coalesce(var.checkpoint_job, var.name)
 
@@ -47,18 +49,19 @@ locals {
 
   templates_dir = "${path.module}/templates"
   startup_script = templatefile("${local.templates_dir}/startup.sh.tftpl", {
-    env           = var.env
-    pool          = var.name
-    capacity      = var.pool.capacity
-    bucket        = var.model_cache.bucket
-    key_prefix    = var.model_cache.key_prefix
-    job           = local.job
-    spot_watch    = local.spot
-    model         = var.pool.model == null ? "" : var.pool.model
-    model_version = var.model_version == null ? "" : var.model_version
-    nvme_path     = var.nvme_path
-    agent_package = var.agent_package
-    gpu_count     = var.pool.gpus_per_instance
+    env                 = var.env
+    pool                = var.name
+    capacity            = var.pool.capacity
+    bucket              = var.model_cache.bucket
+    key_prefix          = var.model_cache.key_prefix
+    spot_watch          = local.spot
+    model               = var.pool.model == null ? "" : var.pool.model
+    model_version       = var.model_version == null ? "" : var.model_version
+    nvme_path           = var.nvme_path
+    agent_bundle_bucket = var.agent_bundle.bucket
+    agent_bundle_key    = var.agent_bundle.key
+    agent_bundle_sha256 = var.agent_bundle.sha256
+    gpu_count           = var.pool.gpus_per_instance
   })
   shutdown_script = templatefile("${local.templates_dir}/shutdown.sh.tftpl", {
     pool           = var.name

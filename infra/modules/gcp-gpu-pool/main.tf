@@ -72,6 +72,8 @@ resource "google_compute_instance_template" "this" {
     "enable-oslogin"         = "TRUE"
     "block-project-ssh-keys" = "TRUE"
     "serial-port-enable"     = "FALSE"
+    # The job the node runs: read at boot from the metadata server (instance/attributes/pyctl-job).
+    "pyctl-job" = local.job
   }
 
   disk {
@@ -113,6 +115,8 @@ resource "google_compute_instance_template" "this" {
   network_interface {
     network    = var.network
     subnetwork = var.subnetwork
+    # A2, A3, A4 and G2 machine types need (A3 and later: only support) the gVNIC driver.
+    nic_type = local.gvnic ? "GVNIC" : null
   }
 
   service_account {

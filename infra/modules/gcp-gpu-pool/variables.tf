@@ -189,10 +189,10 @@ variable "nvme_path" {
 }
 
 variable "source_image" {
-  description = "Boot image (self link, projects/P/global/images/family/F, or a family URL). It must ship NVIDIA drivers signed for Secure Boot; the default Ubuntu accelerator image does."
+  description = "Boot image (self link, projects/P/global/images/family/F, or a family URL). It must ship NVIDIA drivers signed for Secure Boot; the default Ubuntu 24.04 accelerator image (NVIDIA 580) does, with Python 3.12 (pyctl-agent needs 3.11+)."
   type        = string
   nullable    = false
-  default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550"
+  default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2404-amd64-with-nvidia-580"
 }
 
 variable "boot_disk_type" {
@@ -207,11 +207,19 @@ variable "boot_disk_kms_key" {
   default     = null
 }
 
-variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the node (e.g. \"pyctl[gcp]==0.3.1\", or a gs:// wheel fetched first)."
-  type        = string
-  nullable    = false
-  default     = "pyctl[gcp]"
+variable "agent_bundle" {
+  description = "The node agent bundle in the model-cache bucket (gcp-model-cache's agent_bundle output): the startup script downloads gs://bucket/key, installs it only if its sha256 matches, with pip --no-index --require-hashes (no public index, no Cloud NAT)."
+  type = object({
+    bucket = string
+    key    = string
+    sha256 = string
+  })
+  nullable = false
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.agent_bundle.sha256)) && can(regex("^([A-Za-z0-9._-]+/)*agent/[0-9a-f]{64}\\.tar\\.gz$", var.agent_bundle.key)) && endswith(var.agent_bundle.key, "/${var.agent_bundle.sha256}.tar.gz") && can(regex("^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", var.agent_bundle.bucket))
+    error_message = "agent_bundle must name a GCS bucket, an object [PREFIX/]agent/<sha256>.tar.gz and its 64-hex-digit sha256."
+  }
 }
 
 variable "secure_boot" {

@@ -4,14 +4,17 @@
 locals {
   model_prefix      = "${var.key_prefix}models/"
   checkpoint_prefix = "${var.key_prefix}checkpoints/"
+  agent_prefix      = "${var.key_prefix}agent/"
   object_path       = "projects/_/buckets/${var.bucket_name}/objects/"
 
   # IAM conditions (CEL). Listing is checked against the bucket itself, so the read grant also covers the
-  # bucket resource: nodes can list names anywhere but read objects only under the two prefixes.
+  # bucket resource: nodes can list names anywhere but read objects only under the three prefixes (models,
+  # checkpoints, and the node agent bundles).
   read_condition = join(" || ", [
     "resource.type == \"storage.googleapis.com/Bucket\"",
     "resource.name.startsWith(\"${local.object_path}${local.model_prefix}\")",
     "resource.name.startsWith(\"${local.object_path}${local.checkpoint_prefix}\")",
+    "resource.name.startsWith(\"${local.object_path}${local.agent_prefix}\")",
   ])
   write_condition = "resource.name.startsWith(\"${local.object_path}${local.checkpoint_prefix}\")"
 }
@@ -103,7 +106,7 @@ resource "google_storage_bucket_iam_member" "pool_read" {
 
   condition {
     title       = "pyctl-read-models-and-checkpoints"
-    description = "List the bucket; read objects under ${local.model_prefix} and ${local.checkpoint_prefix}."
+    description = "List the bucket; read objects under ${local.model_prefix}, ${local.checkpoint_prefix} and ${local.agent_prefix}."
     expression  = local.read_condition
   }
 }
@@ -119,5 +122,28 @@ resource "google_storage_bucket_iam_member" "pool_write_checkpoints" {
     title       = "pyctl-write-checkpoints"
     description = "Create, overwrite and delete objects under ${local.checkpoint_prefix} only."
     expression  = local.write_condition
+  }
+}
+
+# The node agent bundle: nodes install pyctl-agent from it (no public index, no Cloud NAT). The name is the
+# bundle's sha256, so a new bundle is a new object; the startup script checks the hash again before
+# installing. Encrypted like every object of the bucket: with its default KMS key when it has one.
+resource "google_storage_bucket_object" "agent_bundle" {
+  count = var.agent_bundle == null ? 0 : 1
+
+  bucket       = google_storage_bucket.this.name
+  name         = "${local.agent_prefix}${var.agent_bundle.sha256}.tar.gz"
+  source       = var.agent_bundle.path
+  content_type = "application/gzip"
+  kms_key_name = var.kms_key_name
+  metadata = {
+    sha256 = var.agent_bundle.sha256
+  }
+
+  lifecycle {
+    precondition {
+      condition     = try(filesha256(var.agent_bundle.path), "") == var.agent_bundle.sha256
+      error_message = "agent_bundle: ${var.agent_bundle.path} is missing or its sha256 is not agent_bundle.sha256; run `pyctl render`."
+    }
   }
 }

@@ -42,3 +42,17 @@ output "write_condition" {
   description = "The IAM condition (CEL) of the pools' checkpoint grant (roles/storage.objectUser), for review."
   value       = local.write_condition
 }
+
+output "agent_prefix" {
+  description = "Object prefix of the node agent bundles (the pools' read grant covers it)."
+  value       = local.agent_prefix
+}
+
+output "agent_bundle" {
+  description = "Where the nodes find the agent bundle: { bucket, key, sha256 } (pass it to gcp-gpu-pool's agent_bundle), or null."
+  value = var.agent_bundle == null ? null : {
+    bucket = google_storage_bucket_object.agent_bundle[0].bucket
+    key    = google_storage_bucket_object.agent_bundle[0].name
+    sha256 = var.agent_bundle.sha256
+  }
+}

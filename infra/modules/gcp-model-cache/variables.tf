@@ -107,3 +107,17 @@ variable "labels" {
     error_message = "labels keys must match ^[a-z][a-z0-9_-]{0,62}$ and values ^[a-z0-9_-]{0,63}$."
   }
 }
+
+variable "agent_bundle" {
+  description = "The node agent bundle `pyctl render` builds (path: the .tar.gz on disk; sha256: its hex digest). The module uploads it to <key_prefix>agent/<sha256>.tar.gz, which the pools' service accounts may read. null: no bundle."
+  type = object({
+    path   = string
+    sha256 = string
+  })
+  default = null
+
+  validation {
+    condition     = var.agent_bundle == null || can(regex("^[0-9a-f]{64}$", try(var.agent_bundle.sha256, "")))
+    error_message = "agent_bundle.sha256 must be 64 lowercase hex digits (pyctl render writes it)."
+  }
+}

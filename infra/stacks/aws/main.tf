@@ -29,6 +29,10 @@ module "model_cache" {
   access_log_bucket       = var.model_cache.aws.access_log_bucket
   noncurrent_version_days = var.model_cache.aws.noncurrent_version_days
   tags                    = var.tags
+  agent_bundle = {
+    path   = "${path.root}/${var.agent_bundle.path}"
+    sha256 = var.agent_bundle.sha256
+  }
 }
 
 module "pool" {
@@ -74,9 +78,9 @@ module "pool" {
     name    = each.value.model
     version = local.model_versions[each.value.model][length(local.model_versions[each.value.model]) - 1]
   }
-  nvme_path     = var.model_cache.nvme_path
-  agent_package = var.agent_package
-  boot_secrets  = each.value.boot_secrets
+  nvme_path    = var.model_cache.nvme_path
+  agent_bundle = local.cache.agent_bundle
+  boot_secrets = each.value.boot_secrets
 
   checkpoint_retention = var.spot_recovery.checkpoint_retention
 

@@ -181,11 +181,13 @@ variable "model_cache" {
   nullable = false
 }
 
-variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the GPU nodes."
-  type        = string
-  nullable    = false
-  default     = "pyctl"
+variable "agent_bundle" {
+  description = "The node agent bundle pyctl render builds: path (relative to the env directory) and sha256 (hex). The stack uploads it into the model-cache bucket under <key_prefix>agent/<sha256>.tar.gz; the nodes install pyctl-agent from there, only if the hash matches."
+  type = object({
+    path   = string
+    sha256 = string
+  })
+  nullable = false
 }
 
 variable "watchdog" {

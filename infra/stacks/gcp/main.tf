@@ -13,6 +13,10 @@ module "model_cache" {
   key_prefix              = local.cache.key_prefix
   access_log_bucket       = local.cache.access_log_bucket
   labels                  = merge(local.labels, { "pyctl-env" = var.env.name })
+  agent_bundle = {
+    path   = "${path.root}/${var.agent_bundle.path}"
+    sha256 = var.agent_bundle.sha256
+  }
 
   pool_service_accounts = { for name, pool in module.pool : name => pool.service_account_email }
 
@@ -41,7 +45,9 @@ module "pool" {
   model_version = each.value.model == null ? null : lookup(local.model_versions, each.value.model, null)
   nvme_path     = var.model_cache.nvme_path
   source_image  = var.source_image
-  agent_package = var.agent_package
+  # The bundle object depends on the bucket only (not on the grants that name these pools): no cycle, and a
+  # node never boots before its agent bundle is in the bucket.
+  agent_bundle = try(module.model_cache[0].agent_bundle, null)
 
   depends_on = [google_project_service.this]
 }

@@ -118,9 +118,11 @@ variable "source_image" {
   default     = "projects/ubuntu-os-accelerator-images/global/images/family/ubuntu-accelerator-2204-amd64-with-nvidia-550"
 }
 
-variable "agent_package" {
-  description = "pip requirement that installs pyctl-agent on the nodes."
-  type        = string
-  nullable    = false
-  default     = "pyctl[gcp]"
+variable "agent_bundle" {
+  description = "The node agent bundle pyctl render builds: path (relative to the env directory) and sha256 (hex). The stack uploads it into the model-cache bucket under <key_prefix>agent/<sha256>.tar.gz; the nodes install pyctl-agent from there, only if the hash matches."
+  type = object({
+    path   = string
+    sha256 = string
+  })
+  nullable = false
 }

@@ -29,7 +29,14 @@ PLATFORM = "linux_amd64"
 
 
 # What a private copy of infra/ leaves behind: state, provider caches and pyctl's build artifacts.
-_COPY_IGNORE = (".terraform", "*.tfstate*", "*.tfplan", ".pyctl-build", "functions.auto.tfvars.json")
+_COPY_IGNORE = (
+    ".terraform",
+    "*.tfstate*",
+    "*.tfplan",
+    ".pyctl-build",
+    "functions.auto.tfvars.json",
+    "agent_bundles.auto.tfvars.json",
+)
 
 
 def copy_infra(source: Path, dest: Path) -> Path:

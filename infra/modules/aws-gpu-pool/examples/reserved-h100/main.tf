@@ -57,6 +57,13 @@ module "pool" {
     write_policy_json = module.model_cache.write_policy_json
   }
   model = { name = "llama-3-70b-instruct", version = "2024-07-23" }
+  # The agent bundle pyctl render builds (`python -m pyctl.node_bundle build aws DIR` prints its sha256 and key);
+  # upload it with the model-cache module's agent_bundle input and pass that module's agent_bundle output.
+  agent_bundle = {
+    bucket = module.model_cache.bucket
+    key    = "agent/9f2c6a7d41b3e58f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7.tar.gz"
+    sha256 = "9f2c6a7d41b3e58f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7"
+  }
 
   ingress = {
     security_group_ids = ["sg-0c1d2e3f4a5b60301"]

@@ -45,6 +45,13 @@ module "pool" {
   }
 
   model_cache = { bucket = "acme-prod-gpu-models-gcs" }
+  # The agent bundle pyctl render builds (`python -m pyctl.node_bundle build gcp DIR` prints its sha256 and key);
+  # upload it with the model-cache module's agent_bundle input and pass that module's agent_bundle output.
+  agent_bundle = {
+    bucket = "acme-prod-gpu-models-gcs"
+    key    = "agent/9f2c6a7d41b3e58f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7.tar.gz"
+    sha256 = "9f2c6a7d41b3e58f0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7"
+  }
 }
 
 output "reservation" {
