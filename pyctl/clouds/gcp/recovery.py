@@ -448,22 +448,25 @@ def _capacity_errors(clients: compute.ComputeClients, project: str, group: Fallb
     return codes
 
 
-def _preemptions(
-    clients: compute.ComputeClients, project: str, group: FallbackGroup, zones: Sequence[str]
-) -> list[datetime]:
-    """Preemption times of the spot group's VMs (named `<group>-xxxx`) in the zones' operation history."""
+def _zone_preemptions(clients: compute.ComputeClients, project: str, zone: str) -> list[tuple[str, datetime]]:
+    """(target link, time) of every preemption in the zone's operation history."""
     from google.cloud import compute_v1
 
+    request = compute_v1.ListZoneOperationsRequest(
+        project=project, zone=zone, filter=f'(operationType = "{PREEMPTED}")'
+    )
+    return [
+        (op.target_link, compute.parse_timestamp(op.insert_time))
+        for op in clients.zone_operations.list(request=request)
+    ]
+
+
+def _preemptions(
+    history: Callable[[str], list[tuple[str, datetime]]], group: FallbackGroup, zones: Sequence[str]
+) -> list[datetime]:
+    """Preemption times of the spot group's VMs (named `<group>-xxxx`) in the zones' operation history."""
     member = re.compile(rf"/instances/{re.escape(group.spot_group)}-[a-z0-9]{{4}}$")
-    times = []
-    for zone in zones:
-        request = compute_v1.ListZoneOperationsRequest(
-            project=project, zone=zone, filter=f'(operationType = "{PREEMPTED}")'
-        )
-        for op in clients.zone_operations.list(request=request):
-            if member.search(op.target_link):
-                times.append(compute.parse_timestamp(op.insert_time))
-    return times
+    return [when for zone in zones for link, when in history(zone) if member.search(link)]
 
 
 def _resize(
@@ -501,6 +504,13 @@ def run_fallback(
 
         bucket = storage_client(project).bucket(config.state_bucket)
     store = StateStore(bucket)
+    zones: dict[str, list[tuple[str, datetime]]] = {}
+
+    def history(zone: str) -> list[tuple[str, datetime]]:  # read once per zone and pass, for every pool
+        if zone not in zones:
+            zones[zone] = _zone_preemptions(clients, project, zone)
+        return zones[zone]
+
     out = []
     for group in config.groups:
         if env and not (
@@ -509,7 +519,7 @@ def run_fallback(
             out.append(FallbackOutcome(group.pool, "spot", "none", f"not a group of env {env}", "failed"))
             continue
         try:
-            out.append(_fallback_pool(clients, project, config, store, group, dry_run, now()))
+            out.append(_fallback_pool(clients, project, config, store, history, group, dry_run, now()))
         except PreconditionFailed:
             out.append(
                 FallbackOutcome(
@@ -526,6 +536,7 @@ def _fallback_pool(
     project: str,
     config: FallbackConfig,
     store: StateStore,
+    history: Callable[[str], list[tuple[str, datetime]]],
     group: FallbackGroup,
     dry_run: bool,
     now: datetime,
@@ -538,7 +549,7 @@ def _fallback_pool(
     capacity: list[str] = []
     if state is None or state.mode == "spot":
         if state is None or state.phase == "settled":
-            preemptions = _preemptions(clients, project, group, group.group_zones)
+            preemptions = _preemptions(history, group, group.group_zones)
         capacity = _capacity_errors(clients, project, group) if spot.target > 0 else []
     step = fallback_step(state, spot, twin, preemptions, capacity, now, config)
     current = step.write or state
