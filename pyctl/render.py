@@ -167,13 +167,14 @@ def terraform_variables(spec: EnvSpec, catalog: Catalog) -> dict[str, Any]:
         "env": {"name": spec.env.name, "protected": spec.env.protected},
         "tags": env_tags(spec),
     }
-    if aws is not None:
-        out["aws"] = aws.model_dump()
-        out["aws_pools"] = {p.name: _aws_pool(p, catalog) for p in spec.pools if p.cloud == "aws"}
+    if aws is not None or gcp is not None:  # AWS: the recovery function; GCP: the fallback's rule
         out["spot_recovery"] = {
             **spec.spot_recovery.model_dump(exclude={"jobs"}),
             "jobs": {job.name: {"pool": job.pool} for job in spec.spot_recovery.jobs},
         }
+    if aws is not None:
+        out["aws"] = aws.model_dump()
+        out["aws_pools"] = {p.name: _aws_pool(p, catalog) for p in spec.pools if p.cloud == "aws"}
     if gcp is not None:
         out["gcp"] = gcp.model_dump()
         out["gcp_pools"] = {p.name: _gcp_pool(p, catalog) for p in spec.pools if p.cloud == "gcp"}
@@ -253,6 +254,8 @@ def _gcp_pool(pool: Pool, catalog: Catalog) -> dict[str, Any]:
         "distribution": pool.distribution or ("regional" if len(pool.zones) != 1 else "zonal"),
         "termination_action": (s.termination_action or "DELETE") if pool.capacity == "spot" else None,
         "reservation": _reservation(pool, aws=False),
+        # on_demand: the pool gets an on-demand twin group that the watchdog's fallback pass sizes up.
+        "fallback": s.fallback if pool.capacity == "spot" else "none",
     }
 
 

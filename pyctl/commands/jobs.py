@@ -79,17 +79,26 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(env: str, as_json: bool) -> None:
     """Jobs, their market (spot, or on-demand since/until when), interruptions, last checkpoint step and
-    estimated training time lost; then the spot pool groups the on-demand fallback has shifted.
+    estimated training time lost; then the spot pool groups the on-demand fallback has shifted (AWS Auto
+    Scaling groups; GCP spot groups, whose on-demand twin runs meanwhile).
     --json prints the jobs as a list (on_demand_since/until as ISO times or null)."""
-    from pyctl.clouds.aws import client
-    from pyctl.clouds.aws.recovery import group_statuses, job_statuses, scan_table
+    from pyctl.spec import load_env
 
-    region, table = _region_and_table(env)
-    with _aws_errors(table):
-        dynamodb = client("dynamodb", region)
-        items = scan_table(dynamodb, table)
-    rows = job_statuses(dynamodb, table, items=items)
-    groups = group_statuses(dynamodb, table, items=items)
+    loaded = load_env(env)
+    rows: list[Any] = []
+    groups: list[Any] = []
+    table = ""
+    if loaded.spec.clouds.aws is not None or loaded.spec.clouds.gcp is None:
+        from pyctl.clouds.aws import client
+        from pyctl.clouds.aws.recovery import group_statuses, job_statuses, scan_table
+
+        region, table = _region_and_table(env)
+        with _aws_errors(table):
+            dynamodb = client("dynamodb", region)
+            items = scan_table(dynamodb, table)
+        rows = job_statuses(dynamodb, table, items=items)
+        groups = group_statuses(dynamodb, table, items=items)
+    groups += _gcp_fallback(loaded.spec)
     if as_json:
         out: list[dict[str, Any]] = []
         for row in rows:
@@ -102,8 +111,29 @@ def status(env: str, as_json: bool) -> None:
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
     if not rows and not groups:
-        click.echo(f"no jobs recorded in {table}")
+        click.echo(
+            f"no jobs recorded in {table}" if table else f"{env}: no GCP pool has shifted to on-demand"
+        )
         return
+    from pyctl.output import console
+    from pyctl.output import table as make_table
+
+    if rows:  # a GCP-only env has no jobs table (the GCP recovery records no jobs)
+        _print_jobs(rows)
+    if groups:
+        gtbl = make_table("group", "market", "since", "until", "reason", copy="group")
+        for g in groups:
+            gtbl.add_row(
+                g.group,
+                g.market,
+                _iso(g.on_demand_since) or "-",
+                _iso(g.on_demand_until) or "-",
+                g.reason or "-",
+            )
+        console().print(gtbl)
+
+
+def _print_jobs(rows: list[Any]) -> None:
     from pyctl.output import console
     from pyctl.output import table as make_table
 
@@ -124,17 +154,33 @@ def status(env: str, as_json: bool) -> None:
             r.last_instance or "-",
         )
     console().print(tbl)
-    if groups:
-        gtbl = make_table("group", "market", "since", "until", "reason", copy="group")
-        for g in groups:
-            gtbl.add_row(
-                g.group,
-                g.market,
-                _iso(g.on_demand_since) or "-",
-                _iso(g.on_demand_until) or "-",
-                g.reason or "-",
-            )
-        console().print(gtbl)
+
+
+def _gcp_fallback(spec: Any) -> list[Any]:
+    """The GCP spot pools' fallback (their state objects in the env's GCS bucket); none without GCP spot
+    pools or a GCS model cache. No credentials or no access: one line, exit 1."""
+    gcp, cache = spec.clouds.gcp, spec.model_cache.gcp
+    if gcp is None or cache is None or not spec.spot_recovery.enabled:
+        return []
+    if not any(p.cloud == "gcp" and p.capacity == "spot" for p in spec.pools):
+        return []
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+    from requests.exceptions import RequestException
+
+    from pyctl.clouds.gcp import storage_client
+    from pyctl.clouds.gcp.recovery import fallback_statuses
+
+    try:
+        return list(fallback_statuses(storage_client(gcp.project).bucket(cache.bucket)))
+    except GoogleAuthError as exc:
+        raise PyctlError(
+            f"GCP: no usable credentials ({str(exc).splitlines()[0][:200]}); run"
+            " `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+            1,
+        ) from None
+    except (GoogleAPIError, RequestException) as exc:
+        raise PyctlError(f"gs://{cache.bucket}/fallback/: {str(exc).splitlines()[0][:200]}", 1) from None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyctl.clouds.gcp import watchdog
+from pyctl.clouds.gcp import recovery, watchdog
 from pyctl.core.idle import Settings
 
 
@@ -29,13 +29,15 @@ class WatchdogEnvironment:
     settings: Settings
     prices: Mapping[str, float] = field(default_factory=dict)
     recover_spot: bool = False
+    fallback: recovery.FallbackConfig | None = None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> WatchdogEnvironment:
         """`WATCHDOG_PROJECT` (or the runtime's `GOOGLE_CLOUD_PROJECT`), `WATCHDOG_ZONES` (comma-separated;
         empty = every zone), `WATCHDOG_HOURLY_PRICES` (JSON), `WATCHDOG_RECOVER_SPOT` (`true`: after the
         watchdog, start preempted Spot VMs where capacity is back) and the settings' variables, of which
-        `WATCHDOG_ENV` is required here."""
+        `WATCHDOG_ENV` is required here. `WATCHDOG_FALLBACK` (JSON, `recovery.FallbackConfig`; empty: none)
+        turns on the spot fallback pass."""
         project = env.get("WATCHDOG_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT") or ""
         if not project:
             raise ValueError("WATCHDOG_PROJECT (or GOOGLE_CLOUD_PROJECT) must name the project to watch")
@@ -45,7 +47,9 @@ class WatchdogEnvironment:
         settings = Settings.from_environ(env)
         if not settings.env:  # the deployed watchdog acts on its own env only, never project-wide
             raise ValueError("WATCHDOG_ENV must name the env whose VMs the watchdog may act on")
-        return cls(project, zones or None, settings, prices, recover)
+        raw_fallback = env.get("WATCHDOG_FALLBACK", "").strip()
+        fallback = recovery.FallbackConfig.from_json(raw_fallback) if raw_fallback else None
+        return cls(project, zones or None, settings, prices, recover, fallback)
 
 
 def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:
@@ -60,5 +64,19 @@ def watchdog_http(request: Any) -> tuple[str, int, dict[str, str]]:
         )
         summary["spot_recovery"] = recovered["vms"]
         summary["errors"] = [*summary["errors"], *recovered["errors"]]
+    if config.fallback is not None:
+        shifted = [
+            o.to_json()
+            for o in recovery.run_fallback(
+                config.project, config.fallback, dry_run=config.settings.dry_run, env=config.settings.env
+            )
+        ]
+        for o in shifted:
+            severity = "WARNING" if o["outcome"] in ("failed", "conflict") else "INFO"
+            line = {"message": "spot-fallback decision", "cloud": "gcp", "severity": severity, **o}
+            print(json.dumps(line, sort_keys=True))
+        summary["spot_fallback"] = shifted
+        failed = [f"spot fallback {o['pool']}: {o['reason']}" for o in shifted if o["outcome"] == "failed"]
+        summary["errors"] = [*summary["errors"], *failed]
     status = 500 if summary["errors"] else 200
     return json.dumps(summary, sort_keys=True), status, {"Content-Type": "application/json"}

@@ -171,8 +171,8 @@ def _rest_operation(service: str, method: str, split: urllib.parse.SplitResult, 
 
 
 _GCP_COLLECTION = re.compile(
-    r"/(instances|instanceGroupManagers|regionInstanceGroupManagers|autoscalers|operations|b|o)(?:/([^/?]+))?(?:/([A-Za-z]+))?$"
-)
+    r"/(instances|instanceGroupManagers|regionInstanceGroupManagers|autoscalers|operations|b|o)(?:/([^/?]+))?(?:/(?!o$)([A-Za-z]+))?$"
+)  # (?!o$): `/b/B/o` (list, upload) is the objects collection, not a verb "o" of bucket B
 
 
 def _gcp_operation(method: str, path: str) -> str:

@@ -1,7 +1,8 @@
 """A local HTTP fake of the Compute Engine REST API (v1), driven by the real google-cloud-compute client.
 
 Covers what pyctl calls: instances get/list/aggregatedList (with label/status filters and paging),
-stop, start; instanceGroupManagers (zonal and regional) get/resize/deleteInstances; autoscalers get;
+stop, start; instanceGroupManagers (zonal and regional) get/resize/deleteInstances/listManagedInstances
+(the managed instances a test sets with `set_managed`: `lastAttempt.errors` of failed creations); autoscalers get;
 zone/region operations get/wait/list. Operations start RUNNING and finish on the first get/wait, so the
 client's polling is exercised. Errors are real Compute error documents.
 """
@@ -66,10 +67,12 @@ class ComputeFake:
     instances: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (zone, name)
     groups: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (scope path, name)
     autoscalers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    managed: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)  # (scope path, group)
     operations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (scope path, name)
     no_capacity: set[str] = field(default_factory=set)  # zones where start fails for lack of resources
     unreachable: set[str] = field(default_factory=set)  # zones the aggregated list cannot read
     failures: dict[tuple[str, str], tuple[int, str, str]] = field(default_factory=dict)  # one-shot
+    hooks: dict[tuple[str, str], Any] = field(default_factory=dict)  # one-shot, run before the request
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     page_size: int = 3  # small, so paging is exercised
     url: str = ""
@@ -170,6 +173,16 @@ class ComputeFake:
         self.groups[(scope, name)] = doc
         return url
 
+    def set_managed(self, group_url: str, managed: list[dict[str, Any]]) -> None:
+        """The managed instances listManagedInstances answers for a group (ManagedInstance documents, e.g.
+        `{"instance": URL, "currentAction": "CREATING", "lastAttempt": {"errors": {"errors": [{"code":
+        "ZONE_RESOURCE_POOL_EXHAUSTED", "message": "..."}]}}}`)."""
+        scope, name = re.search(
+            r"((?:zones|regions)/[^/]+)/instanceGroupManagers/([^/]+)$", group_url
+        ).groups()  # type: ignore[union-attr]
+        with self._lock:
+            self.managed[(scope, name)] = managed
+
     def preempt(self, name: str, zone: str = "us-central1-a", at: datetime | None = None) -> None:
         """What GCE does to a Spot VM with termination action STOP: TERMINATED, and a preempted operation."""
         with self._lock:
@@ -178,6 +191,11 @@ class ComputeFake:
             doc["lastStopTimestamp"] = rfc3339(at or self.now)
             op = self._operation(f"zones/{zone}", "compute.instances.preempted", doc)
             op.update(status="DONE", insertTime=rfc3339(at or self.now), endTime=rfc3339(at or self.now))
+
+    def before_once(self, method: str, path_suffix: str, hook: Any) -> None:
+        """Run `hook()` once, before the next matching request is served and outside the fake's lock:
+        another client acting between two of this client's calls (e.g. a second pass at the same time)."""
+        self.hooks[(method, path_suffix)] = hook
 
     def fail_once(self, method: str, path_suffix: str, status: int, reason: str, message: str) -> None:
         self.failures[(method, path_suffix)] = (status, reason, message)
@@ -217,6 +235,11 @@ class ComputeFake:
             effect(op)
 
     def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            hooks = [k for k in self.hooks if k[0] == method and path.endswith(k[1])]
+            hook = self.hooks.pop(hooks[0]) if hooks else None
+        if hook is not None:
+            hook()
         with self._lock:
             self.calls.append((method, path, {**query, **body}))
             for (m, suffix), failure in list(self.failures.items()):
@@ -259,7 +282,8 @@ class ComputeFake:
             if method == "POST" and verb:
                 return self._instance_verb(zone, doc, verb[1:])
         m = re.fullmatch(
-            r"((?:zones|regions)/[^/]+)/instanceGroupManagers/([^/]+)(/resize|/deleteInstances)?", rest
+            r"((?:zones|regions)/[^/]+)/instanceGroupManagers/([^/]+)(/resize|/deleteInstances|/listManagedInstances)?",
+            rest,
         )
         if m:
             scope, name, verb = m.groups()
@@ -268,6 +292,9 @@ class ComputeFake:
                 raise ApiError(404, "notFound", f"The resource '{rest}' was not found")
             if method == "GET" and verb is None:
                 return group
+            if method == "POST" and verb == "/listManagedInstances":  # POST in the API, paged
+                items = self.managed.get((scope, name), [])
+                return self._page({}, "managedInstances", items, query)
             if method == "POST" and verb == "/resize":
                 group["targetSize"] = int(query["size"])
                 return self._done(scope, "compute.instanceGroupManagers.resize", group)

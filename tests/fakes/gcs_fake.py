@@ -4,7 +4,8 @@ Point the client at it with STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT (the cli
 credentials). Implemented: objects list (prefix, pages), get (metadata, or media with Range), delete, multipart
 upload, resumable upload (initiate, chunked PUTs with Content-Range, status query). Objects carry the
 size, generation, updated time, md5Hash and crc32c the real service returns; media responses carry
-X-Goog-Hash. Errors use the JSON error shape. It can also flip a byte in the next N media responses of an
+X-Goog-Hash. `ifGenerationMatch` (get, multipart upload) answers 412 when the generation differs (0: the object
+must not exist). Errors use the JSON error shape. It can also flip a byte in the next N media responses of an
 object (corruption in transit) and records every request.
 """
 
@@ -62,9 +63,20 @@ class GcsFake:
         self.buckets.setdefault(name, {})
 
     def put(
-        self, bucket: str, name: str, data: bytes, content_type: str = "application/octet-stream"
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        if_generation_match: str | None = None,
     ) -> dict[str, Any]:
         with self._lock:
+            # ifGenerationMatch: the live object's generation must equal it; 0: no live object may exist.
+            # Checked and written under one lock, as GCS does: of two conditional writes one wins.
+            if if_generation_match is not None:
+                current = self.buckets[bucket].get(name)
+                if int(if_generation_match) != (current.generation if current else 0):
+                    raise _Error(412, "At least one of the pre-conditions you specified did not hold.")
             obj = StoredObject(data, next(self._generations), datetime.now(UTC), content_type)
             self.buckets[bucket][name] = obj
         return self.resource(bucket, name, obj)
@@ -146,6 +158,8 @@ def _handler(fake: GcsFake) -> type[BaseHTTPRequestHandler]:
             obj = self._bucket(bucket).get(name)
             if obj is None or ("generation" in query and int(query["generation"]) != obj.generation):
                 raise _Error(404, f"No such object: {bucket}/{name}")
+            if "ifGenerationMatch" in query and int(query["ifGenerationMatch"]) != obj.generation:
+                raise _Error(412, "At least one of the pre-conditions you specified did not hold.")
             return obj
 
         # --- routes -----------------------------------------------------------------------------
@@ -210,7 +224,9 @@ def _handler(fake: GcsFake) -> type[BaseHTTPRequestHandler]:
                 metadata, data = _split_multipart(self.headers.get("Content-Type", ""), body)
                 name = metadata.get("name") or query.get("name", "")
                 content_type = metadata.get("contentType", "application/octet-stream")
-                return self._json(200, fake.put(bucket, name, data, content_type))
+                return self._json(
+                    200, fake.put(bucket, name, data, content_type, query.get("ifGenerationMatch"))
+                )
             if kind == "resumable" and self.command == "POST":
                 metadata = json.loads(body or b"{}")
                 name = metadata.get("name") or query.get("name", "")

@@ -57,6 +57,7 @@ module "gcp" {
   pools             = var.gcp_pools
   model_cache       = var.model_cache
   watchdog          = var.watchdog
+  spot_recovery     = var.spot_recovery
   function_packages = var.function_packages
   agent_bundle      = var.gcp_agent_bundle
 }

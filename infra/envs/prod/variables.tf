@@ -133,6 +133,7 @@ variable "gcp_pools" {
     auto_shutdown          = optional(bool, true)
     watchdog_may_terminate = optional(bool, false)
     tags                   = optional(map(string), {})
+    fallback               = optional(string, "none") # spot pools: on_demand gets an on-demand twin group
   }))
   default  = {}
   nullable = false

@@ -42,3 +42,16 @@ output "gpu_capacity" {
   description = "This pool's entry of the env's gpu_capacity output (read by pyctl's plan summary): instances is the reservation's size for reserved pools (paid whether used or not), otherwise the desired size."
   value       = local.gpu_capacity
 }
+
+output "fallback" {
+  description = "The spot fallback pair when fallback = on_demand (null otherwise): the spot group and its on-demand twin (name, self link), where they run (region or zone), and whether the location is a region."
+  value = local.twin ? {
+    spot_group     = local.group.name
+    spot_self_link = local.group.self_link
+    twin_group     = local.regional ? google_compute_region_instance_group_manager.twin[0].name : google_compute_instance_group_manager.twin[0].name
+    twin_self_link = local.regional ? google_compute_region_instance_group_manager.twin[0].self_link : google_compute_instance_group_manager.twin[0].self_link
+    regional       = local.regional
+    location       = local.regional ? var.region : var.pool.zones[0]
+    zones          = var.pool.zones
+  } : null
+}

@@ -66,6 +66,7 @@ variable "pool" {
     auto_shutdown          = optional(bool, true)
     watchdog_may_terminate = optional(bool, false)
     tags                   = optional(map(string), {})
+    fallback               = optional(string, "none")
   })
 
   validation {
@@ -90,6 +91,11 @@ variable "pool" {
   validation {
     condition     = var.pool.capacity == "spot" ? contains(["STOP", "DELETE"], coalesce(var.pool.termination_action, "-")) : var.pool.termination_action == null
     error_message = "pool.termination_action must be STOP or DELETE for spot pools, and null otherwise."
+  }
+
+  validation {
+    condition     = contains(["none", "on_demand"], var.pool.fallback) && (var.pool.fallback == "none" || var.pool.capacity == "spot")
+    error_message = "pool.fallback must be none or on_demand, and on_demand only for spot pools."
   }
 
   validation {

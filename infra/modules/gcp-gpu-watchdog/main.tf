@@ -54,6 +54,15 @@ locals {
     WATCHDOG_DRY_RUN                    = tostring(var.settings.dry_run)
     WATCHDOG_PROTECTED_ENV              = tostring(var.settings.protected_env)
     WATCHDOG_ACT_IN_PROTECTED_ENV       = tostring(var.settings.act_in_protected_env)
+    # The spot fallback pass (pyctl.clouds.gcp.recovery.FallbackConfig); empty: no fallback.
+    WATCHDOG_FALLBACK = var.fallback == null ? "" : jsonencode({
+      groups            = var.fallback.groups
+      max_interruptions = var.fallback.max_interruptions
+      window_hours      = var.fallback.window_hours
+      cooldown_hours    = var.fallback.cooldown_hours
+      state_bucket      = var.fallback.state_bucket
+      state_prefix      = var.fallback.state_prefix
+    })
   }
 
   labels = merge(var.labels, { "pyctl-component" = "gpu-watchdog" })
@@ -109,6 +118,33 @@ resource "google_project_iam_member" "act" {
       description = "Only VMs and instance groups whose names start with ${var.act_on_name_prefix}."
       expression  = condition.value
     }
+  }
+}
+
+# The spot fallback's state: read and (over)write with generation preconditions one JSON object per pool,
+# under the state prefix of the env's bucket only (pyctl.clouds.gcp.recovery.STATE_PERMISSIONS). The bucket
+# has uniform bucket-level access, which IAM Conditions on a bucket binding need.
+resource "google_project_iam_custom_role" "fallback_state" {
+  count = var.fallback == null ? 0 : 1
+
+  project     = var.project
+  role_id     = "${local.role_prefix}_fallback_state"
+  title       = "pyctl ${var.name}: spot fallback state"
+  description = "Read and write the spot fallback's state objects."
+  permissions = ["storage.objects.create", "storage.objects.delete", "storage.objects.get"]
+}
+
+resource "google_storage_bucket_iam_member" "fallback_state" {
+  count = var.fallback == null ? 0 : 1
+
+  bucket = var.fallback.state_bucket
+  role   = google_project_iam_custom_role.fallback_state[0].id
+  member = google_service_account.runtime.member
+
+  condition {
+    title       = "pyctl-fallback-state-only"
+    description = "Only the objects under ${var.fallback.state_prefix}fallback/."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${var.fallback.state_bucket}/objects/${var.fallback.state_prefix}fallback/\")"
   }
 }
 

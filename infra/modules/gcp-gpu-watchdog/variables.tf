@@ -209,3 +209,28 @@ variable "timeout_seconds" {
     error_message = "timeout_seconds must be between 60 and 3600."
   }
 }
+
+variable "fallback" {
+  description = "Spot fallback (pyctl.clouds.gcp.recovery): the spot groups with an on-demand twin (each: pool, spot and twin group names, location, regional), the rule (max_interruptions preemptions within window_hours, then on-demand for cooldown_hours), and where the state lives (a JSON object per pool under state_prefix in state_bucket, written with generation preconditions). null: no fallback pass."
+  type = object({
+    groups = list(object({
+      pool       = string
+      spot_group = string
+      twin_group = string
+      location   = string
+      regional   = bool
+      zones      = optional(list(string), [])
+    }))
+    max_interruptions = optional(number, 3)
+    window_hours      = optional(number, 6)
+    cooldown_hours    = optional(number, 2)
+    state_bucket      = string
+    state_prefix      = optional(string, "")
+  })
+  default = null
+
+  validation {
+    condition     = var.fallback == null || try(var.fallback.max_interruptions >= 1 && var.fallback.window_hours > 0 && var.fallback.cooldown_hours > 0, false)
+    error_message = "fallback.max_interruptions must be at least 1, window_hours and cooldown_hours above 0."
+  }
+}

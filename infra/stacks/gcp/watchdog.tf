@@ -76,6 +76,7 @@ module "gpu_watchdog" {
   # Pool VMs and groups are named pyctl-<env>-<pool>...: the act role is limited to this env's.
   act_on_name_prefix = "pyctl-${var.env.name}-"
   recover_spot       = true
+  fallback           = local.fallback # fallback.tf: twins of spot pools with spot.fallback on_demand
   # $/hour by machine type (and TYPE:spot), rendered by pyctl from the price catalog and env.yaml's pricing.
   hourly_prices      = var.watchdog.hourly_prices
   log_retention_days = var.watchdog.log_retention_days
