@@ -17,10 +17,16 @@ time, CPU time and peak RSS of the process, the lower bound of calls (ceil(serie
 ceil(instances/1000) DescribeInstances + ceil(series/500) ListMetrics), our ratio to it, and each one's
 verdict accuracy against the seeded truth.
 
-Stock moto cannot hold this fleet (its ListMetrics returns a series once per datapoint and de-duplicates
-quadratically; GetMetricData scans every datapoint of the region for every query), so the moto server here
-runs with its CloudWatch store indexed by series (`--serve --fast`); `--check-fake` runs the same small
-fleet, seeded over HTTP, on stock and on indexed moto and checks that both give identical answers.
+Stock moto cannot hold this fleet. CloudWatch: its ListMetrics returns a series once per datapoint and
+de-duplicates quadratically; GetMetricData scans every datapoint of the region for every query. EC2: it
+reads an instance's tags by scanning every tag of the region, finds an instance by id by walking every
+reservation and filters every AMI once per instance launched, so launching and describing N instances
+take O(N^2) (958 s to launch 10,000 over HTTP; a DescribeInstances page over 5,000 outlasted botocore's
+60 s read timeout). So the moto server here runs with both stores indexed (`--serve --fast`) and builds
+the fleet in its own process through moto's EC2 backend; `--check-fake` runs the same small fleet on stock
+moto (launched and seeded over HTTP) and on the indexed one and checks that both give identical answers
+(DescribeInstances pages with the watchdog's, the seed's and other filters, ListMetrics, GetMetricData, and
+both algorithms' verdicts).
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +58,7 @@ METRIC = "nvidia_smi_utilization_gpu"
 IDLE_MINUTES = 30
 THRESHOLD = 5.0
 TYPES = {1: "g5.xlarge", 4: "g5.12xlarge", 8: "p4d.24xlarge"}
+AMI = "ami-12345678"
 CASES = ("idle", "busy", "one-busy-gpu", "missing", "stale")
 
 
@@ -207,6 +216,59 @@ def install_indexed_cloudwatch() -> None:
     backend_class.bench_add_point = add_point
 
 
+def install_indexed_ec2() -> None:
+    """Replace moto's EC2 lookups that scan the whole region for one resource with dictionary look-ups:
+    answers as stock moto gives them (checked by --check-fake), in time independent of the fleet's size.
+
+    Stock moto reads one instance's tags with DescribeTags over every tag of the region (a regex per
+    resource id), finds an instance by id by walking every reservation, and looks its AMI up by filtering
+    every AMI, once per instance launched; so building and describing N instances takes O(N^2).
+    """
+    from moto.ec2.models import amis, core, instances
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        if not self.id:
+            return []
+        # The tag store is keyed by resource id already; DescribeTags' resource-id filter is an anchored
+        # regex, so it also matches longer ids with this prefix: moto's ids are of one length per type.
+        tags = self.ec2_backend.tags.get(self.id, {})
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [
+            {"resource_id": self.id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()
+        ]
+
+    def get_instance(self: Any, instance_id: str) -> Any:
+        index = self.__dict__.setdefault("_bench_instance_index", {})
+        found = index.get(instance_id)
+        if found is None or found.id != instance_id:
+            index.clear()  # rebuilt from the reservations on a miss: launches add instances
+            for reservation in self.reservations.values():
+                for instance in reservation.instances:
+                    index[instance.id] = instance
+            found = index.get(instance_id)
+        if found is None:
+            return original_get_instance(self, instance_id)  # its own error
+        return found
+
+    def describe_images(self: Any, ami_ids: Any = None, filters: Any = None, **kwargs: Any) -> Any:
+        # Instance.__init__ asks for its AMI by an image-id filter over every AMI moto knows (~1,300);
+        # the benchmark registers none, so that answer never changes during a run.
+        if not ami_ids and not kwargs and filters and list(filters) == ["image-id"]:
+            key = str(filters["image-id"])
+            cache = self.__dict__.setdefault("_bench_image_cache", {})
+            if key not in cache:
+                cache[key] = original_describe_images(self, filters=filters)
+            return list(cache[key])
+        return original_describe_images(self, ami_ids=ami_ids, filters=filters, **kwargs)
+
+    original_get_instance = instances.InstanceBackend.get_instance
+    original_describe_images = amis.AmiBackend.describe_images
+    core.TaggedEC2Resource.get_tags = get_tags
+    instances.InstanceBackend.get_instance = get_instance
+    amis.AmiBackend.describe_images = describe_images
+
+
 def _statistic(stat: str, values: list[float]) -> float:
     if stat == "Maximum":
         return max(values)
@@ -220,12 +282,14 @@ def _statistic(stat: str, values: list[float]) -> float:
 
 
 def serve(fast: bool) -> None:
-    """The moto server process: prints its URL, then seeds metrics on `seed <file>` lines from stdin."""
+    """The moto server process: prints its URL, then reads commands from stdin: `seed <file>` (metrics),
+    `launch <file>` (a fleet plan: launched in this process, the ids printed as JSON) and `quit`."""
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if fast:
         install_indexed_cloudwatch()
+        install_indexed_ec2()
     from moto.backends import get_backend
     from moto.server import ThreadedMotoServer
 
@@ -240,6 +304,8 @@ def serve(fast: bool) -> None:
             for namespace, name, dims, when, value in _points(json.loads(Path(arg).read_text())):
                 backend.bench_add_point(namespace, name, dims, when, value)
             print("ok", flush=True)
+        elif command == "launch":
+            print(json.dumps(launch_in_process(json.loads(Path(arg).read_text()))), flush=True)
         elif command == "quit":
             break
     server.stop()
@@ -264,9 +330,9 @@ def plan_fleet(n: int, gpus: str, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def launch(ec2: Any, plan: list[dict[str, Any]]) -> list[str]:
-    """RunInstances per reservation (consecutive entries of one size and GPU count); returns the ids."""
-    ids: list[str] = []
+def launch_groups(plan: list[dict[str, Any]]) -> list[tuple[int, str, dict[str, str]]]:
+    """(count, instance type, tags) per reservation: consecutive entries of one size and GPU count."""
+    groups = []
     i = 0
     while i < len(plan):
         size, gpus, reserved = plan[i]["size"], plan[i]["gpus"], plan[i]["reserved"]
@@ -276,17 +342,70 @@ def launch(ec2: Any, plan: list[dict[str, Any]]) -> list[str]:
         tags = {"AutoShutdown": "true", "pyctl:env": ENV, "Name": f"bench-{i}"}
         if reserved:
             tags["pyctl:capacity"] = "reserved"
+        groups.append((j - i, TYPES[gpus], tags))
+        i = j
+    return groups
+
+
+def _tag_spec(tags: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def launch(ec2: Any, plan: list[dict[str, Any]]) -> list[str]:
+    """RunInstances over HTTP, one call per reservation; returns the ids."""
+    ids: list[str] = []
+    for count, instance_type, tags in launch_groups(plan):
         res = ec2.run_instances(
-            ImageId="ami-12345678",
-            MinCount=j - i,
-            MaxCount=j - i,
-            InstanceType=TYPES[gpus],
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-            ],
+            ImageId=AMI,
+            MinCount=count,
+            MaxCount=count,
+            InstanceType=instance_type,
+            TagSpecifications=_tag_spec(tags),
         )
         ids.extend(x["InstanceId"] for x in res["Instances"])
-        i = j
+    return ids
+
+
+def launch_in_process(plan: list[dict[str, Any]]) -> list[str]:
+    """The same reservations through moto's EC2 backend in the server process (no HTTP, no response to
+    serialize): the arguments moto's RunInstances handler passes for the request `launch` sends."""
+    from moto.backends import get_backend
+    from moto.ec2.utils import convert_tag_spec
+
+    backend = get_backend("ec2")["123456789012"][REGION]
+    ids: list[str] = []
+    for count, instance_type, tags in launch_groups(plan):
+        reservation = backend.run_instances(
+            AMI,
+            count,
+            None,
+            [],
+            instance_type=instance_type,
+            is_instance_type_default=False,
+            placement=None,
+            placement_hostid=None,
+            region_name=REGION,
+            subnet_id=None,
+            key_name=None,
+            security_group_ids=[],
+            nics=[],
+            private_ip=None,
+            associate_public_ip=None,
+            tags=convert_tag_spec(_tag_spec(tags)),
+            ebs_optimized=False,
+            disable_api_stop=False,
+            instance_market_options={},
+            instance_initiated_shutdown_behavior=None,
+            launch_template={},
+            hibernation_options={},
+            iam_instance_profile_name=None,
+            iam_instance_profile_arn=None,
+            monitoring_state="disabled",
+            ipv6_address_count=None,
+            metadata_options={},
+            client_token=str(uuid.uuid4()),  # botocore fills this idempotency token in likewise
+        )
+        ids.extend(i.id for i in reservation.instances)
     return ids
 
 
@@ -425,8 +544,10 @@ def seed_algorithm(now: datetime) -> dict[str, str]:
 
     ec2 = boto3.client("ec2", region_name=REGION)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    del now  # the run's own clock, like the CLI's
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    # The run's own clock, like the CLI's; the fake check pins it to the seeding time, as its two servers
+    # run a minute apart and the seed's window Average moves with the clock (one-busy-GPU nodes).
+    clock = now if os.environ.get("BENCH_PIN_CLOCK") else datetime.now(UTC)
+    end = clock.replace(second=0, microsecond=0)
     start = end - timedelta(minutes=IDLE_MINUTES)
     verdicts = {}
     filters = [
@@ -453,12 +574,16 @@ def seed_algorithm(now: datetime) -> dict[str, str]:
     return verdicts
 
 
-def measure(mode: str, url: str, now: datetime) -> tuple[dict[str, Any], dict[str, int]]:
+def measure(
+    mode: str, url: str, now: datetime, pin_clock: bool = False
+) -> tuple[dict[str, Any], dict[str, int]]:
     """Run `mode` in a fresh process through a counting proxy; (its figures, calls by operation)."""
     from fakes.faultproxy import FaultProxy
 
     with FaultProxy(upstream=url, seed=0) as proxy, tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "PYTHONPATH": str(ROOT)}
+        if pin_clock:
+            env["BENCH_PIN_CLOCK"] = "1"
         subprocess.run(
             [sys.executable, __file__, "--child", mode, out.name, now.isoformat()], env=env, check=True
         )
@@ -481,6 +606,19 @@ def start_server(fast: bool) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+def server_command(proc: subprocess.Popen[str], command: str, payload: Any) -> str:
+    """Send `command <file with payload as JSON>` to the server process; its one-line answer."""
+    assert proc.stdin is not None and proc.stdout is not None
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(payload, f)
+    try:
+        proc.stdin.write(f"{command} {f.name}\n")
+        proc.stdin.flush()
+        return proc.stdout.readline().strip()
+    finally:
+        os.unlink(f.name)
+
+
 def stop_server(proc: subprocess.Popen[str]) -> None:
     assert proc.stdin is not None
     proc.stdin.write("quit\n")
@@ -498,26 +636,24 @@ def accuracy(verdicts: dict[str, str], expected: dict[str, str]) -> dict[str, An
 def one_fleet(
     n: int, gpus: str, seed: int, modes: tuple[str, ...] = ("cli", "lambda", "seed")
 ) -> dict[str, Any]:
-    import boto3
-
     proc, url = start_server(fast=True)
     try:
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         plan = plan_fleet(n, gpus, seed)
-        ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url)
         t0 = time.perf_counter()
-        ids = launch(ec2, plan)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(seed_spec(plan, ids, now, seed), f)
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(f"seed {f.name}\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "ok"
-        os.unlink(f.name)
+        ids = json.loads(server_command(proc, "launch", plan))
+        launched = time.perf_counter() - t0
+        assert server_command(proc, "seed", seed_spec(plan, ids, now, seed)) == "ok"
         setup = time.perf_counter() - t0
         expected = {i: truth(p["case"]) for i, p in zip(ids, plan, strict=True)}
         series = sum(p["gpus"] for p in plan if p["case"] != "missing")
-        row: dict[str, Any] = {"n": n, "gpus": gpus, "series": series, "setup_s": round(setup, 1)}
+        row: dict[str, Any] = {
+            "n": n,
+            "gpus": gpus,
+            "series": series,
+            "setup_s": round(setup, 1),
+            "launch_s": round(launched, 1),
+        }
         for mode in modes:
             figures, calls = measure(mode, url, now)
             row[mode] = {
@@ -533,15 +669,71 @@ def one_fleet(
         row["lower_bound"] = math.ceil(read_series / 500) + math.ceil(n / 1000) + math.ceil(series / 500)
         for mode in set(modes) & {"cli", "lambda"}:
             row[mode]["ratio_to_lower_bound"] = round(row[mode]["total_calls"] / row["lower_bound"], 3)
+            # moto pages DescribeInstances by reservations (MaxResults 1000 = up to 16,000 instances here),
+            # AWS by instances: the same run with AWS's ceil(N/1000) pages.
+            aws_calls = row[mode]["total_calls"] - row[mode]["calls"].get("ec2:DescribeInstances", 0)
+            aws_calls += math.ceil(n / 1000)
+            row[mode]["calls_with_aws_paging"] = aws_calls
+            row[mode]["ratio_with_aws_paging"] = round(aws_calls / row["lower_bound"], 3)
         row["per_instance_discovery_calls"] = n  # ListMetrics with an InstanceId filter, one per instance
         return row
     finally:
         stop_server(proc)
 
 
+def _normalized(value: Any, names: dict[str, str]) -> Any:
+    """A DescribeInstances answer with what differs between two servers by chance made positional: the
+    random ids (instance, reservation, ENI, volume...), client tokens, MAC and IP addresses, DNS names and
+    times; each to its order of first appearance, so two answers are equal only with the same shape."""
+    if isinstance(value, dict):
+        return {k: _normalized(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalized(v, names) for v in value]
+    if isinstance(value, datetime):
+        return "<time>"
+    if isinstance(value, str):
+        value = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<time>", value)  # "User initiated (...)"
+    if isinstance(value, str) and (
+        re.fullmatch(r"[a-z]+(-[a-z]+)?-[0-9a-f]{8,17}", value)
+        or re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", value)
+        or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", value)
+        or re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", value)
+        or re.search(r"\d+-\d+-\d+-\d+", value)
+    ):
+        return names.setdefault(value, f"<{len(names)}>")
+    return value
+
+
+def describe_answers(ec2: Any, ids: list[str]) -> list[Any]:
+    """DescribeInstances as the watchdog and the seed ask (filters, page sizes), and by id, every page of
+    each, after stopping two instances; normalized by `_normalized`."""
+    ec2.stop_instances(InstanceIds=ids[3:5])
+    watchdog_filters = [
+        {"Name": "instance-state-name", "Values": ["running"]},
+        {"Name": "tag-key", "Values": ["AutoShutdown"]},
+        {"Name": "tag:pyctl:env", "Values": [ENV]},
+    ]
+    asks: list[dict[str, Any]] = [
+        {"Filters": watchdog_filters, "PaginationConfig": {"PageSize": 1000}},
+        {"Filters": watchdog_filters, "PaginationConfig": {"PageSize": 5}},
+        {"Filters": [{"Name": "tag:AutoShutdown", "Values": ["true"]}, watchdog_filters[0]]},
+        {"Filters": [{"Name": "tag:pyctl:env", "Values": ["other"]}]},
+        {"Filters": [{"Name": "instance-state-name", "Values": ["stopped", "stopping"]}]},
+        {"PaginationConfig": {"PageSize": 7}},
+        {"InstanceIds": ids[::5]},
+    ]
+    names: dict[str, str] = {}
+    out = []
+    for ask in asks:
+        pages = ec2.get_paginator("describe_instances").paginate(**ask)
+        out.append([_normalized(p["Reservations"], names) for p in pages])
+    return out
+
+
 def check_fake(seed: int) -> bool:
-    """The same small fleet, seeded over HTTP, on stock moto and on the indexed store: identical answers
-    (the watchdog's decisions, the seed algorithm's verdicts, ListMetrics and GetMetricData themselves)."""
+    """The same small fleet on stock moto (launched and seeded over HTTP) and on the indexed stores
+    (launched in the server process, as measured fleets are; seeded over HTTP): identical answers (the
+    watchdog's decisions, the seed algorithm's verdicts, DescribeInstances, ListMetrics, GetMetricData)."""
     import boto3
 
     answers = []
@@ -552,7 +744,8 @@ def check_fake(seed: int) -> bool:
         try:
             ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=url)
             cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=url)
-            ids = launch(ec2, plan)
+            # Stock moto launches over HTTP; the indexed one in its process, as the measured fleets are.
+            ids = json.loads(server_command(proc, "launch", plan)) if fast else launch(ec2, plan)
             data = [
                 {"MetricName": name, "Dimensions": dims, "Timestamp": when, "Value": value, "Unit": "Percent"}
                 for _, name, dims, when, value in _points(seed_spec(plan, ids, now, seed))
@@ -561,7 +754,7 @@ def check_fake(seed: int) -> bool:
                 cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + 1000])
             name_of = {i: f"#{n}" for n, i in enumerate(ids)}
             decisions, _ = measure("cli", url, now)
-            baseline, _ = measure("seed", url, now)
+            baseline, _ = measure("seed", url, now, pin_clock=True)
             listed = sorted(
                 {
                     tuple(sorted((d["Name"], name_of.get(d["Value"], d["Value"])) for d in m["Dimensions"]))
@@ -597,8 +790,10 @@ def check_fake(seed: int) -> bool:
                 EndTime=end,
                 ScanBy="TimestampAscending",
             )["MetricDataResults"]
+            described = describe_answers(ec2, ids)
             answers.append(
                 {
+                    "describe_instances": described,
                     "watchdog": {name_of[i]: v for i, v in decisions["verdicts"].items()},
                     "seed": {name_of[i]: v for i, v in baseline["verdicts"].items()},
                     "list_metrics": listed,
@@ -611,18 +806,19 @@ def check_fake(seed: int) -> bool:
     stock = answers[0]
     print(
         f"fake check (24 mixed instances, stock moto vs indexed store): {'identical' if same else 'DIFFERENT'} "
-        f"({len(stock['list_metrics'])} series listed, {len(stock['get_metric_data'])} GetMetricData results, "
+        f"({sum(len(p) for a in stock['describe_instances'] for p in a)} DescribeInstances reservations in "
+        f"{sum(len(a) for a in stock['describe_instances'])} pages, "
+        f"{len(stock['list_metrics'])} series listed, {len(stock['get_metric_data'])} GetMetricData results, "
         f"{len(stock['watchdog'])} watchdog verdicts, {len(stock['seed'])} seed verdicts)"
     )
     if not same:
         for key in answers[0]:
             if answers[0][key] != answers[1][key]:
                 print(f"  differs: {key}")
-                if os.environ.get("BENCH_DEBUG"):
-                    for a, b in zip(answers[0][key], answers[1][key], strict=False):
-                        if a != b:
-                            print("   stock:", a, "\n   fast: ", b)
-                            break
+                if os.environ.get("BENCH_DEBUG"):  # both answers as JSON, to diff
+                    for label, answer in (("stock", answers[0]), ("fast", answers[1])):
+                        text = json.dumps(answer[key], indent=1, default=str)
+                        Path(os.environ["BENCH_DEBUG"], f"{key}.{label}.json").write_text(text)
     return same
 
 
