@@ -97,7 +97,9 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-@click.command("fetch-model")
+# -h here too, not only through the group: click caches a command's help option from the first context it
+# sees, so a process that ran the command on its own first would otherwise lose -h under `pyctl-agent`.
+@click.command("fetch-model", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("name")
 @click.option("--version", default=None, help="Model version (default: the latest complete one).")
 @click.option(
