@@ -73,6 +73,10 @@ def _pools(root: str, state: dict[str, Any]) -> list[PlannedPool]:
                 )
             )
         elif rc["type"] == "google_compute_instance_template":
+            if after["labels"].get("pyctl-fallback") == "twin":
+                # The spot pool's on-demand twin: the spot template's bytes with another scheduling
+                # (tests/gcp/test_spot_fallback.py keeps the two equal); its pool's box boots the spot one.
+                continue
             metadata = dict(after["metadata"])
             pools.append(
                 PlannedPool(
