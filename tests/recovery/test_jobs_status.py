@@ -131,3 +131,24 @@ def test_jobs_without_credentials_is_one_line_and_exit_1(
         assert result.exception.exit_code == 1
         assert result.exception.message.startswith("AWS: no usable credentials")
         assert "\n" not in result.exception.message
+
+
+def test_gcp_fallback_status_without_google_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """prod has GCP spot pools: their fallback state is read from GCS, and no Application Default
+    Credentials (no env var, no gcloud file, no metadata server) is one line with exit code 1."""
+    from pyctl.commands.jobs import _gcp_fallback
+    from pyctl.spec import load_env
+
+    spec = load_env("prod").spec
+    assert any(p.cloud == "gcp" and p.capacity == "spot" for p in spec.pools)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/gcloud/application_default_credentials.json
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # nothing listens: not on GCE
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    with pytest.raises(PyctlError) as err:
+        _gcp_fallback(spec)
+    assert err.value.args[0].startswith("GCP: no usable credentials (")
+    assert "\n" not in err.value.args[0]
+    assert err.value.exit_code == 1
