@@ -709,6 +709,15 @@ class Summary:
     def hourly_saved(self) -> float:
         return sum(d.hourly_cost_saved or 0.0 for d in self.acted if d.outcome == "done")
 
+    def named(self, top: int = SUMMARY_TOP) -> dict[str, Any]:
+        """The counts and, per kind, at most `top` instance ids in the summary's order (`<kind>_total`
+        counts them all): the bounded part of a run's result, the same on both clouds."""
+        out: dict[str, Any] = {"counts": dict(self.counts)}
+        for kind, group in (("acted", self.acted), ("failed", self.failed), ("alerts", self.alerts)):
+            out[kind] = [d.instance_id for d in costliest_first(group)[:top]]
+            out[f"{kind}_total"] = len(group)
+        return out
+
     def text(self, title: str = "pyctl GPU watchdog", *, top: int = SUMMARY_TOP, log: str = "") -> str:
         """The notification: the counts, then at most `top` lines per kind (failed first, costliest first),
         how many more there are and where the full record is (`log`: one JSON line per decision there).
@@ -726,7 +735,7 @@ class Summary:
             lines.append(", ".join(tally))
         hidden = 0
         for label, group in (("FAILED", self.failed), ("acted", self.acted), ("attention", self.alerts)):
-            ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
+            ranked = costliest_first(group)
             for d in ranked[:top]:
                 shown = "WARNING" if d.action == "warn" and label == "acted" else label
                 cost = f" ${d.hourly_cost:.2f}/h" if d.hourly_cost is not None else ""
@@ -747,6 +756,11 @@ class Summary:
         if hidden or log:
             lines.append(f"every decision, one JSON line each: {log or 'the run log'}")
         return _bounded("\n".join(lines), SUMMARY_MAX_BYTES)
+
+
+def costliest_first(group: Sequence[Decision]) -> list[Decision]:
+    """The order the summary names instances in: costliest first, then by id."""
+    return sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
 
 
 def _cut(text: str, limit: int = _LINE_PART) -> str:

@@ -699,21 +699,10 @@ def publish_run(
         log(json.dumps({"message": "gpu-watchdog error", "error": e}))
     summary = result.summary
     top = idle.SUMMARY_TOP
-
-    def named(group: Sequence[Decision]) -> list[str]:
-        ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
-        return [d.instance_id for d in ranked[:top]]
-
     return {
         "ok": not errors and not summary.failed,
         "dry_run": summary.dry_run,
-        "counts": dict(summary.counts),
-        "acted": named(summary.acted),
-        "acted_total": len(summary.acted),
-        "failed": named(summary.failed),
-        "failed_total": len(summary.failed),
-        "alerts": named(summary.alerts),
-        "alerts_total": len(summary.alerts),
+        **summary.named(top),
         "notified": summary.notify and not notify_errors,
         "notify_errors": notify_errors,
         "errors": errors[:top],

@@ -156,11 +156,6 @@ def run_and_log(
         log(json.dumps({"message": "gpu-watchdog error", "cloud": "gcp", "severity": "ERROR", "error": e}))
     summary = result.summary
     top = SUMMARY_TOP
-
-    def named(group: Sequence[Decision]) -> list[str]:
-        ranked = sorted(group, key=lambda d: (-(d.hourly_cost or 0.0), d.instance_id))
-        return [d.instance_id for d in ranked[:top]]
-
     # Bounded at any fleet size: at most SUMMARY_TOP names per kind (`*_total` counts them all); the log
     # lines above have every decision.
     return {
@@ -168,13 +163,7 @@ def run_and_log(
         "project": project,
         "ok": not result.errors and not summary.failed,
         "dry_run": settings.dry_run,
-        "counts": dict(summary.counts),
-        "acted": named(summary.acted),
-        "acted_total": len(summary.acted),
-        "failed": named(summary.failed),
-        "failed_total": len(summary.failed),
-        "alerts": named(summary.alerts),
-        "alerts_total": len(summary.alerts),
+        **summary.named(top),
         "hourly_saved": round(summary.hourly_saved, 4),
         "errors": result.errors[:top],
         "errors_total": len(result.errors),
